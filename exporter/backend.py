@@ -1,0 +1,111 @@
+"""The backend seam: one call per vessel returns its observation or a CollectError.
+
+InfluxQL over the v1 ``/query`` API is spoken by InfluxDB 1.x, 2.x (v1 compatibility
+with a DBRP mapping) and 3.x, so it is the default backend.
+"""
+
+import json
+import zlib
+from collections.abc import Sequence
+from typing import Protocol
+
+import aiohttp
+
+from .config import VesselConfig, Window
+from .influxql import build_statements, parse_answer
+from .model import Answer, AuthError, QueryError, TransientError
+
+MAX_ANSWER_BYTES = 8 * 1024 * 1024  # decoded; a bounded query never comes near this
+
+
+class Backend(Protocol):
+    async def query(self, vessel: VesselConfig) -> Answer:
+        """Collect one vessel with a single request; raise CollectError on failure."""
+        ...
+
+
+def _decode_body(raw: bytes, encoding: str) -> bytes:
+    if encoding in ("", "identity"):
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise QueryError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+        return raw
+    if encoding not in ("gzip", "deflate"):
+        raise QueryError(f"unsupported Content-Encoding {encoding!r}")
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        body = inflater.decompress(raw, MAX_ANSWER_BYTES + 1)
+    except zlib.error as exc:
+        raise QueryError(f"corrupt {encoding} answer: {exc}") from None
+    if len(body) > MAX_ANSWER_BYTES:
+        raise QueryError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+    if not inflater.eof:
+        raise QueryError(f"truncated {encoding} answer")
+    return body
+
+
+def _error_text(body: bytes) -> str:
+    """InfluxDB puts its reason in {"error": ...}; anything else is summarised, not echoed."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return "no JSON error message"
+    if isinstance(document, dict) and isinstance(document.get("error"), str):
+        return document["error"][:300]
+    return "no JSON error message"
+
+
+class InfluxQLBackend:
+    def __init__(
+        self, session: aiohttp.ClientSession, windows: Sequence[Window], lookback: float
+    ) -> None:
+        self._session = session
+        self._windows = tuple(windows)
+        self._lookback = lookback
+
+    def _auth(self, vessel: VesselConfig) -> tuple[dict[str, str], aiohttp.BasicAuth | None]:
+        influx = vessel.influx
+        headers = {"Accept": "application/json", "Accept-Encoding": "gzip"}
+        if influx.token is not None:
+            headers["Authorization"] = f"Token {influx.token.reveal()}"
+            return headers, None
+        if influx.username is not None and influx.password is not None:
+            # Basic auth keeps credentials out of the URL, and so out of error messages.
+            return headers, aiohttp.BasicAuth(influx.username, influx.password.reveal())
+        return headers, None
+
+    async def query(self, vessel: VesselConfig) -> Answer:
+        statements = build_statements(vessel, self._windows, self._lookback)
+        headers, auth = self._auth(vessel)
+        form = {
+            "db": vessel.influx.database,
+            "epoch": "s",
+            "q": ";\n".join(s.text for s in statements),
+        }
+        try:
+            async with self._session.post(
+                f"{vessel.influx.url}/query", data=form, headers=headers, auth=auth
+            ) as response:
+                raw = await response.read()
+                status = response.status
+                ctype = response.content_type
+                encoding = response.headers.get("Content-Encoding", "").lower()
+        except (aiohttp.ClientError, OSError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise TransientError(f"{type(exc).__name__}: {reason}") from None
+
+        if status in (401, 403):
+            raise AuthError(f"HTTP {status}: {_error_text(_decode_body(raw, encoding))}")
+        if status >= 500 or status == 429:
+            raise TransientError(f"HTTP {status}")
+        if status != 200:
+            raise QueryError(f"HTTP {status}: {_error_text(_decode_body(raw, encoding))}")
+        if "json" not in ctype:
+            raise QueryError(f"expected a JSON answer, got {ctype or 'no content type'}")
+        body = _decode_body(raw, encoding)
+        try:
+            document = json.loads(body)
+        except ValueError as exc:
+            raise QueryError(f"invalid JSON in answer ({len(body)} bytes): {exc.msg}") from None
+        observation = parse_answer(document, statements, vessel, self._windows)
+        return Answer(observation=observation, response_bytes=len(raw))

@@ -1,0 +1,91 @@
+"""`fleet-exporter`: serve metrics, check a config, or run one collection."""
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from .config import Config, ConfigError, load_config
+from .runlog import RunLog
+from .service import CollectionService, client_session, influxql_backend
+from .web import create_app
+
+log = logging.getLogger("exporter")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="fleet-exporter",
+        description="Export per-device and per-component uptime of a fleet's InfluxDBs.",
+    )
+    parser.add_argument("--config", required=True, help="path to the YAML config")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check-config", action="store_true", help="validate the config and exit (0 when valid)"
+    )
+    mode.add_argument(
+        "--once",
+        action="store_true",
+        help="run one collection, print the metrics to stdout and exit",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    return parser.parse_args(argv)
+
+
+async def run_once(config: Config) -> bytes:
+    runlog = await RunLog.open(config.state_path)
+    try:
+        async with client_session(config) as session:
+            service = CollectionService(config, influxql_backend(config, session), runlog)
+            await service.restore()
+            await service.run_once()
+            return service.cache.body(service.clock())
+    finally:
+        await runlog.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"fleet-exporter: config error: {exc}", file=sys.stderr)
+        return 2
+    devices = sum(len(v.devices) for v in config.vessels)
+    if args.check_config:
+        print(f"config ok: {len(config.vessels)} vessels, {devices} devices")
+        return 0
+    if args.once:
+        # Failed vessels are reported in the metrics, so the exit code stays 0.
+        sys.stdout.buffer.write(asyncio.run(run_once(config)))
+        sys.stdout.flush()
+        return 0
+    log.info(
+        "serving %d vessels, %d devices on %s:%d",
+        len(config.vessels),
+        devices,
+        config.listen_host,
+        config.listen_port,
+    )
+    web.run_app(
+        create_app(config),
+        host=config.listen_host,
+        port=config.listen_port,
+        print=None,
+        access_log=None,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""One collection run: every vessel concurrently, bounded, with retries and backoff."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from .backend import Backend
+from .config import CollectionConfig, VesselConfig
+from .model import CollectError, TransientError, VesselObservation, VesselStatus
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class VesselResult:
+    vessel: str
+    status: VesselStatus
+    attempts: int
+    duration: float
+    finished_at: float
+    response_bytes: int = 0
+    error: str | None = None
+    observation: VesselObservation | None = None  # set when the vessel answered
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    started_at: float
+    finished_at: float
+    duration: float
+    vessels: tuple[VesselResult, ...]
+
+    @property
+    def ok(self) -> int:
+        return sum(1 for v in self.vessels if v.status.collected)
+
+    @property
+    def failed(self) -> int:
+        return len(self.vessels) - self.ok
+
+    @property
+    def result(self) -> str:
+        if self.failed == 0:
+            return "success"
+        return "failed" if self.ok == 0 else "partial"
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def classify(observation: VesselObservation, now: float, stale_after: float) -> VesselStatus:
+    newest = observation.newest_sample
+    if newest is None:
+        return VesselStatus.NO_DATA
+    return VesselStatus.STALE if now - newest > stale_after else VesselStatus.OK
+
+
+class Collector:
+    def __init__(
+        self,
+        config: CollectionConfig,
+        backend: Backend,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._config = config
+        self._backend = backend
+        self._clock = clock
+        self._sleep = sleep
+
+    async def collect_vessel(self, vessel: VesselConfig) -> VesselResult:
+        cfg = self._config
+        started = time.monotonic()
+        error: CollectError = TransientError("not attempted")
+        attempt = 0
+        for attempt in range(1, cfg.attempts + 1):
+            try:
+                async with asyncio.timeout(cfg.timeout):
+                    answer = await self._backend.query(vessel)
+            except TimeoutError:
+                error = TransientError(f"timed out after {cfg.timeout:g}s")
+            except CollectError as exc:
+                error = exc
+            else:
+                now = self._clock()
+                return VesselResult(
+                    vessel=vessel.id,
+                    status=classify(answer.observation, now, cfg.stale_after),
+                    attempts=attempt,
+                    duration=time.monotonic() - started,
+                    finished_at=now,
+                    response_bytes=answer.response_bytes,
+                    observation=answer.observation,
+                )
+            if not error.retryable or attempt == cfg.attempts:
+                break
+            await self._sleep(cfg.backoff * 2 ** (attempt - 1))
+        message = redact(str(error), vessel.influx.secrets())
+        log.warning(
+            "vessel %s: %s after %d attempt(s): %s", vessel.id, error.status, attempt, message
+        )
+        return VesselResult(
+            vessel=vessel.id,
+            status=error.status,
+            attempts=attempt,
+            duration=time.monotonic() - started,
+            finished_at=self._clock(),
+            error=message,
+        )
+
+    async def run(self, vessels: Sequence[VesselConfig]) -> RunResult:
+        started_at, started = self._clock(), time.monotonic()
+        gate = asyncio.Semaphore(self._config.concurrency)
+
+        async def bounded(vessel: VesselConfig) -> VesselResult:
+            async with gate:
+                return await self.collect_vessel(vessel)
+
+        results = await asyncio.gather(*(bounded(v) for v in vessels))
+        return RunResult(
+            started_at=started_at,
+            finished_at=self._clock(),
+            duration=time.monotonic() - started,
+            vessels=tuple(results),
+        )

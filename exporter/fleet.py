@@ -1,0 +1,80 @@
+"""The fleet's last known state, updated by each run and read by the renderer."""
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .collector import RunResult
+from .config import VesselConfig
+from .model import VesselObservation, VesselStatus
+
+RUN_RESULTS = ("success", "partial", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class VesselState:
+    config: VesselConfig
+    status: VesselStatus | None = None  # None until the first collection
+    observation: VesselObservation | None = None  # last answer; kept while the vessel fails
+    last_success: float | None = None
+    error: str | None = None
+    attempts: int = 0
+    duration: float = 0.0
+    response_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSnapshot:
+    """An immutable view, safe to render in another thread."""
+
+    vessels: tuple[VesselState, ...]
+    runs_total: dict[str, int] = field(default_factory=dict)
+    last_run: RunResult | None = None
+    last_good_run_at: float | None = None  # a run where at least one vessel answered
+
+
+class Fleet:
+    def __init__(self, vessels: Sequence[VesselConfig]) -> None:
+        self._states = {v.id: VesselState(config=v) for v in vessels}
+        self._runs_total = dict.fromkeys(RUN_RESULTS, 0)
+        self._last_run: RunResult | None = None
+        self._last_good_run_at: float | None = None
+
+    @property
+    def configs(self) -> list[VesselConfig]:
+        return [s.config for s in self._states.values()]
+
+    def restore(self, vessel: str, observation: VesselObservation, last_success: float) -> None:
+        """Seed the last known state saved by a previous process."""
+        state = self._states.get(vessel)
+        if state is not None:
+            self._states[vessel] = dataclasses.replace(
+                state, observation=observation, last_success=last_success
+            )
+
+    def apply(self, run: RunResult) -> None:
+        for result in run.vessels:
+            state = self._states[result.vessel]
+            answered = result.observation is not None
+            self._states[result.vessel] = dataclasses.replace(
+                state,
+                status=result.status,
+                observation=result.observation if answered else state.observation,
+                last_success=result.finished_at if answered else state.last_success,
+                error=result.error,
+                attempts=result.attempts,
+                duration=result.duration,
+                response_bytes=result.response_bytes,
+            )
+        self._runs_total[run.result] += 1
+        self._last_run = run
+        if run.result != "failed":
+            self._last_good_run_at = run.finished_at
+
+    def snapshot(self) -> FleetSnapshot:
+        return FleetSnapshot(
+            vessels=tuple(self._states.values()),
+            runs_total=dict(self._runs_total),
+            last_run=self._last_run,
+            last_good_run_at=self._last_good_run_at,
+        )

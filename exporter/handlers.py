@@ -1,0 +1,95 @@
+"""HTTP handlers: metrics, health, the run log API and the status page."""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from .appkeys import SERVICE
+from .fleet import RUN_RESULTS
+from .metrics import CONTENT_TYPE
+from .status_page import render_status_page
+
+MAX_PAGE = 500
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _run_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "started_at": _iso(row["started_at"]), "finished_at": _iso(row["finished_at"])}
+
+
+def _bad_request(field: str, message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(
+        text=json.dumps({"error": f"{field}: {message}"}),
+        content_type="application/json",
+    )
+
+
+def _int_param(
+    request: web.Request, name: str, default: int | None, low: int, high: int
+) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise _bad_request(name, f"expected an integer from {low} to {high}, got {raw!r}")
+    return int(raw)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    body = service.cache.body(service.clock())
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    if request.app[SERVICE].ready.is_set():
+        return web.json_response({"status": "ready"})
+    return web.json_response({"status": "waiting for the first collection"}, status=503)
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    limit = _int_param(request, "limit", 20, 1, MAX_PAGE)
+    before = _int_param(request, "before", None, 1, 2**63 - 1)
+    status = request.query.get("status")
+    if status is not None and status not in RUN_RESULTS:
+        raise _bad_request("status", f"expected one of {', '.join(RUN_RESULTS)}, got {status!r}")
+    assert limit is not None
+    rows = await request.app[SERVICE].runlog.runs(limit + 1, before, status)
+    page, more = rows[:limit], len(rows) > limit
+    next_url = None
+    if more:
+        query = {"limit": str(limit), "before": str(page[-1]["id"])}
+        if status is not None:
+            query["status"] = status
+        next_url = str(request.rel_url.with_query(query))
+    return web.json_response({"runs": [_run_json(r) for r in page], "next": next_url})
+
+
+async def get_run(request: web.Request) -> web.Response:
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise _bad_request("id", f"expected a run id, got {raw!r}")
+    run = await request.app[SERVICE].runlog.run(int(raw))
+    if run is None:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": f"run {raw} not found"}),
+            content_type="application/json",
+        )
+    return web.json_response(_run_json(run))
+
+
+async def status_page(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    html = render_status_page(service.fleet.snapshot(), service.clock(), _iso)
+    return web.Response(text=html, content_type="text/html")

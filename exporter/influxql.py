@@ -1,0 +1,173 @@
+"""InfluxQL statements for one vessel, and strict parsing of the answer.
+
+All aggregation happens on the server: per device the answer holds a few counts and
+timestamps, never raw points, so it stays small over a satellite link.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .config import InfluxConfig, VesselConfig, Window
+from .model import DeviceObservation, QueryError, VesselObservation
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    purpose: str  # "total:24h", "up:24h", "latest", "last_reply", "first"
+    text: str
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def build_statements(
+    vessel: VesselConfig, windows: Sequence[Window], lookback: float
+) -> list[Statement]:
+    influx: InfluxConfig = vessel.influx
+    tag = _ident(influx.device_tag)
+    source = _ident(influx.measurement)
+    only = " OR ".join(f"{tag} = {_literal(d.address)}" for d in vessel.devices)
+    loss = '"percent_packet_loss"'
+    reply = f"{loss} < 100"
+
+    def since(seconds: float) -> str:
+        return f"time > now() - {int(seconds)}s AND ({only})"
+
+    statements: list[Statement] = []
+    for window in windows:
+        statements.append(
+            Statement(
+                f"total:{window.label}",
+                f'SELECT count("result_code") FROM {source} '
+                f"WHERE {since(window.seconds)} GROUP BY {tag}",
+            )
+        )
+        statements.append(
+            Statement(
+                f"up:{window.label}",
+                f"SELECT count({loss}) FROM {source} "
+                f"WHERE {reply} AND {since(window.seconds)} GROUP BY {tag}",
+            )
+        )
+    # A ping error writes only result_code, so it is selected too: the newest row must
+    # be the newest sample whatever fields it has.
+    statements.append(
+        Statement(
+            "latest",
+            f'SELECT "result_code", {loss}, "average_response_ms" FROM {source} '
+            f"WHERE {since(lookback)} GROUP BY {tag} ORDER BY time DESC LIMIT 1",
+        )
+    )
+    statements.append(
+        Statement(
+            "last_reply",
+            f"SELECT last({loss}) FROM {source} WHERE {reply} AND {since(lookback)} GROUP BY {tag}",
+        )
+    )
+    statements.append(
+        Statement(
+            "first",
+            f'SELECT first("result_code") FROM {source} WHERE {since(lookback)} GROUP BY {tag}',
+        )
+    )
+    return statements
+
+
+def _number(value: Any, where: str, *, nullable: bool = False) -> float | None:
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise QueryError(f"malformed answer: {where}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _rows(result: Any, index: int, statement: Statement, tag: str) -> dict[str, dict[str, Any]]:
+    """Map device address -> {column: value} for one statement's single-row series."""
+    where = f"statement {index} ({statement.purpose})"
+    if not isinstance(result, dict):
+        raise QueryError(f"malformed answer: {where}: expected an object")
+    if "error" in result:
+        raise QueryError(f"{where}: {result['error']}")
+    series = result.get("series", [])
+    if not isinstance(series, list):
+        raise QueryError(f"malformed answer: {where}: series is not a list")
+    rows: dict[str, dict[str, Any]] = {}
+    for n, item in enumerate(series):
+        at = f"{where} series {n}"
+        if not isinstance(item, dict):
+            raise QueryError(f"malformed answer: {at}: expected an object")
+        tags, columns, values = item.get("tags"), item.get("columns"), item.get("values")
+        if not isinstance(tags, dict) or not isinstance(tags.get(tag), str):
+            raise QueryError(f"malformed answer: {at}: missing tag {tag!r}")
+        if not isinstance(columns, list) or "time" not in columns:
+            raise QueryError(f"malformed answer: {at}: missing columns")
+        if not isinstance(values, list) or not values:
+            raise QueryError(f"malformed answer: {at}: empty series")
+        row = values[0]
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise QueryError(f"malformed answer: {at}: row does not match its columns")
+        rows[tags[tag]] = dict(zip(columns, row, strict=True))
+    return rows
+
+
+def parse_answer(
+    document: Any, statements: Sequence[Statement], vessel: VesselConfig, windows: Sequence[Window]
+) -> VesselObservation:
+    """Turn a decoded /query answer into observations; any surprise is a QueryError."""
+    if not isinstance(document, dict):
+        raise QueryError("malformed answer: expected a JSON object")
+    if "error" in document:
+        raise QueryError(f"InfluxDB error: {document['error']}")
+    results = document.get("results")
+    if not isinstance(results, list) or len(results) != len(statements):
+        got = len(results) if isinstance(results, list) else "no"
+        raise QueryError(f"malformed answer: {got} results for {len(statements)} statements")
+    tag = vessel.influx.device_tag
+    by_purpose = {
+        st.purpose: _rows(result, i, st, tag)
+        for i, (st, result) in enumerate(zip(statements, results, strict=True))
+    }
+
+    def value(purpose: str, address: str, column: str, *, nullable: bool = False) -> float | None:
+        row = by_purpose[purpose].get(address)
+        if row is None:
+            return None
+        where = f"{purpose} for {address} column {column}"
+        if column not in row:
+            raise QueryError(f"malformed answer: {where} is missing")
+        return _number(row[column], where, nullable=nullable)
+
+    devices: dict[str, DeviceObservation] = {}
+    for device in vessel.devices:
+        address = device.address
+        counts: dict[str, tuple[int, int]] = {}
+        for window in windows:
+            total = int(value(f"total:{window.label}", address, "count") or 0)
+            up = int(value(f"up:{window.label}", address, "count") or 0)
+            if total < 0 or up < 0:
+                raise QueryError(f"malformed answer: negative count for {address}")
+            counts[window.label] = (total, min(up, total))
+        last_sample = value("latest", address, "time")
+        last_loss = last_rtt = None
+        if last_sample is not None:
+            pct = value("latest", address, "percent_packet_loss", nullable=True)
+            # A ping error carries no loss field: no reply was seen, so it counts as 100%.
+            last_loss = 1.0 if pct is None else min(max(pct / 100.0, 0.0), 1.0)
+            rtt_ms = value("latest", address, "average_response_ms", nullable=True)
+            last_rtt = None if rtt_ms is None else rtt_ms / 1000.0
+        devices[address] = DeviceObservation(
+            counts=counts,
+            last_sample=last_sample,
+            last_loss=last_loss,
+            last_rtt=last_rtt,
+            last_reply=value("last_reply", address, "time"),
+            first_sample=value("first", address, "time"),
+        )
+    return VesselObservation(devices=devices)

@@ -1,0 +1,313 @@
+"""Render the fleet as Prometheus metrics, once per collection.
+
+Everything but the downtime ages is rendered to bytes after each run, so a scrape
+costs a memory copy. Ages must be exact at scrape time, so their lines are rendered
+once with the outage start as the value and turned into ``now - start`` per scrape.
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import exposition as _exposition
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from .config import VesselConfig, Window
+from .fleet import RUN_RESULTS, FleetSnapshot, VesselState
+from .model import DeviceObservation, VesselStatus
+
+CONTENT_TYPE = getattr(_exposition, "CONTENT_TYPE_PLAIN_0_0_4", _exposition.CONTENT_TYPE_LATEST)
+DEVICE_LABELS = ("vessel", "component", "device", "address")
+COMPONENT_LABELS = ("vessel", "component")
+DEVICE_STATES = ("up", "down", "unknown")
+
+
+def _gauge(name: str, doc: str, labels: Sequence[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=list(labels))
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """A configured device and what was last observed of it (None: never seen)."""
+
+    labels: list[str]
+    observation: DeviceObservation | None
+
+
+def _components(state: VesselState) -> dict[str, list[_Member]]:
+    observed = state.observation.devices if state.observation is not None else {}
+    out: dict[str, list[_Member]] = {}
+    for device in state.config.devices:
+        labels = [state.config.id, device.component, device.name, device.address]
+        out.setdefault(device.component, []).append(_Member(labels, observed.get(device.address)))
+    return out
+
+
+def _coverage(obs: DeviceObservation, window: Window, vessel: VesselConfig) -> float:
+    samples = obs.counts.get(window.label, (0, 0))[0]
+    return min(1.0, samples * vessel.sample_interval / window.seconds)
+
+
+def _oldest_outage(members: list[_Member]) -> float | None:
+    starts = [m.observation.down_since for m in members if m.observation is not None]
+    known = [s for s in starts if s is not None]
+    return min(known) if known else None
+
+
+class FleetCollector:
+    """Yields every family except the scrape-time ages."""
+
+    def __init__(self, snapshot: FleetSnapshot, windows: Sequence[Window], interval: float):
+        self._snapshot = snapshot
+        self._windows = tuple(windows)
+        self._interval = interval
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._device_families()
+        yield from self._component_families()
+        yield from self._vessel_families()
+        yield from self._exporter_families()
+
+    def _device_families(self) -> Iterator[Metric]:
+        win = [*DEVICE_LABELS, "window"]
+        up = _gauge("fleet_device_up", "1 when the newest sample shows a reply.", DEVICE_LABELS)
+        uptime = _gauge(
+            "fleet_device_uptime_ratio", "Samples with a reply / samples, per window.", win
+        )
+        coverage = _gauge(
+            "fleet_device_coverage_ratio", "Share of the window that has samples.", win
+        )
+        since = _gauge(
+            "fleet_device_down_since_timestamp_seconds",
+            "Time of the last reply of a device that is down now.",
+            DEVICE_LABELS,
+        )
+        rtt = _gauge("fleet_device_rtt_seconds", "Average RTT of the newest sample.", DEVICE_LABELS)
+        loss = _gauge(
+            "fleet_device_packet_loss_ratio", "Packet loss of the newest sample.", DEVICE_LABELS
+        )
+        last = _gauge(
+            "fleet_device_last_sample_timestamp_seconds",
+            "Time of the newest sample.",
+            DEVICE_LABELS,
+        )
+        for state in self._snapshot.vessels:
+            for members in _components(state).values():
+                for m in members:
+                    obs = m.observation
+                    if obs is None:
+                        continue
+                    for window in self._windows:
+                        total, replied = obs.counts.get(window.label, (0, 0))
+                        wl = [*m.labels, window.label]
+                        coverage.add_metric(wl, _coverage(obs, window, state.config))
+                        if total:  # no samples: the ratio is unknown, not 1 and not 0
+                            uptime.add_metric(wl, replied / total)
+                    if obs.up is not None:
+                        up.add_metric(m.labels, 1.0 if obs.up else 0.0)
+                    if obs.down_since is not None:
+                        since.add_metric(m.labels, obs.down_since)
+                    if obs.last_rtt is not None:
+                        rtt.add_metric(m.labels, obs.last_rtt)
+                    if obs.last_loss is not None:
+                        loss.add_metric(m.labels, obs.last_loss)
+                    if obs.last_sample is not None:
+                        last.add_metric(m.labels, obs.last_sample)
+        yield from (up, uptime, coverage, since, rtt, loss, last)
+
+    def _component_families(self) -> Iterator[Metric]:
+        win = [*COMPONENT_LABELS, "window"]
+        up = _gauge(
+            "fleet_component_up", "1 when every device of the component is up.", COMPONENT_LABELS
+        )
+        devices = _gauge(
+            "fleet_component_devices",
+            "Devices of the component by state.",
+            [*COMPONENT_LABELS, "state"],
+        )
+        uptime = _gauge(
+            "fleet_component_uptime_ratio",
+            "Samples with a reply / samples over all devices, per window.",
+            win,
+        )
+        coverage = _gauge(
+            "fleet_component_coverage_ratio",
+            "Mean share of the window that has samples, over its devices.",
+            win,
+        )
+        objective = _gauge(
+            "fleet_component_sla_objective_ratio",
+            "Uptime objective of the component.",
+            COMPONENT_LABELS,
+        )
+        for state in self._snapshot.vessels:
+            for component, members in _components(state).items():
+                labels = [state.config.id, component]
+                objective.add_metric(labels, state.config.objectives[component])
+                if state.observation is None:
+                    continue
+                counts = dict.fromkeys(DEVICE_STATES, 0)
+                for m in members:
+                    known = m.observation.up if m.observation is not None else None
+                    counts["unknown" if known is None else "up" if known else "down"] += 1
+                for name, count in counts.items():
+                    devices.add_metric([*labels, name], count)
+                up.add_metric(labels, 1.0 if counts["up"] == len(members) else 0.0)
+                observed = [m.observation for m in members if m.observation is not None]
+                for window in self._windows:
+                    total = sum(o.counts.get(window.label, (0, 0))[0] for o in observed)
+                    replied = sum(o.counts.get(window.label, (0, 0))[1] for o in observed)
+                    if total:
+                        uptime.add_metric([*labels, window.label], replied / total)
+                    share = sum(_coverage(o, window, state.config) for o in observed)
+                    coverage.add_metric([*labels, window.label], share / len(members))
+        yield from (up, devices, uptime, coverage, objective)
+
+    def _vessel_families(self) -> Iterator[Metric]:
+        labels = ["vessel"]
+        up = _gauge(
+            "fleet_vessel_up", "1 when the last collection of the vessel succeeded.", labels
+        )
+        status = _gauge(
+            "fleet_vessel_data_status",
+            "Health of the vessel's data; exactly one status is 1.",
+            ["vessel", "status"],
+        )
+        success = _gauge(
+            "fleet_vessel_last_success_timestamp_seconds",
+            "Time of the last successful collection.",
+            labels,
+        )
+        newest = _gauge(
+            "fleet_vessel_newest_sample_timestamp_seconds",
+            "Time of the newest sample of any device.",
+            labels,
+        )
+        duration = _gauge(
+            "fleet_vessel_collect_duration_seconds",
+            "Duration of the last collection, retries included.",
+            labels,
+        )
+        attempts = _gauge(
+            "fleet_vessel_collect_attempts", "Attempts used by the last collection.", labels
+        )
+        size = _gauge(
+            "fleet_vessel_response_bytes", "Bytes on the wire of the last answer.", labels
+        )
+        info = _gauge("fleet_vessel_info", "Vessel metadata.", ["vessel", "name"])
+        for state in self._snapshot.vessels:
+            vid = state.config.id
+            info.add_metric([vid, state.config.name], 1.0)
+            if state.last_success is not None:
+                success.add_metric([vid], state.last_success)
+            if state.observation is not None and state.observation.newest_sample is not None:
+                newest.add_metric([vid], state.observation.newest_sample)
+            if state.status is None:
+                continue
+            up.add_metric([vid], 1.0 if state.status.collected else 0.0)
+            for value in VesselStatus:
+                status.add_metric([vid, value.value], 1.0 if value is state.status else 0.0)
+            duration.add_metric([vid], state.duration)
+            attempts.add_metric([vid], state.attempts)
+            size.add_metric([vid], state.response_bytes)
+        yield from (up, status, success, newest, duration, attempts, size, info)
+
+    def _exporter_families(self) -> Iterator[Metric]:
+        snap = self._snapshot
+        runs = CounterMetricFamily(
+            "fleet_collection_runs", "Collection runs by result.", labels=["result"]
+        )
+        for result in RUN_RESULTS:
+            runs.add_metric([result], snap.runs_total.get(result, 0))
+        yield runs
+        yield GaugeMetricFamily(
+            "fleet_collection_interval_seconds",
+            "Configured collection interval.",
+            value=self._interval,
+        )
+        if snap.last_run is not None:
+            yield GaugeMetricFamily(
+                "fleet_collection_duration_seconds",
+                "Duration of the last collection run.",
+                value=snap.last_run.duration,
+            )
+            yield GaugeMetricFamily(
+                "fleet_collection_last_run_timestamp_seconds",
+                "End time of the last collection run.",
+                value=snap.last_run.finished_at,
+            )
+        if snap.last_good_run_at is not None:
+            yield GaugeMetricFamily(
+                "fleet_collection_last_success_timestamp_seconds",
+                "End time of the last run in which any vessel answered.",
+                value=snap.last_good_run_at,
+            )
+
+
+class AgeCollector:
+    """Downtime ages, emitted with the outage start as value (0: not down)."""
+
+    def __init__(self, snapshot: FleetSnapshot):
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        device = _gauge(
+            "fleet_device_downtime_age_seconds",
+            "Seconds since the last reply of a device that is down; 0 while up.",
+            DEVICE_LABELS,
+        )
+        component = _gauge(
+            "fleet_component_downtime_age_seconds",
+            "Age of the oldest ongoing device outage; 0 when none is down.",
+            COMPONENT_LABELS,
+        )
+        for state in self._snapshot.vessels:
+            for name, members in _components(state).items():
+                known = [
+                    m for m in members if m.observation is not None and m.observation.up is not None
+                ]
+                for m in known:
+                    device.add_metric(m.labels, m.observation.down_since or 0.0)
+                if known:
+                    component.add_metric([state.config.id, name], _oldest_outage(known) or 0.0)
+        yield from (device, component)
+
+
+Template = list[bytes | tuple[bytes, float]]
+
+
+def _age_template(exposition: bytes) -> Template:
+    template: Template = []
+    for line in exposition.splitlines(keepends=True):
+        if line.startswith(b"#"):
+            template.append(line)
+        else:
+            prefix, _, value = line.rstrip(b"\n").rpartition(b" ")
+            template.append((prefix + b" ", float(value)))
+    return template
+
+
+class MetricsCache:
+    """Bytes rendered after a run; only the age values are computed per scrape."""
+
+    def __init__(self, static: bytes, ages: Template) -> None:
+        self.static = static
+        self._ages = ages
+
+    def body(self, now: float) -> bytes:
+        parts = [self.static]
+        for item in self._ages:
+            if isinstance(item, bytes):
+                parts.append(item)
+            else:
+                prefix, since = item
+                age = max(0.0, now - since) if since else 0.0
+                parts.append(prefix + repr(round(age, 3)).encode() + b"\n")
+        return b"".join(parts)
+
+
+def render(snapshot: FleetSnapshot, windows: Sequence[Window], interval: float) -> MetricsCache:
+    static, ages = CollectorRegistry(auto_describe=False), CollectorRegistry(auto_describe=False)
+    static.register(FleetCollector(snapshot, windows, interval))
+    ages.register(AgeCollector(snapshot))
+    return MetricsCache(generate_latest(static), _age_template(generate_latest(ages)))

@@ -1,0 +1,83 @@
+"""What a backend observes about a vessel, and how a collection can fail."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class VesselStatus(StrEnum):
+    OK = "ok"
+    STALE = "stale"
+    NO_DATA = "no_data"
+    UNREACHABLE = "unreachable"
+    AUTH_ERROR = "auth_error"
+    QUERY_ERROR = "query_error"
+
+    @property
+    def collected(self) -> bool:
+        """The vessel answered: its data may be old or absent, but the query worked."""
+        return self in (VesselStatus.OK, VesselStatus.STALE, VesselStatus.NO_DATA)
+
+
+class CollectError(Exception):
+    """A vessel could not be collected; `status` says why."""
+
+    status = VesselStatus.QUERY_ERROR
+    retryable = False
+
+
+class TransientError(CollectError):
+    """Network error, timeout or 5xx: worth another attempt."""
+
+    status = VesselStatus.UNREACHABLE
+    retryable = True
+
+
+class AuthError(CollectError):
+    status = VesselStatus.AUTH_ERROR
+
+
+class QueryError(CollectError):
+    """The backend rejected the query or answered something we cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceObservation:
+    """Server-side aggregates for one device; None means no such sample in the lookback."""
+
+    counts: Mapping[str, tuple[int, int]]  # window label -> (samples, samples with a reply)
+    last_sample: float | None = None  # time of the newest sample
+    last_loss: float | None = None  # packet loss ratio of the newest sample
+    last_rtt: float | None = None  # average RTT of the newest sample, seconds
+    last_reply: float | None = None  # time of the newest sample that had a reply
+    first_sample: float | None = None  # time of the oldest sample
+
+    @property
+    def up(self) -> bool | None:
+        """None when the device has no sample at all: unknown is never up."""
+        if self.last_sample is None or self.last_loss is None:
+            return None
+        return self.last_loss < 1.0
+
+    @property
+    def down_since(self) -> float | None:
+        """Time of the last reply; with none in the lookback, the oldest sample."""
+        if self.up is not False:
+            return None
+        return self.last_reply if self.last_reply is not None else self.first_sample
+
+
+@dataclass(frozen=True, slots=True)
+class VesselObservation:
+    devices: Mapping[str, DeviceObservation]  # by device address
+
+    @property
+    def newest_sample(self) -> float | None:
+        times = [d.last_sample for d in self.devices.values() if d.last_sample is not None]
+        return max(times) if times else None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    observation: VesselObservation
+    response_bytes: int  # bytes on the wire, after compression

@@ -1,0 +1,160 @@
+"""Persistent run log and last known vessel state, in SQLite through aiosqlite."""
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .collector import RunResult
+from .model import DeviceObservation, VesselObservation
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    duration_seconds REAL NOT NULL,
+    vessels_ok INTEGER NOT NULL,
+    vessels_failed INTEGER NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_started_at ON runs (started_at);
+CREATE INDEX IF NOT EXISTS runs_result ON runs (result, id);
+CREATE TABLE IF NOT EXISTS run_vessels (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    vessel TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    duration_seconds REAL NOT NULL,
+    response_bytes INTEGER NOT NULL,
+    error TEXT,
+    PRIMARY KEY (run_id, vessel)
+);
+CREATE TABLE IF NOT EXISTS vessel_state (
+    vessel TEXT PRIMARY KEY,
+    last_success REAL NOT NULL,
+    observation TEXT NOT NULL
+);
+"""
+
+RUN_COLUMNS = "id, started_at, finished_at, duration_seconds, vessels_ok, vessels_failed, result"
+
+
+def _observation_to_json(observation: VesselObservation) -> str:
+    return json.dumps(
+        {address: dataclasses.asdict(device) for address, device in observation.devices.items()}
+    )
+
+
+def _observation_from_json(text: str) -> VesselObservation:
+    devices = {}
+    for address, fields in json.loads(text).items():
+        fields["counts"] = {label: tuple(pair) for label, pair in fields["counts"].items()}
+        devices[address] = DeviceObservation(**fields)
+    return VesselObservation(devices=devices)
+
+
+class RunLog:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path | str) -> "RunLog":
+        db = await aiosqlite.connect(path)
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await db.executescript(SCHEMA)
+            await db.commit()
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def record(self, run: RunResult, retention: float) -> int:
+        """Store a run with its vessels and the last known states; prune old runs."""
+        cursor = await self._db.execute(
+            "INSERT INTO runs (started_at, finished_at, duration_seconds, vessels_ok,"
+            " vessels_failed, result) VALUES (?, ?, ?, ?, ?, ?)",
+            (run.started_at, run.finished_at, run.duration, run.ok, run.failed, run.result),
+        )
+        run_id = cursor.lastrowid
+        assert run_id is not None
+        await self._db.executemany(
+            "INSERT INTO run_vessels (run_id, vessel, status, attempts, duration_seconds,"
+            " response_bytes, error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run_id,
+                    v.vessel,
+                    v.status.value,
+                    v.attempts,
+                    v.duration,
+                    v.response_bytes,
+                    v.error,
+                )
+                for v in run.vessels
+            ],
+        )
+        await self._db.executemany(
+            "INSERT OR REPLACE INTO vessel_state (vessel, last_success, observation)"
+            " VALUES (?, ?, ?)",
+            [
+                (v.vessel, v.finished_at, _observation_to_json(v.observation))
+                for v in run.vessels
+                if v.observation is not None
+            ],
+        )
+        await self._db.execute(
+            "DELETE FROM runs WHERE started_at < ?", (run.started_at - retention,)
+        )
+        await self._db.commit()
+        return run_id
+
+    async def last_states(self) -> Iterable[tuple[str, float, VesselObservation]]:
+        async with self._db.execute(
+            "SELECT vessel, last_success, observation FROM vessel_state"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            (r["vessel"], r["last_success"], _observation_from_json(r["observation"])) for r in rows
+        ]
+
+    async def runs(
+        self, limit: int, before: int | None = None, result: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first; `before` is the id cursor from the previous page."""
+        where, args = [], []
+        if before is not None:
+            where.append("id < ?")
+            args.append(before)
+        if result is not None:
+            where.append("result = ?")
+            args.append(result)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        async with self._db.execute(
+            f"SELECT {RUN_COLUMNS} FROM runs {clause} ORDER BY id DESC LIMIT ?", (*args, limit)
+        ) as cursor:
+            return [dict(row) for row in await cursor.fetchall()]
+
+    async def run(self, run_id: int) -> dict[str, Any] | None:
+        async with self._db.execute(
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        async with self._db.execute(
+            "SELECT vessel, status, attempts, duration_seconds, response_bytes, error"
+            " FROM run_vessels WHERE run_id = ? ORDER BY vessel",
+            (run_id,),
+        ) as cursor:
+            vessels = [dict(r) for r in await cursor.fetchall()]
+        return {**dict(row), "vessels": vessels}

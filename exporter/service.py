@@ -1,0 +1,72 @@
+"""Runs collections on the interval and keeps the rendered metrics current."""
+
+import asyncio
+import logging
+import time
+
+import aiohttp
+
+from .backend import Backend, InfluxQLBackend
+from .collector import Clock, Collector, RunResult
+from .config import Config
+from .fleet import Fleet, FleetSnapshot
+from .metrics import MetricsCache, render
+from .runlog import RunLog
+
+log = logging.getLogger(__name__)
+
+
+def client_session(config: Config) -> aiohttp.ClientSession:
+    # Our own decompression lets us count bytes on the wire and cap the decoded size.
+    connector = aiohttp.TCPConnector(limit=config.collection.concurrency, limit_per_host=0)
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+
+
+def influxql_backend(config: Config, session: aiohttp.ClientSession) -> Backend:
+    return InfluxQLBackend(session, config.collection.windows, config.collection.lookback)
+
+
+class CollectionService:
+    def __init__(
+        self, config: Config, backend: Backend, runlog: RunLog, *, clock: Clock = time.time
+    ) -> None:
+        self.config = config
+        self.fleet = Fleet(config.vessels)
+        self.runlog = runlog
+        self.clock = clock
+        self.collector = Collector(config.collection, backend, clock=clock)
+        self.cache = self._render()
+        self.ready = asyncio.Event()
+
+    def _render(self, snapshot: FleetSnapshot | None = None) -> MetricsCache:
+        return render(
+            snapshot or self.fleet.snapshot(),
+            self.config.collection.windows,
+            self.config.collection.interval,
+        )
+
+    async def restore(self) -> None:
+        """Bring back the last known state, so a restart does not forget outages."""
+        for vessel, last_success, observation in await self.runlog.last_states():
+            self.fleet.restore(vessel, observation, last_success)
+        self.cache = await asyncio.to_thread(self._render, self.fleet.snapshot())
+
+    async def run_once(self) -> RunResult:
+        run = await self.collector.run(self.fleet.configs)
+        self.fleet.apply(run)
+        # Rendering thousands of devices takes a while; keep the event loop serving.
+        self.cache = await asyncio.to_thread(self._render, self.fleet.snapshot())
+        await self.runlog.record(run, self.config.run_retention)
+        self.ready.set()
+        log.info("run %s: %d ok, %d failed in %.2fs", run.result, run.ok, run.failed, run.duration)
+        return run
+
+    async def loop(self) -> None:
+        interval = self.config.collection.interval
+        while True:
+            started = time.monotonic()
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("collection run failed")
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
