@@ -4,6 +4,7 @@ InfluxQL over the v1 ``/query`` API is spoken by InfluxDB 1.x, 2.x (v1 compatibi
 with a DBRP mapping) and 3.x, so it is the default backend.
 """
 
+import base64
 import json
 import zlib
 from collections.abc import Sequence
@@ -63,20 +64,20 @@ class InfluxQLBackend:
         self._windows = tuple(windows)
         self._lookback = lookback
 
-    def _auth(self, vessel: VesselConfig) -> tuple[dict[str, str], aiohttp.BasicAuth | None]:
+    @staticmethod
+    def _headers(vessel: VesselConfig) -> dict[str, str]:
         influx = vessel.influx
         headers = {"Accept": "application/json", "Accept-Encoding": "gzip"}
         if influx.token is not None:
             headers["Authorization"] = f"Token {influx.token.reveal()}"
-            return headers, None
-        if influx.username is not None and influx.password is not None:
+        elif influx.username is not None and influx.password is not None:
             # Basic auth keeps credentials out of the URL, and so out of error messages.
-            return headers, aiohttp.BasicAuth(influx.username, influx.password.reveal())
-        return headers, None
+            pair = f"{influx.username}:{influx.password.reveal()}".encode()
+            headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+        return headers
 
     async def query(self, vessel: VesselConfig) -> Answer:
         statements = build_statements(vessel, self._windows, self._lookback)
-        headers, auth = self._auth(vessel)
         form = {
             "db": vessel.influx.database,
             "epoch": "s",
@@ -84,7 +85,7 @@ class InfluxQLBackend:
         }
         try:
             async with self._session.post(
-                f"{vessel.influx.url}/query", data=form, headers=headers, auth=auth
+                f"{vessel.influx.url}/query", data=form, headers=self._headers(vessel)
             ) as response:
                 raw = await response.read()
                 status = response.status

@@ -91,6 +91,10 @@ class Collector:
                 error = TransientError(f"timed out after {cfg.timeout:g}s")
             except CollectError as exc:
                 error = exc
+            except Exception as exc:
+                # A bug must cost one vessel, not the whole run.
+                log.exception("vessel %s: unexpected error", vessel.id)
+                error = CollectError(f"unexpected error: {type(exc).__name__}")
             else:
                 now = self._clock()
                 return VesselResult(

@@ -1,0 +1,76 @@
+"""Helpers shared by the exporter tests: config files and scraped metrics."""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+DEVICES = [
+    {"address": "10.10.1.5", "component": "access_point", "name": "ap-bridge"},
+    {"address": "10.10.1.20", "component": "server", "name": "nav-server"},
+]
+
+
+def vessel(vessel_id: str, url: str, **extra: Any) -> dict[str, Any]:
+    influx = {"url": url, "database": "telegraf", **extra.pop("influx", {})}
+    return {"id": vessel_id, "name": f"MV {vessel_id.title()}", "influx": influx,
+            "devices": extra.pop("devices", DEVICES), **extra}
+
+
+def write_config(path: Path, vessels: list[dict[str, Any]], **sections: Any) -> Path:
+    """A config file with fast collection settings; `sections` replace top-level keys."""
+    document: dict[str, Any] = {
+        "listen": "127.0.0.1:9470",
+        "collection": {"interval": "1h", "timeout": "2s", "attempts": 2, "backoff": "10ms"},
+        "state": {"path": str(path.parent / "exporter.db")},
+        "vessels": vessels,
+    }
+    document.update(sections)
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+class Metrics:
+    """Parsed exposition text: look samples up by name and labels."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                self.samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+
+    def get(self, name: str, **labels: str) -> float | None:
+        return self.samples.get((name, frozenset(labels.items())))
+
+    def series(self, name: str, **labels: str) -> dict[frozenset[tuple[str, str]], float]:
+        """Every series of `name` whose labels include `labels`."""
+        wanted = set(labels.items())
+        return {key: value for (n, key), value in self.samples.items()
+                if n == name and wanted <= key}
+
+    def status(self, vessel_id: str) -> str:
+        found = [dict(k)["status"] for k, v in self.series(
+            "fleet_vessel_data_status", vessel=vessel_id).items() if v == 1]
+        assert len(found) == 1, f"expected exactly one status for {vessel_id}, got {found}"
+        return found[0]
+
+
+async def wait_ready(client: Any, timeout: float = 15.0) -> None:
+    """Poll /readyz until the first collection has finished."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        response = await client.get("/readyz")
+        if response.status == 200:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the exporter did not become ready")
+
+
+async def scrape(client: Any) -> Metrics:
+    response = await client.get("/metrics")
+    assert response.status == 200
+    return Metrics(await response.text())

@@ -1,0 +1,146 @@
+"""Odd InfluxDB answers fail one vessel with a clear error; they never crash a run."""
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fake_influx import DeviceFacts, reply, slow
+from tests.helpers import scrape, vessel, write_config
+
+AP, SRV = "10.10.1.5", "10.10.1.20"
+TOKEN = "tok-Very-Secret-42"
+
+
+async def last_run(client) -> dict:
+    runs = await (await client.get("/api/v1/runs?limit=1")).json()
+    run = await (await client.get(f"/api/v1/runs/{runs['runs'][0]['id']}")).json()
+    return run
+
+
+@pytest.fixture
+async def one_vessel(tmp_path: Path, fake_influx, exporter):
+    """Factory: a one-vessel fleet behind a fake InfluxDB scripted with `responders`."""
+
+    async def start(*responders, attempts: int = 3, timeout: str = "2s", **influx):
+        fake, url = await fake_influx(**{AP.replace(".", "_"): DeviceFacts(),
+                                         SRV.replace(".", "_"): DeviceFacts()})
+        fake.script.extend(responders)
+        config = write_config(
+            tmp_path / "fleet.yml", [vessel("aurora", url, influx=influx)],
+            collection={"interval": "1h", "timeout": timeout, "attempts": attempts,
+                        "backoff": "10ms"},
+        )
+        client = await exporter(config)
+        return fake, client, await scrape(client), await last_run(client)
+
+    return start
+
+
+BROKEN_ANSWERS = [
+    pytest.param(reply(body="<html><body>502 Bad Gateway</body></html>", content_type="text/html"),
+                 "expected a JSON answer, got text/html", id="html-page"),
+    pytest.param(reply(body='{"results": [{"statement_id": 0, "series": [{"na'),
+                 "invalid JSON in answer", id="truncated-json"),
+    pytest.param(reply(body=json.dumps({"results": [
+        {"statement_id": i, "error": "database not found: telegraf"} for i in range(5)]})),
+                 "statement 0 (total:24h): database not found: telegraf", id="statement-error"),
+    pytest.param(reply(body=json.dumps({"results": [
+        {"statement_id": i, "series": [{"name": "ping", "tags": {"url": AP},
+                                        "columns": ["time", "count"], "values": []}]}
+        for i in range(5)]})),
+                 "empty series", id="empty-series"),
+    pytest.param(reply(body=json.dumps({"results": []})),
+                 "malformed answer: 0 results for 5 statements", id="no-results"),
+    pytest.param(reply(body=json.dumps({"results": [
+        {"statement_id": i, "series": [{"name": "ping", "tags": {"url": AP},
+                                        "columns": ["time", "count"], "values": [[0, "many"]]}]}
+        for i in range(5)]})),
+                 "expected a number, got 'many'", id="non-numeric"),
+    pytest.param(reply(body=json.dumps([1, 2])), "expected a JSON object", id="json-array"),
+    pytest.param(reply(body=gzip.compress(b'{"results": []}' * 50)[:40],
+                       headers={"Content-Encoding": "gzip"}),
+                 "truncated gzip answer", id="truncated-gzip"),
+    pytest.param(reply(status=400, body='{"error": "error parsing query: found EOF"}'),
+                 "HTTP 400: error parsing query: found EOF", id="bad-query"),
+    pytest.param(reply(status=404, body="404 page not found", content_type="text/plain"),
+                 "HTTP 404", id="not-found"),
+]
+
+
+class TestBrokenAnswers:
+    @pytest.mark.parametrize(("responder", "message"), BROKEN_ANSWERS)
+    async def test_query_error_without_retry(self, one_vessel, responder, message):
+        fake, client, metrics, run = await one_vessel(responder)
+        assert metrics.status("aurora") == "query_error"
+        assert metrics.get("fleet_vessel_up", vessel="aurora") == 0
+        assert len(fake.requests) == 1, "a bad answer is not retried"
+        assert run["result"] == "failed"
+        [entry] = run["vessels"]
+        assert entry["status"] == "query_error"
+        assert message in entry["error"]
+        assert entry["attempts"] == 1
+        # Nothing was observed, so nothing is claimed about the devices.
+        assert metrics.series("fleet_device_up") == {}
+
+    @pytest.mark.parametrize("status", [401, 403])
+    async def test_auth_errors_are_not_retried(self, one_vessel, status):
+        fake, _, metrics, run = await one_vessel(
+            reply(status=status, body='{"error": "authorization failed"}'), token=TOKEN
+        )
+        assert metrics.status("aurora") == "auth_error"
+        assert len(fake.requests) == 1
+        assert run["vessels"][0]["error"] == f"HTTP {status}: authorization failed"
+
+    async def test_secrets_in_an_answer_are_redacted(self, one_vessel):
+        echo = reply(status=400, body=json.dumps({"error": f"bad token {TOKEN}"}))
+        _, client, metrics, run = await one_vessel(echo, token=TOKEN)
+        assert run["vessels"][0]["error"] == "HTTP 400: bad token ***"
+        page = await (await client.get("/")).text()
+        assert TOKEN not in page and TOKEN not in metrics.text
+        assert "bad token ***" in page
+
+
+class TestRetries:
+    async def test_5xx_then_success(self, one_vessel):
+        fake, _, metrics, run = await one_vessel(reply(status=503, body="busy"))
+        assert metrics.status("aurora") == "ok"
+        assert metrics.get("fleet_vessel_collect_attempts", vessel="aurora") == 2
+        assert len(fake.requests) == 2
+        assert run["result"] == "success"
+
+    async def test_persistent_5xx_uses_every_attempt(self, one_vessel):
+        fake, _, metrics, run = await one_vessel(*[reply(status=500)] * 3, attempts=3)
+        assert metrics.status("aurora") == "unreachable"
+        assert len(fake.requests) == 3
+        assert run["vessels"][0] == {**run["vessels"][0], "attempts": 3, "error": "HTTP 500"}
+
+    async def test_timeout_is_retried_then_reported(self, one_vessel):
+        fake, _, metrics, run = await one_vessel(slow(2), slow(2), attempts=2, timeout="200ms")
+        assert metrics.status("aurora") == "unreachable"
+        assert len(fake.requests) == 2
+        assert run["vessels"][0]["error"] == "timed out after 0.2s"
+        assert 0.4 <= metrics.get("fleet_vessel_collect_duration_seconds", vessel="aurora") < 1.5
+
+
+class TestRequest:
+    async def test_one_compressed_request_carries_every_statement(self, one_vessel):
+        fake, _, metrics, _ = await one_vessel()
+        [request] = fake.requests
+        assert request.headers["Accept-Encoding"] == "gzip"
+        statements = request.form["q"].split(";\n")
+        assert len(statements) == 5  # 2 per window + latest, last reply, first
+        assert all(f"\"url\" = '{AP}'" in s and f"\"url\" = '{SRV}'" in s for s in statements)
+        assert request.form["db"] == "telegraf" and request.form["epoch"] == "s"
+        wire = len(gzip.compress(json.dumps(fake.answer(statements)).encode()))
+        assert metrics.get("fleet_vessel_response_bytes", vessel="aurora") == wire
+
+    async def test_token_auth_header(self, one_vessel):
+        fake, *_ = await one_vessel(token=TOKEN)
+        assert fake.requests[0].headers["Authorization"] == f"Token {TOKEN}"
+
+    async def test_basic_auth_keeps_credentials_out_of_the_url(self, one_vessel):
+        fake, *_ = await one_vessel(username="reader", password=TOKEN)
+        assert fake.requests[0].headers["Authorization"].startswith("Basic ")
+        assert "u" not in fake.requests[0].form and "p" not in fake.requests[0].form
