@@ -1,0 +1,220 @@
+"""`fleet-exporter --once` against a real InfluxDB 1.6 seeded with every scenario."""
+
+import asyncio
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from simulator.fleetconfig import fleet_config, unused_loopback_url, write_fleet_config
+from simulator.influx import seed
+from simulator.scenarios import SCENARIOS, Vessel, plan_fleet
+from tests.helpers import Metrics
+from tests.servers import InfluxServer, require_binary
+
+DAY = 86400
+FULL_DAY = 1440  # one sample a minute
+
+
+def run_once(config: Path) -> tuple[Metrics, float]:
+    """Run the real CLI; returns its metrics and the time it printed them."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "exporter", "--config", str(config), "--once"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return Metrics(proc.stdout), time.time()
+
+
+@dataclass
+class Seeded:
+    metrics: Metrics
+    anchor: int  # the simulator's "now": samples sit at anchor - 30 - 60k
+    scraped: float
+    vessels: dict[str, Vessel]  # by scenario
+    stdout: str
+
+    def vid(self, scenario: str) -> str:
+        return self.vessels[scenario].id
+
+
+@pytest.fixture(scope="module")
+def seeded(influxd: InfluxServer, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
+    plan = plan_fleet(len(SCENARIOS), list(SCENARIOS))
+    anchor = int(time.time())
+    asyncio.run(seed(influxd.url, plan, now=anchor, days=5))
+    path = tmp_path_factory.mktemp("fleet") / "fleet.yml"
+    config = fleet_config(plan, influxd.url, unused_loopback_url(), attempts=1, timeout="5s",
+                          windows=["24h", "7d"], state_path=path.parent / "exporter.db")
+    write_fleet_config(path, config)
+    metrics, scraped = run_once(path)
+    return Seeded(metrics, anchor, scraped, {v.scenario: v for v in plan}, metrics.text)
+
+
+def device(seeded: Seeded, scenario: str, name: str, metric: str, **labels: str) -> float | None:
+    return seeded.metrics.get(metric, vessel=seeded.vid(scenario),
+                              **{"device": name, **_device_labels(seeded, scenario, name)},
+                              **labels)
+
+
+def _device_labels(seeded: Seeded, scenario: str, name: str) -> dict[str, str]:
+    [d] = [d for d in seeded.vessels[scenario].devices if d.name == name]
+    return {"component": d.component, "address": d.address}
+
+
+def component(seeded: Seeded, scenario: str, comp: str, metric: str, **labels: str):
+    return seeded.metrics.get(metric, vessel=seeded.vid(scenario), component=comp, **labels)
+
+
+class TestVesselStatus:
+    @pytest.mark.parametrize(("scenario", "status", "up"), [
+        ("healthy", "ok", 1), ("flapping", "ok", 1), ("down_4d", "ok", 1), ("breach", "ok", 1),
+        ("gap", "ok", 1), ("stale", "stale", 1), ("no_data", "no_data", 1),
+        ("unreachable", "unreachable", 0),
+    ])
+    def test_status_per_scenario(self, seeded: Seeded, scenario: str, status: str, up: int):
+        assert seeded.metrics.status(seeded.vid(scenario)) == status
+        assert seeded.metrics.get("fleet_vessel_up", vessel=seeded.vid(scenario)) == up
+
+    def test_stale_vessel_newest_sample(self, seeded: Seeded):
+        newest = seeded.metrics.get("fleet_vessel_newest_sample_timestamp_seconds",
+                                    vessel=seeded.vid("stale"))
+        assert newest == seeded.anchor - 30 - 3 * 3600
+
+    def test_healthy_vessel_newest_sample_is_the_last_minute(self, seeded: Seeded):
+        newest = seeded.metrics.get("fleet_vessel_newest_sample_timestamp_seconds",
+                                    vessel=seeded.vid("healthy"))
+        assert newest == seeded.anchor - 30
+
+    def test_unreachable_and_no_data_claim_nothing_about_devices(self, seeded: Seeded):
+        for scenario in ("unreachable", "no_data"):
+            assert seeded.metrics.series("fleet_device_up", vessel=seeded.vid(scenario)) == {}
+            assert seeded.metrics.series("fleet_device_uptime_ratio",
+                                         vessel=seeded.vid(scenario)) == {}
+        devices = component(seeded, "no_data", "access_point", "fleet_component_devices",
+                            state="unknown")
+        assert devices == 2
+        assert component(seeded, "no_data", "access_point", "fleet_component_up") == 0
+
+    def test_one_failed_vessel_makes_the_run_partial(self, seeded: Seeded):
+        runs = "fleet_collection_runs_total"
+        assert seeded.metrics.get(runs, result="partial") == 1
+        assert seeded.metrics.get(runs, result="success") == 0
+
+    def test_one_small_request_per_vessel(self, seeded: Seeded):
+        for vessel in seeded.vessels.values():
+            vid = vessel.id
+            assert seeded.metrics.get("fleet_vessel_collect_attempts", vessel=vid) == 1
+            if vessel.scenario != "unreachable":
+                assert 0 < seeded.metrics.get("fleet_vessel_response_bytes", vessel=vid) < 4096
+
+
+class TestUptime:
+    def test_healthy_device(self, seeded: Seeded):
+        get = lambda metric, **kw: device(seeded, "healthy", "ap-1", metric, **kw)  # noqa: E731
+        assert get("fleet_device_up") == 1
+        assert get("fleet_device_uptime_ratio", window="24h") == 1
+        assert get("fleet_device_coverage_ratio", window="24h") == 1
+        # Five days of data in a seven-day window: the gap shows as coverage, not downtime.
+        assert get("fleet_device_uptime_ratio", window="7d") == 1
+        assert get("fleet_device_coverage_ratio", window="7d") == pytest.approx(5 / 7)
+        assert get("fleet_device_downtime_age_seconds") == 0
+        assert get("fleet_device_down_since_timestamp_seconds") is None
+        assert get("fleet_device_last_sample_timestamp_seconds") == seeded.anchor - 30
+        assert 0.0 <= get("fleet_device_packet_loss_ratio") < 1
+        assert 0.005 < get("fleet_device_rtt_seconds") < 0.2
+
+    def test_flapping_device_is_down_a_tenth_of_the_time(self, seeded: Seeded):
+        ratio = device(seeded, "flapping", "ap-2", "fleet_device_uptime_ratio", window="24h")
+        assert ratio == (FULL_DAY - 144) / FULL_DAY
+        both = component(seeded, "flapping", "access_point", "fleet_component_uptime_ratio",
+                         window="24h")
+        assert both == (2 * FULL_DAY - 144) / (2 * FULL_DAY)
+        assert device(seeded, "flapping", "ap-2", "fleet_device_up") == 1
+
+    def test_breach_component_below_objective(self, seeded: Seeded):
+        ratio = component(seeded, "breach", "dashboard", "fleet_component_uptime_ratio",
+                          window="24h")
+        assert ratio == (FULL_DAY - 120) / FULL_DAY
+        assert ratio < component(seeded, "breach", "dashboard",
+                                 "fleet_component_sla_objective_ratio")
+        assert component(seeded, "breach", "dashboard", "fleet_component_up") == 1
+        assert component(seeded, "breach", "dashboard", "fleet_component_downtime_age_seconds") == 0
+
+    def test_gap_counts_as_coverage_not_downtime(self, seeded: Seeded):
+        for d in seeded.vessels["gap"].devices:
+            assert device(seeded, "gap", d.name, "fleet_device_uptime_ratio", window="24h") == 1
+            coverage = device(seeded, "gap", d.name, "fleet_device_coverage_ratio", window="24h")
+            assert coverage == 0.75
+        assert component(seeded, "gap", "server", "fleet_component_coverage_ratio",
+                         window="24h") == 0.75
+
+    def test_stale_vessel_keeps_devices_last_known_state(self, seeded: Seeded):
+        assert device(seeded, "stale", "srv-1", "fleet_device_up") == 1
+        coverage = device(seeded, "stale", "srv-1", "fleet_device_coverage_ratio", window="24h")
+        assert coverage == (FULL_DAY - 180) / FULL_DAY
+
+
+class TestDowntime:
+    def test_device_down_four_days(self, seeded: Seeded):
+        get = lambda metric, **kw: device(seeded, "down_4d", "srv-1", metric, **kw)  # noqa: E731
+        last_reply = seeded.anchor - 30 - 4 * DAY
+        assert get("fleet_device_up") == 0
+        assert get("fleet_device_down_since_timestamp_seconds") == last_reply
+        age = get("fleet_device_downtime_age_seconds")
+        assert seeded.anchor - last_reply <= age <= seeded.scraped - last_reply
+        assert get("fleet_device_uptime_ratio", window="24h") == 0
+        assert get("fleet_device_coverage_ratio", window="24h") == 1
+        assert get("fleet_device_packet_loss_ratio") == 1
+        assert get("fleet_device_rtt_seconds") is None
+
+    def test_component_age_is_its_oldest_outage(self, seeded: Seeded):
+        device_age = device(seeded, "down_4d", "srv-1", "fleet_device_downtime_age_seconds")
+        comp = lambda metric, **kw: component(seeded, "down_4d", "server", metric, **kw)  # noqa: E731
+        assert comp("fleet_component_downtime_age_seconds") == pytest.approx(device_age, abs=1)
+        assert comp("fleet_component_downtime_age_seconds") > 3 * DAY
+        assert comp("fleet_component_up") == 0
+        assert comp("fleet_component_devices", state="down") == 1
+        assert comp("fleet_component_devices", state="up") == 0
+        assert component(seeded, "down_4d", "access_point",
+                         "fleet_component_downtime_age_seconds") == 0
+
+
+class TestExposition:
+    def test_promtool_finds_nothing_to_lint(self, seeded: Seeded):
+        promtool = require_binary("promtool", "/usr/bin/promtool")
+        proc = subprocess.run([promtool, "check", "metrics"], input=seeded.stdout,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout + proc.stderr == ""
+
+
+class TestUnreachableKeepsLastKnownState:
+    """A vessel that stops answering keeps its device state, across a restart too."""
+
+    def test_state_survives_an_outage_and_a_restart(self, tmp_path: Path):
+        binary = require_binary("influxd", "/usr/bin/influxd")
+        [vessel] = plan_fleet(1, ["down_4d"])
+        with InfluxServer(binary) as influx:
+            anchor = int(time.time())
+            asyncio.run(seed(influx.url, [vessel], now=anchor, days=5))
+            path = tmp_path / "fleet.yml"
+            write_fleet_config(path, fleet_config([vessel], influx.url, unused_loopback_url(),
+                                                  attempts=1, timeout="3s",
+                                                  state_path=tmp_path / "state.db"))
+            before, _ = run_once(path)
+        after, scraped = run_once(path)  # a new process, and the vessel's InfluxDB is gone
+        vid = vessel.id
+        assert before.status(vid) == "ok" and after.status(vid) == "unreachable"
+        assert after.get("fleet_vessel_up", vessel=vid) == 0
+        for name in ("fleet_device_up", "fleet_device_uptime_ratio",
+                     "fleet_device_down_since_timestamp_seconds", "fleet_component_up"):
+            assert after.series(name) == before.series(name) != {}
+        ages = after.series("fleet_device_downtime_age_seconds", device="srv-1")
+        assert [*ages.values()][0] >= 4 * DAY
+        assert after.get("fleet_vessel_last_success_timestamp_seconds", vessel=vid) == \
+            before.get("fleet_vessel_last_success_timestamp_seconds", vessel=vid)
+        assert scraped > anchor
