@@ -42,14 +42,14 @@ class Metrics:
             for sample in family.samples:
                 self.samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
 
-    def get(self, name: str, **labels: str) -> float | None:
-        return self.samples.get((name, frozenset(labels.items())))
+    def get(self, metric: str, /, **labels: str) -> float | None:
+        return self.samples.get((metric, frozenset(labels.items())))
 
-    def series(self, name: str, **labels: str) -> dict[frozenset[tuple[str, str]], float]:
-        """Every series of `name` whose labels include `labels`."""
+    def series(self, metric: str, /, **labels: str) -> dict[frozenset[tuple[str, str]], float]:
+        """Every series of `metric` whose labels include `labels`."""
         wanted = set(labels.items())
         return {key: value for (n, key), value in self.samples.items()
-                if n == name and wanted <= key}
+                if n == metric and wanted <= key}
 
     def status(self, vessel_id: str) -> str:
         found = [dict(k)["status"] for k, v in self.series(
@@ -58,10 +58,10 @@ class Metrics:
         return found[0]
 
 
-async def wait_ready(client: Any, timeout: float = 15.0) -> None:
+async def wait_ready(client: Any, within: float = 15.0) -> None:
     """Poll /readyz until the first collection has finished."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while loop.time() < deadline:
         response = await client.get("/readyz")
         if response.status == 200:

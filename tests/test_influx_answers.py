@@ -23,13 +23,13 @@ async def last_run(client) -> dict:
 async def one_vessel(tmp_path: Path, fake_influx, exporter):
     """Factory: a one-vessel fleet behind a fake InfluxDB scripted with `responders`."""
 
-    async def start(*responders, attempts: int = 3, timeout: str = "2s", **influx):
+    async def start(*responders, attempts: int = 3, query_timeout: str = "2s", **influx):
         fake, url = await fake_influx(**{AP.replace(".", "_"): DeviceFacts(),
                                          SRV.replace(".", "_"): DeviceFacts()})
         fake.script.extend(responders)
         config = write_config(
             tmp_path / "fleet.yml", [vessel("aurora", url, influx=influx)],
-            collection={"interval": "1h", "timeout": timeout, "attempts": attempts,
+            collection={"interval": "1h", "timeout": query_timeout, "attempts": attempts,
                         "backoff": "10ms"},
         )
         client = await exporter(config)
@@ -72,7 +72,7 @@ BROKEN_ANSWERS = [
 class TestBrokenAnswers:
     @pytest.mark.parametrize(("responder", "message"), BROKEN_ANSWERS)
     async def test_query_error_without_retry(self, one_vessel, responder, message):
-        fake, client, metrics, run = await one_vessel(responder)
+        fake, _client, metrics, run = await one_vessel(responder)
         assert metrics.status("aurora") == "query_error"
         assert metrics.get("fleet_vessel_up", vessel="aurora") == 0
         assert len(fake.requests) == 1, "a bad answer is not retried"
@@ -117,7 +117,9 @@ class TestRetries:
         assert run["vessels"][0] == {**run["vessels"][0], "attempts": 3, "error": "HTTP 500"}
 
     async def test_timeout_is_retried_then_reported(self, one_vessel):
-        fake, _, metrics, run = await one_vessel(slow(2), slow(2), attempts=2, timeout="200ms")
+        fake, _, metrics, run = await one_vessel(
+            slow(2), slow(2), attempts=2, query_timeout="200ms"
+        )
         assert metrics.status("aurora") == "unreachable"
         assert len(fake.requests) == 2
         assert run["vessels"][0]["error"] == "timed out after 0.2s"

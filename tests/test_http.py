@@ -1,0 +1,164 @@
+"""The exporter's HTTP surface: metrics, health, run log API and status page."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.fake_influx import DeviceFacts, slow
+from tests.helpers import scrape, vessel, write_config
+
+T0 = 1_800_000_000.0
+DOWN = DeviceFacts(up=1000, result_code=1, loss=100.0, rtt_ms=None,
+                   last_sample=int(T0) - 60, last_reply=int(T0) - 3600)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def fleet(tmp_path: Path, fake_influx, exporter):
+    """Factory: an exporter over one fake vessel with an ap (up) and a server (down)."""
+
+    async def start(*responders, interval="1h", query_timeout="2s", ready=True, **options):
+        fake, url = await fake_influx(**{"10_10_1_5": DeviceFacts(), "10_10_1_20": DOWN})
+        fake.script.extend(responders)
+        config = write_config(
+            tmp_path / "fleet.yml",
+            [vessel("aurora", url, name="MV <Aurora> & Co")],
+            collection={"interval": interval, "timeout": query_timeout, "attempts": 1},
+        )
+        return fake, await exporter(config, ready=ready, **options)
+
+    return start
+
+
+async def runs_page(client, query: str = "") -> dict:
+    response = await client.get(f"/api/v1/runs{query}")
+    assert response.status == 200
+    return await response.json()
+
+
+async def wait_for_runs(client, count: int) -> None:
+    for _ in range(500):
+        if len((await runs_page(client, f"?limit={count}"))["runs"]) >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"fewer than {count} runs recorded")
+
+
+class TestMetricsEndpoint:
+    async def test_ages_are_computed_at_scrape_time(self, fleet):
+        clock = Clock(T0)
+        _, client = await fleet(clock=clock)
+        first = await scrape(client)
+        labels = {"vessel": "aurora", "component": "server", "device": "nav-server",
+                  "address": "10.10.1.20"}
+        assert first.get("fleet_device_downtime_age_seconds", **labels) == 3600
+        clock.now += 600  # no new collection happens in between
+        later = await scrape(client)
+        assert later.get("fleet_device_downtime_age_seconds", **labels) == 4200
+        assert later.get("fleet_component_downtime_age_seconds", vessel="aurora",
+                         component="server") == 4200
+        assert later.get("fleet_device_down_since_timestamp_seconds", **labels) == T0 - 3600
+        assert later.get("fleet_collection_runs_total", result="success") == 1
+
+    async def test_content_type_is_prometheus_text(self, fleet):
+        _, client = await fleet()
+        response = await client.get("/metrics")
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+
+    async def test_scrape_never_waits_for_a_vessel(self, fleet):
+        _, client = await fleet(slow(1.5), ready=False)
+        response = await asyncio.wait_for(client.get("/metrics"), timeout=0.5)
+        assert response.status == 200
+        metrics = await scrape(client)
+        assert metrics.get("fleet_vessel_info", vessel="aurora", name="MV <Aurora> & Co") == 1
+        assert metrics.series("fleet_vessel_data_status") == {}
+
+
+class TestHealth:
+    async def test_ready_only_after_the_first_collection(self, fleet):
+        _, client = await fleet(slow(0.5), ready=False)
+        assert (await client.get("/healthz")).status == 200
+        assert (await client.get("/readyz")).status == 503
+        for _ in range(200):
+            if (await client.get("/readyz")).status == 200:
+                break
+            await asyncio.sleep(0.02)
+        assert (await client.get("/readyz")).status == 200
+
+
+class TestRunsApi:
+    async def test_pages_newest_first(self, fleet):
+        _, client = await fleet(interval="50ms")
+        await wait_for_runs(client, 5)
+        first = await runs_page(client, "?limit=2")
+        assert len(first["runs"]) == 2 and first["next"]
+        second = await runs_page(client, first["next"].removeprefix("/api/v1/runs"))
+        ids = [r["id"] for r in first["runs"] + second["runs"]]
+        assert ids == sorted(ids, reverse=True) and len(set(ids)) == 4
+        run = first["runs"][0]
+        assert run["result"] == "success" and run["vessels_ok"] == 1
+        assert run["vessels_failed"] == 0 and run["finished_at"].endswith("Z")
+
+    async def test_one_run_with_its_vessels(self, fleet):
+        _, client = await fleet(slow(1), query_timeout="200ms")  # the one answer times out
+        [summary] = (await runs_page(client))["runs"]
+        response = await client.get(f"/api/v1/runs/{summary['id']}")
+        run = await response.json()
+        assert run["result"] == "failed" and run["vessels_failed"] == 1
+        [entry] = run["vessels"]
+        assert entry["vessel"] == "aurora" and entry["status"] == "unreachable"
+        assert entry["error"] == "timed out after 0.2s" and entry["attempts"] == 1
+
+    async def test_filter_by_status(self, fleet):
+        _, client = await fleet(slow(1), query_timeout="200ms")
+        assert (await runs_page(client, "?status=success"))["runs"] == []
+        assert len((await runs_page(client, "?status=failed"))["runs"]) == 1
+
+    @pytest.mark.parametrize(("query", "field"), [
+        ("?limit=0", "limit"), ("?limit=abc", "limit"), ("?limit=501", "limit"),
+        ("?before=-1", "before"), ("?status=ok", "status"),
+    ])
+    async def test_bad_parameters_name_the_field(self, fleet, query: str, field: str):
+        _, client = await fleet()
+        response = await client.get(f"/api/v1/runs{query}")
+        assert response.status == 400
+        assert (await response.json())["error"].startswith(f"{field}: ")
+
+    async def test_unknown_run(self, fleet):
+        _, client = await fleet()
+        assert (await client.get("/api/v1/runs/999999")).status == 404
+        response = await client.get("/api/v1/runs/abc")
+        assert response.status == 400
+        assert (await response.json())["error"].startswith("id: ")
+
+    async def test_runs_older_than_30_days_are_pruned(self, fleet):
+        clock = Clock(T0)
+        _, client = await fleet(interval="50ms", clock=clock)
+        first_id = (await runs_page(client))["runs"][-1]["id"]
+        clock.now += 31 * 86400
+        await wait_for_runs(client, 2)
+        ids = [r["id"] for r in (await runs_page(client, "?limit=500"))["runs"]]
+        assert first_id not in ids
+        assert (await client.get(f"/api/v1/runs/{first_id}")).status == 404
+
+
+class TestStatusPage:
+    async def test_lists_vessels_escaped(self, fleet):
+        _, client = await fleet()
+        page = await (await client.get("/")).text()
+        assert "MV &lt;Aurora&gt; &amp; Co" in page and "<Aurora>" not in page
+        assert "1 / 2" in page  # devices down
+        assert "Last run: <b>success</b>" in page
+
+    async def test_shows_failing_vessels_with_their_error(self, fleet):
+        _, client = await fleet(slow(1), query_timeout="200ms")
+        page = await (await client.get("/")).text()
+        assert "Failing vessels" in page and "timed out after 0.2s" in page
