@@ -1,0 +1,83 @@
+"""Exporter configuration matching a simulated fleet."""
+
+import socket
+from collections.abc import Sequence
+from os import PathLike
+from typing import Any
+
+import yaml
+
+from simulator.scenarios import COMPONENTS, Vessel
+
+_COLLECTION: dict[str, Any] = {
+    "interval": "5m",
+    "concurrency": 32,
+    "timeout": "30s",
+    "attempts": 3,
+    "backoff": "1s",
+    "windows": ["24h"],
+    "stale_after": "15m",
+    "lookback": "30d",
+}
+
+
+def unused_loopback_url() -> str:
+    """A loopback URL nobody listens on: the port was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def fleet_config(
+    vessels: Sequence[Vessel],
+    influx_url: str,
+    unreachable_url: str,
+    **collection_overrides: Any,
+) -> dict[str, Any]:
+    """Exporter config for `vessels`.
+
+    Keyword overrides replace keys of `collection`; two are special: `state_path` sets
+    state.path and `sample_interval` (seconds or a duration string) sets
+    defaults.sample_interval.
+    """
+    state_path = collection_overrides.pop("state_path", "exporter.db")
+    sample_interval = collection_overrides.pop("sample_interval", "60s")
+    if isinstance(sample_interval, int):
+        sample_interval = f"{sample_interval}s"
+    # The exporter rejects unknown keys; catch typos here with a clearer message.
+    unknown = sorted(set(collection_overrides) - set(_COLLECTION))
+    if unknown:
+        raise TypeError(f"unknown collection setting(s): {', '.join(unknown)}")
+    return {
+        "listen": "127.0.0.1:9470",
+        "collection": {**_COLLECTION, **collection_overrides},
+        "sla": {"objective": 0.95, "components": {"server": 0.99}},
+        "components": list(COMPONENTS),
+        "state": {"path": str(state_path)},
+        "defaults": {
+            "sample_interval": sample_interval,
+            "influx": {"database": "telegraf", "measurement": "ping", "device_tag": "url"},
+        },
+        "vessels": [
+            {
+                "id": vessel.id,
+                "name": vessel.name,
+                "influx": {
+                    "url": unreachable_url if vessel.scenario == "unreachable" else influx_url,
+                    "database": vessel.id,
+                },
+                "devices": [
+                    {"address": d.address, "component": d.component, "name": d.name}
+                    for d in vessel.devices
+                ],
+            }
+            for vessel in vessels
+        ],
+    }
+
+
+def write_fleet_config(path: str | PathLike[str], config: dict[str, Any]) -> None:
+    """Write `config` as YAML."""
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(config, fh, sort_keys=False, default_flow_style=False)

@@ -1,0 +1,203 @@
+"""Fleet plans and the Telegraf `ping` samples each scenario produces.
+
+Everything here is pure and deterministic: the same plan, anchor time and seed give the same
+line-protocol lines, so tests can assert exact counts and ratios.
+"""
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+SCENARIOS: tuple[str, ...] = (
+    "healthy",
+    "flapping",
+    "down_4d",
+    "breach",
+    "gap",
+    "stale",
+    "no_data",
+    "unreachable",
+)
+COMPONENTS: tuple[str, ...] = ("access_point", "dashboard", "server")
+# Scenarios whose vessel gets no samples at all.
+EMPTY_SCENARIOS = frozenset({"no_data", "unreachable"})
+
+HOUR = 3600
+DAY = 86400
+# Samples sit this far before the anchor, so a query within 30 s of seeding sees
+# exactly days*86400/interval samples in `time > now() - <days>`.
+OFFSET = 30
+# Packets per Telegraf ping run: losses of 25 % and 50 % are still "up".
+PACKETS = 4
+_TTL = 64
+_POOL_SIZE = 64
+
+_NAMES = (
+    "MV Aurora",
+    "MV Borealis",
+    "MV Caledonia",
+    "MV Dolphin",
+    "MV Endeavour",
+    "MV Fjord",
+    "MV Galatea",
+    "MV Horizon",
+    "MV Isla",
+    "MV Juniper",
+    "MV Kestrel",
+    "MV Lodestar",
+)
+# name prefix, third octet and first host octet of each component's addresses
+_ADDRESSING = {
+    "access_point": ("ap", 1, 5),
+    "dashboard": ("dash", 2, 10),
+    "server": ("srv", 3, 20),
+}
+# The first four devices are fixed because scenarios target them by name.
+_BASE_COMPONENTS = ("access_point", "access_point", "dashboard", "server")
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    address: str
+    component: str
+
+
+@dataclass(frozen=True)
+class Vessel:
+    id: str
+    name: str
+    scenario: str
+    devices: tuple[Device, ...]
+
+
+def _device(vessel_index: int, component: str, number: int) -> Device:
+    prefix, subnet, first_host = _ADDRESSING[component]
+    # Past 200 devices of one component, move on to the next /24 instead of overflowing.
+    block, offset = divmod(number - 1, 200)
+    address = f"10.{vessel_index % 256}.{subnet + 10 * block}.{first_host + offset}"
+    return Device(name=f"{prefix}-{number}", address=address, component=component)
+
+
+def _devices(vessel_index: int, count: int) -> tuple[Device, ...]:
+    numbers = dict.fromkeys(COMPONENTS, 0)
+    devices = []
+    for i in range(count):
+        component = _BASE_COMPONENTS[i] if i < len(_BASE_COMPONENTS) else COMPONENTS[(i - 4) % 3]
+        numbers[component] += 1
+        devices.append(_device(vessel_index, component, numbers[component]))
+    return tuple(devices)
+
+
+def plan_fleet(
+    count: int,
+    scenarios: Sequence[str] | None = None,
+    devices_per_vessel: int = 4,
+    id_prefix: str = "v",
+) -> list[Vessel]:
+    """`count` vessels `<id_prefix>000`, ... with `scenarios` assigned round-robin."""
+    order = tuple(scenarios) if scenarios is not None else SCENARIOS
+    if count < 0:
+        raise ValueError(f"vessel count must not be negative, got {count}")
+    if not order:
+        raise ValueError("at least one scenario is needed")
+    unknown = sorted(set(order) - set(SCENARIOS))
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    if devices_per_vessel < len(_BASE_COMPONENTS):
+        raise ValueError(f"devices_per_vessel must be at least 4, got {devices_per_vessel}")
+    return [
+        Vessel(
+            id=f"{id_prefix}{i:03d}",
+            name=f"{_NAMES[i % len(_NAMES)]} {i}",
+            scenario=order[i % len(order)],
+            devices=_devices(i, devices_per_vessel),
+        )
+        for i in range(count)
+    ]
+
+
+# A rule answers, for one device's sample of age `age` seconds and index k (0 = newest):
+# True = up, False = down, None = no sample written.
+Rule = Callable[[int, int], bool | None]
+
+
+def _always_up(age: int, k: int) -> bool | None:
+    return True
+
+
+def _rule(scenario: str, device: Device) -> Rule:
+    if scenario == "flapping" and device.name == "ap-2":
+        return lambda age, k: k % 10 != 3
+    if scenario == "down_4d" and device.name == "srv-1":
+        return lambda age, k: age >= 4 * DAY
+    if scenario == "breach" and device.name == "dash-1":
+        return lambda age, k: not 8 * HOUR <= age < 10 * HOUR
+    if scenario == "gap":
+        return lambda age, k: None if 6 * HOUR <= age < 12 * HOUR else True
+    if scenario == "stale":
+        return lambda age, k: None if age < 3 * HOUR else True
+    return _always_up
+
+
+def _escape_tag(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+_LOST = f"packets_received=0i,packets_transmitted={PACKETS}i,percent_packet_loss=100"
+# Telegraf's three ways of reporting a dead device, rotated by sample index:
+# no reply (no RTT fields), ping itself failed (nothing but the code), and ping exiting
+# fine although every packet was lost.
+_DOWN_FIELDS = (f"{_LOST},result_code=1i", "result_code=2i", f"{_LOST},result_code=0i")
+
+
+def _up_fields(rng: random.Random, base_rtt: float) -> str:
+    roll = rng.random()
+    received = PACKETS - (2 if roll < 0.01 else 1 if roll < 0.03 else 0)
+    loss = 100 * (PACKETS - received) / PACKETS
+    avg = min(80.0, max(20.0, rng.gauss(base_rtt, 4.0)))
+    low = max(1.0, avg - rng.uniform(0.2, 5.0))
+    high = avg + rng.uniform(0.2, 12.0)
+    stddev = (high - low) / 4
+    return (
+        f"average_response_ms={avg:.3f},maximum_response_ms={high:.3f},"
+        f"minimum_response_ms={low:.3f},packets_received={received}i,"
+        f"packets_transmitted={PACKETS}i,percent_packet_loss={loss:g},result_code=0i,"
+        f"standard_deviation_ms={stddev:.3f},ttl={_TTL}i"
+    )
+
+
+def _up_pool(rng: random.Random) -> list[str]:
+    # Formatting every sample is the seeding bottleneck: draw from a per-device pool instead.
+    base_rtt = rng.uniform(25.0, 60.0)
+    return [_up_fields(rng, base_rtt) for _ in range(_POOL_SIZE)]
+
+
+def sample_count(days: float, interval: int) -> int:
+    """Samples per device over `days` (before any gaps)."""
+    if interval <= 0:
+        raise ValueError(f"interval must be positive, got {interval}")
+    return int(days * DAY // interval)
+
+
+def samples(
+    vessel: Vessel, now: int, days: float = 5, interval: int = 60, seed: int = 0
+) -> Iterator[str]:
+    """Line-protocol `ping` points (precision s) for every device of `vessel`, oldest first."""
+    if vessel.scenario in EMPTY_SCENARIOS:
+        return
+    total = sample_count(days, interval)
+    host = _escape_tag(vessel.id)
+    for device in vessel.devices:
+        rule = _rule(vessel.scenario, device)
+        # String seeds hash stably (unlike hash()), so runs are reproducible.
+        rng = random.Random(f"{seed}:{vessel.id}:{device.name}")
+        up = rng.choices(_up_pool(rng), k=total)
+        prefix = f"ping,host={host},url={_escape_tag(device.address)} "
+        for k in range(total - 1, -1, -1):
+            age = OFFSET + k * interval
+            state = rule(age, k)
+            if state is None:
+                continue
+            fields = up[k] if state else _DOWN_FIELDS[k % 3]
+            yield f"{prefix}{fields} {now - age}"

@@ -1,0 +1,53 @@
+"""Shared fixtures: real servers started once per test session."""
+
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from exporter.config import load_config
+from exporter.web import create_app
+from tests.fake_influx import DeviceFacts, FakeInflux
+from tests.helpers import wait_ready
+from tests.servers import InfluxServer, require_binary
+
+
+@pytest.fixture(scope="session")
+def influxd() -> Iterator[InfluxServer]:
+    """An InfluxDB 1.x without auth on a free loopback port."""
+    with InfluxServer(require_binary("influxd", "/usr/bin/influxd")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def influxd_auth() -> Iterator[InfluxServer]:
+    """An InfluxDB 1.x with HTTP auth enabled and an admin user (server.username/password)."""
+    with InfluxServer(require_binary("influxd", "/usr/bin/influxd"), auth=True) as server:
+        yield server
+
+
+@pytest.fixture
+async def fake_influx(aiohttp_server) -> Callable[..., Awaitable[tuple[FakeInflux, str]]]:
+    """Factory: start a scriptable /query server; returns it and its URL."""
+
+    async def start(**devices: DeviceFacts) -> tuple[FakeInflux, str]:
+        fake = FakeInflux(devices={k.replace("_", "."): v for k, v in devices.items()})
+        server = await aiohttp_server(fake.app())
+        return fake, f"http://127.0.0.1:{server.port}"
+
+    return start
+
+
+@pytest.fixture
+async def exporter(aiohttp_client) -> Callable[..., Awaitable[TestClient]]:
+    """Factory: serve the exporter for a config file; waits for the first collection."""
+
+    async def start(config_path: Path, ready: bool = True, **options: Any) -> TestClient:
+        client = await aiohttp_client(create_app(load_config(config_path), **options))
+        if ready:
+            await wait_ready(client)
+        return client
+
+    return start

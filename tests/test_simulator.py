@@ -1,0 +1,208 @@
+"""The fleet simulator through its public API, against a real influxd."""
+
+import asyncio
+import json
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from simulator.cli import main
+from simulator.fleetconfig import fleet_config, write_fleet_config
+from simulator.influx import SeedError, seed
+from simulator.scenarios import SCENARIOS, plan_fleet, samples
+from tests.servers import InfluxServer, free_port
+
+DAY = 86400
+COUNT = "SELECT count(result_code) FROM ping WHERE"
+UP = "percent_packet_loss < 100"
+COUNT_UP = f"SELECT count(percent_packet_loss) FROM ping WHERE {UP} AND"
+
+
+def influx_query(url: str, database: str, q: str, auth: tuple[str, str] | None = None) -> Any:
+    params = {"db": database, "q": q, "epoch": "s"}
+    if auth:
+        params.update(u=auth[0], p=auth[1])
+    with urllib.request.urlopen(f"{url}/query?{urllib.parse.urlencode(params)}", timeout=10) as r:
+        result = json.load(r)["results"][0]
+    assert "error" not in result, result
+    return result.get("series", [])
+
+
+def scalar(url: str, database: str, q: str) -> Any:
+    series = influx_query(url, database, q)
+    return series[0]["values"][0][1] if series else None
+
+
+def databases(url: str) -> set[str]:
+    series = influx_query(url, "", "SHOW DATABASES")
+    return {row[0] for row in series[0].get("values", [])}
+
+
+class Fleet:
+    def __init__(self, url: str, now: int, points: int) -> None:
+        self.url, self.now, self.points = url, now, points
+        self.vessels = {v.scenario: v for v in plan_fleet(8, id_prefix="sim")}
+
+    def db(self, scenario: str) -> str:
+        return self.vessels[scenario].id
+
+    def address(self, scenario: str, device: str) -> str:
+        return next(d.address for d in self.vessels[scenario].devices if d.name == device)
+
+    def window(self, seconds: int) -> str:
+        return f"time > {self.now - seconds}s AND time <= {self.now}s"
+
+
+@pytest.fixture(scope="module")
+def fleet(influxd: InfluxServer) -> Fleet:
+    now = int(time.time())
+    vessels = plan_fleet(8, id_prefix="sim")
+    points = asyncio.run(seed(influxd.url, vessels, now, days=5))
+    return Fleet(influxd.url, now, points)
+
+
+class TestPlan:
+    def test_round_robin_over_all_scenarios(self) -> None:
+        vessels = plan_fleet(10)
+        assert [v.id for v in vessels[:3]] == ["v000", "v001", "v002"]
+        assert [v.scenario for v in vessels] == [*SCENARIOS, *SCENARIOS[:2]]
+        assert vessels[0].name == "MV Aurora 0"
+        assert [(d.name, d.address, d.component) for d in vessels[3].devices] == [
+            ("ap-1", "10.3.1.5", "access_point"),
+            ("ap-2", "10.3.1.6", "access_point"),
+            ("dash-1", "10.3.2.10", "dashboard"),
+            ("srv-1", "10.3.3.20", "server"),
+        ]
+
+    def test_many_devices_are_unique_and_cycle_components(self) -> None:
+        devices = plan_fleet(1, ["healthy"], devices_per_vessel=20)[0].devices
+        assert len({d.name for d in devices}) == len({d.address for d in devices}) == 20
+        assert [d.component for d in devices[4:7]] == ["access_point", "dashboard", "server"]
+
+    def test_rejects_unknown_scenario(self) -> None:
+        with pytest.raises(ValueError, match="unknown scenario"):
+            plan_fleet(2, ["healthy", "sinking"])
+
+    def test_samples_are_reproducible_and_typed(self) -> None:
+        vessel = plan_fleet(2)[1]
+        first = list(samples(vessel, now=1_700_000_000, days=1))
+        assert first == list(samples(vessel, now=1_700_000_000, days=1))
+        assert first != list(samples(vessel, now=1_700_000_000, days=1, seed=1))
+        assert len(first) == 4 * 1440
+        assert first[-1].endswith(" 1699999970")
+        assert "result_code=0i" in first[0] and "ttl=64i" in first[0]
+
+
+class TestSeed:
+    def test_flapping_device_is_down_ten_percent(self, fleet: Fleet) -> None:
+        where = f"url = '{fleet.address('flapping', 'ap-2')}' AND {fleet.window(DAY)}"
+        db = fleet.db("flapping")
+        assert scalar(fleet.url, db, f"{COUNT} {where}") == 1440
+        assert scalar(fleet.url, db, f"{COUNT_UP} {where}") == 1296
+
+    def test_relative_window_sees_exactly_one_day(self, fleet: Fleet) -> None:
+        url = fleet.address("healthy", "ap-1")
+        q = f"SELECT count(result_code) FROM ping WHERE url = '{url}' AND time > now() - 24h"
+        assert scalar(fleet.url, fleet.db("healthy"), q) == 1440
+
+    def test_ping_error_point_has_only_result_code(self, fleet: Fleet) -> None:
+        series = influx_query(
+            fleet.url, fleet.db("flapping"), "SELECT * FROM ping WHERE result_code = 2 LIMIT 1"
+        )
+        # SELECT * returns tags as columns too; "host" is the vessel id.
+        row = dict(zip(series[0]["columns"], series[0]["values"][0], strict=True))
+        assert row.pop("host") == fleet.db("flapping")
+        fields = {k: v for k, v in row.items() if v is not None and k not in {"time", "url"}}
+        assert fields == {"result_code": 2}
+
+    def test_lost_packets_with_result_code_zero(self, fleet: Fleet) -> None:
+        q = f"{COUNT} result_code = 0 AND percent_packet_loss = 100"
+        assert scalar(fleet.url, fleet.db("breach"), q) > 0
+
+    def test_breach_device_uptime(self, fleet: Fleet) -> None:
+        where = f"url = '{fleet.address('breach', 'dash-1')}' AND {fleet.window(DAY)}"
+        assert scalar(fleet.url, fleet.db("breach"), f"{COUNT_UP} {where}") == 1320
+
+    def test_down_4d_last_reply(self, fleet: Fleet) -> None:
+        url = fleet.address("down_4d", "srv-1")
+        q = f"SELECT last(percent_packet_loss) FROM ping WHERE url = '{url}' AND {UP}"
+        series = influx_query(fleet.url, fleet.db("down_4d"), q)
+        assert series[0]["values"][0][0] == fleet.now - 4 * DAY - 30
+
+    def test_gap_coverage(self, fleet: Fleet) -> None:
+        where = f"url = '{fleet.address('gap', 'ap-1')}' AND {fleet.window(DAY)}"
+        assert scalar(fleet.url, fleet.db("gap"), f"{COUNT} {where}") == 1080
+
+    def test_stale_has_nothing_recent(self, fleet: Fleet) -> None:
+        series = influx_query(fleet.url, fleet.db("stale"), "SELECT last(result_code) FROM ping")
+        assert series[0]["values"][0][0] == fleet.now - 3 * 3600 - 30
+
+    def test_empty_and_missing_databases(self, fleet: Fleet) -> None:
+        names = databases(fleet.url)
+        assert fleet.db("no_data") in names
+        assert fleet.db("unreachable") not in names
+        assert influx_query(fleet.url, fleet.db("no_data"), "SELECT * FROM ping") == []
+
+    def test_reseeding_replaces_data(self, influxd: InfluxServer) -> None:
+        vessel = plan_fleet(1, ["healthy"], id_prefix="reseed")
+        for now in (1_700_000_000, 1_700_000_600):
+            assert asyncio.run(seed(influxd.url, vessel, now, days=0.5)) == 4 * 720
+        assert scalar(influxd.url, "reseed000", "SELECT count(result_code) FROM ping") == 4 * 720
+
+    def test_unreachable_influx_raises(self) -> None:
+        with pytest.raises(SeedError, match="cannot talk to InfluxDB"):
+            asyncio.run(seed(f"http://127.0.0.1:{free_port()}", plan_fleet(1), 1_700_000_000))
+
+    def test_auth(self, influxd_auth: InfluxServer) -> None:
+        vessels = plan_fleet(1, ["healthy"], id_prefix="auth")
+        with pytest.raises(SeedError, match="401"):
+            asyncio.run(seed(influxd_auth.url, vessels, 1_700_000_000, days=0.1))
+        user, password = influxd_auth.username, influxd_auth.password
+        written = asyncio.run(
+            seed(influxd_auth.url, vessels, 1_700_000_000, 0.1, username=user, password=password)
+        )
+        assert written == 4 * 144
+
+
+class TestConfig:
+    def test_overrides(self, tmp_path: Path) -> None:
+        vessels = plan_fleet(8)
+        config = fleet_config(
+            vessels, "http://a", "http://b", timeout="2s", attempts=1, state_path="x.db"
+        )
+        assert config["collection"]["timeout"] == "2s"
+        assert config["collection"]["attempts"] == 1
+        assert config["state"] == {"path": "x.db"}
+        assert config["vessels"][7]["influx"] == {"url": "http://b", "database": "v007"}
+        write_fleet_config(tmp_path / "f.yml", config)
+        assert yaml.safe_load((tmp_path / "f.yml").read_text()) == config
+        with pytest.raises(TypeError, match="unknown collection"):
+            fleet_config(vessels, "http://a", "http://b", timeuot="2s")
+
+
+class TestCli:
+    def test_seeds_and_writes_config(
+        self, influxd: InfluxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        out = tmp_path / "fleet.yml"
+        args = ["--influx-url", influxd.url, "--vessels", "3", "--days", "1", "--id-prefix", "cli"]
+        assert main([*args, "--scenarios", "healthy,unreachable", "--config-out", str(out)]) == 0
+        assert "3 vessels" in capsys.readouterr().out
+        config = yaml.safe_load(out.read_text())
+        assert [v["id"] for v in config["vessels"]] == ["cli000", "cli001", "cli002"]
+        assert config["vessels"][0]["influx"]["url"] == influxd.url
+        assert config["vessels"][1]["influx"]["url"] != influxd.url
+        assert config["defaults"]["sample_interval"] == "60s"
+
+    def test_unreachable_influx_exits_1(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        url = f"http://127.0.0.1:{free_port()}"
+        assert main(["--influx-url", url, "--config-out", str(tmp_path / "f.yml")]) == 1
+        assert "cannot talk to InfluxDB" in capsys.readouterr().err
+        assert not (tmp_path / "f.yml").exists()
