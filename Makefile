@@ -4,7 +4,7 @@ VENV := .venv
 # Re-install when the project's dependencies change.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv deps lint test clean
+.PHONY: venv deps lint test demo clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,9 @@ lint: venv
 test: deps venv lint
 	$(VENV)/bin/python -m pytest
 
+demo: deps venv
+	bash deploy/demo.sh
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .demo build *.egg-info .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Alertmanager webhook receiver: incidents, approvals and JIRA tickets."""

@@ -11,29 +11,9 @@ from exporter.cli import main
 from tests.helpers import Metrics
 from tests.servers import free_port
 
-EXAMPLE: dict[str, Any] = {
-    "listen": "0.0.0.0:9470",
-    "collection": {
-        "interval": "5m", "concurrency": 32, "timeout": "30s", "attempts": 3,
-        "windows": ["24h"], "stale_after": "15m", "lookback": "30d",
-    },
-    "sla": {"objective": 0.95, "components": {"server": 0.99}},
-    "state": {"path": "exporter.db"},
-    "defaults": {"influx": {"database": "telegraf", "measurement": "ping", "device_tag": "url"}},
-    "vessels": [
-        {
-            "id": "aurora",
-            "name": "MV Aurora",
-            "sla": {"objective": 0.97},
-            "influx": {"url": "http://10.20.0.2:8086", "database": "telegraf",
-                       "username": "${AURORA_USER}", "password": "${AURORA_PASS}"},
-            "devices": [
-                {"address": "10.10.1.5", "component": "access_point", "name": "ap-bridge"},
-                {"address": "10.10.1.20", "component": "server", "name": "nav-server"},
-            ],
-        }
-    ],
-}
+EXAMPLE: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).parent.parent / "deploy" / "fleet.example.yml").read_text(encoding="utf-8")
+)
 SECRET = "s3cr3t-Pa55"
 
 
@@ -42,6 +22,7 @@ def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytes
     """Factory: write a config (from a document or raw text), run --check-config."""
     monkeypatch.setenv("AURORA_USER", "reader")
     monkeypatch.setenv("AURORA_PASS", SECRET)
+    monkeypatch.setenv("BOREALIS_TOKEN", SECRET + "-token")
 
     def run(document: Any) -> tuple[int, str]:
         path = tmp_path / "fleet.yml"
@@ -74,10 +55,10 @@ DELETE = object()
 
 
 class TestValidConfig:
-    def test_example_from_the_docs_is_valid(self, check):
+    def test_shipped_example_is_valid(self, check):
         code, output = check(EXAMPLE)
         assert code == 0
-        assert "config ok: 1 vessels, 2 devices" in output
+        assert "config ok: 2 vessels, 4 devices" in output
 
     def test_secret_values_never_printed(self, check):
         code, output = check(EXAMPLE)
