@@ -80,6 +80,14 @@ def build_statements(
     return statements
 
 
+def _statement_error(error: Any, index: int, statement: Statement, vessel: VesselConfig) -> str:
+    message = f"statement {index} ({statement.purpose}): {error}"
+    if error == "not executed":
+        # What influxd 1.x says for every statement of a batch when the database is missing.
+        message += f" (does database {vessel.influx.database!r} exist?)"
+    return message
+
+
 def _number(value: Any, where: str, *, nullable: bool = False) -> float | None:
     if value is None and nullable:
         return None
@@ -93,8 +101,6 @@ def _rows(result: Any, index: int, statement: Statement, tag: str) -> dict[str, 
     where = f"statement {index} ({statement.purpose})"
     if not isinstance(result, dict):
         raise QueryError(f"malformed answer: {where}: expected an object")
-    if "error" in result:
-        raise QueryError(f"{where}: {result['error']}")
     series = result.get("series", [])
     if not isinstance(series, list):
         raise QueryError(f"malformed answer: {where}: series is not a list")
@@ -126,6 +132,11 @@ def parse_answer(
     if "error" in document:
         raise QueryError(f"InfluxDB error: {document['error']}")
     results = document.get("results")
+    if isinstance(results, list):
+        # InfluxDB stops at the first failing statement; its error says more than the count.
+        for i, result in enumerate(results[: len(statements)]):
+            if isinstance(result, dict) and "error" in result:
+                raise QueryError(_statement_error(result["error"], i, statements[i], vessel))
     if not isinstance(results, list) or len(results) != len(statements):
         got = len(results) if isinstance(results, list) else "no"
         raise QueryError(f"malformed answer: {got} results for {len(statements)} statements")

@@ -146,14 +146,19 @@ bind-address = "127.0.0.1:{rpc_port}"
             f"influxd not ready within {self.startup_timeout:.0f} s:\n{self.log_tail()}"
         )
 
-    def query(self, q: str, database: str | None = None) -> tuple[int, bytes]:
-        """POST an InfluxQL query, as the admin when auth is enabled."""
+    def query(self, q: str, database: str | None = None) -> bytes:
+        """POST an InfluxQL query, as the admin when auth is enabled; raise on any error."""
         data = {"q": q}
         if database:
             data["db"] = database
+        url = f"{self.url}/query"
         if self.auth:
-            data.update(u=self.username, p=self.password)
-        return _http("POST", f"{self.url}/query", data)
+            # influxd 1.x reads u and p from the URL, not from a form body.
+            url += "?" + urllib.parse.urlencode({"u": self.username, "p": self.password})
+        status, body = _http("POST", url, data)
+        if status != 200 or b'"error"' in body:
+            raise RuntimeError(f"query {q!r} failed: {status} {body!r}")
+        return body
 
     def start(self) -> "InfluxServer":
         self._tmp = tempfile.TemporaryDirectory(prefix="influxd-")

@@ -1,6 +1,7 @@
 """`fleet-exporter --once` against a real InfluxDB 1.6 seeded with every scenario."""
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -19,14 +20,19 @@ DAY = 86400
 FULL_DAY = 1440  # one sample a minute
 
 
-def run_once(config: Path) -> tuple[Metrics, float]:
-    """Run the real CLI; returns its metrics and the time it printed them."""
+def run_cli(config: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`fleet-exporter --config CONFIG --once` in a new process; it must exit 0."""
     proc = subprocess.run(
         [sys.executable, "-m", "exporter", "--config", str(config), "--once"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True, text=True, timeout=120, check=False, env=env,
     )
     assert proc.returncode == 0, proc.stderr
-    return Metrics(proc.stdout), time.time()
+    return proc
+
+
+def run_once(config: Path) -> tuple[Metrics, float]:
+    """Run the real CLI; returns its metrics and the time it printed them."""
+    return Metrics(run_cli(config).stdout), time.time()
 
 
 @dataclass
@@ -218,3 +224,46 @@ class TestUnreachableKeepsLastKnownState:
         assert after.get("fleet_vessel_last_success_timestamp_seconds", vessel=vid) == \
             before.get("fleet_vessel_last_success_timestamp_seconds", vessel=vid)
         assert scraped > anchor
+
+
+class TestMissingDatabase:
+    def test_error_names_the_database(self, influxd: InfluxServer, tmp_path: Path):
+        path = tmp_path / "fleet.yml"
+        write_fleet_config(path, {
+            "state": {"path": str(tmp_path / "state.db")},
+            "vessels": [{"id": "lost", "influx": {"url": influxd.url, "database": "nowhere"},
+                         "devices": [{"address": "10.0.0.1", "component": "server",
+                                      "name": "srv-1"}]}],
+        })
+        proc = run_cli(path)
+        assert Metrics(proc.stdout).status("lost") == "query_error"
+        assert "(does database 'nowhere' exist?)" in proc.stderr
+
+
+class TestAuthentication:
+    def test_credentials_from_the_environment(self, influxd_auth: InfluxServer, tmp_path: Path):
+        influxd_auth.query("CREATE DATABASE telegraf")
+        devices = [{"address": "10.0.0.1", "component": "server", "name": "srv-1"}]
+        config = {
+            "state": {"path": str(tmp_path / "state.db")},
+            "collection": {"attempts": 3, "backoff": "10ms"},
+            "defaults": {"influx": {"url": influxd_auth.url, "database": "telegraf"}},
+            "vessels": [
+                {"id": "good", "devices": devices,
+                 "influx": {"username": "${INFLUX_USER}", "password": "${INFLUX_PASS}"}},
+                {"id": "wrong", "devices": devices,
+                 "influx": {"username": "${INFLUX_USER}", "password": "not-the-password"}},
+            ],
+        }
+        path = tmp_path / "fleet.yml"
+        write_fleet_config(path, config)
+        env = {**os.environ, "INFLUX_USER": influxd_auth.username,
+               "INFLUX_PASS": influxd_auth.password}
+        proc = run_cli(path, env)
+        metrics = Metrics(proc.stdout)
+        assert metrics.status("good") == "no_data", proc.stderr
+        assert metrics.status("wrong") == "auth_error"
+        assert metrics.get("fleet_vessel_collect_attempts", vessel="wrong") == 1
+        assert "auth_error" in proc.stderr
+        for secret in (influxd_auth.password, "not-the-password"):
+            assert secret not in proc.stdout + proc.stderr
