@@ -45,6 +45,19 @@ def _decode_body(raw: bytes, encoding: str) -> bytes:
     return body
 
 
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """The body, refusing to buffer more than MAX_ANSWER_BYTES of it."""
+    if (response.content_length or 0) > MAX_ANSWER_BYTES:
+        raise QueryError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise QueryError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _error_text(body: bytes) -> str:
     """InfluxDB puts its reason in {"error": ...}; anything else is summarised, not echoed."""
     try:
@@ -87,7 +100,7 @@ class InfluxQLBackend:
             async with self._session.post(
                 f"{vessel.influx.url}/query", data=form, headers=self._headers(vessel)
             ) as response:
-                raw = await response.read()
+                raw = await _read_capped(response)
                 status = response.status
                 ctype = response.content_type
                 encoding = response.headers.get("Content-Encoding", "").lower()

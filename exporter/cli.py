@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -65,27 +66,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check_config:
         print(f"config ok: {len(config.vessels)} vessels, {devices} devices")
         return 0
-    if args.once:
-        # Failed vessels are reported in the metrics, so the exit code stays 0.
-        sys.stdout.buffer.write(asyncio.run(run_once(config)))
-        sys.stdout.flush()
-        return 0
-    log.info(
-        "serving %d vessels, %d devices on %s:%d",
-        len(config.vessels),
-        devices,
-        config.listen_host,
-        config.listen_port,
-    )
-    web.run_app(
-        create_app(config),
-        host=config.listen_host,
-        port=config.listen_port,
-        print=None,
-        access_log=None,
-    )
+    try:
+        if args.once:
+            # Failed vessels are reported in the metrics, so the exit code stays 0.
+            sys.stdout.buffer.write(asyncio.run(run_once(config)))
+            sys.stdout.flush()
+            return 0
+        log.info("serving %d vessels, %d devices on %s:%d", len(config.vessels), devices,
+                 config.listen_host, config.listen_port)
+        web.run_app(create_app(config), host=config.listen_host, port=config.listen_port,
+                    print=None, access_log=None)
+    except sqlite3.Error as exc:
+        print(f"fleet-exporter: state database {config.state_path}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"fleet-exporter: {exc}", file=sys.stderr)
+        return 1
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -97,14 +97,15 @@ class Collector:
                 error = CollectError(f"unexpected error: {type(exc).__name__}")
             else:
                 now = self._clock()
+                observation = answer.observation.aged(now, cfg.stale_after)
                 return VesselResult(
                     vessel=vessel.id,
-                    status=classify(answer.observation, now, cfg.stale_after),
+                    status=classify(observation, now, cfg.stale_after),
                     attempts=attempt,
                     duration=time.monotonic() - started,
                     finished_at=now,
                     response_bytes=answer.response_bytes,
-                    observation=answer.observation,
+                    observation=observation,
                 )
             if not error.retryable or attempt == cfg.attempts:
                 break

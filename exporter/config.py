@@ -22,6 +22,8 @@ ALLOWED_WINDOWS = {"24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
 _ID = re.compile(r"^[a-z0-9_-]+$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV = re.compile(r"\$\{([^}]*)\}")
+_ADDRESS = re.compile(r"^[^\s\x00-\x1f\x7f]+$")  # a tag value on one line
+MAX_LOOKBACK = 400 * 86400.0  # InfluxQL durations overflow far beyond this
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -186,7 +188,8 @@ def _expand_env(value: Any, path: str, env: Mapping[str, str]) -> Any:
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
         if not _ENV_NAME.match(name):
-            raise ConfigError(path, f"invalid environment variable reference ${{{name}}}")
+            # Not echoed: this may be part of a password that happens to contain "${".
+            raise ConfigError(path, "invalid environment variable reference (expected ${NAME})")
         if name not in env:
             raise ConfigError(path, f"environment variable {name} is not set")
         return env[name]
@@ -218,19 +221,20 @@ def _influx_fields(raw: Any, path: str) -> dict[str, Any]:
 
 
 def _url(value: Any, path: str) -> str:
+    # The URL is never echoed: a mistyped one may still carry a password.
     text = _str(value, path)
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(path, f"expected an http:// or https:// URL, got {text!r}")
-    if parts.username or parts.password:
+    if parts.username or parts.password or "@" in parts.netloc:
         # Credentials in a URL end up in error messages; they belong in username/password.
         raise ConfigError(path, "must not contain credentials; use username/password or token")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(path, "expected an http:// or https:// URL with a host")
     if parts.query or parts.fragment:
         raise ConfigError(path, "must not have a query string or fragment")
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise ConfigError(path, f"invalid port in {text!r}") from None
+        raise ConfigError(path, "invalid port") from None
     return text.rstrip("/")
 
 
@@ -293,6 +297,8 @@ def _collection(raw: Any) -> CollectionConfig:
         stale_after=dur("stale_after", base.stale_after),
         lookback=dur("lookback", base.lookback),
     )
+    if config.lookback > MAX_LOOKBACK:
+        raise ConfigError(f"{path}.lookback", "must be at most 400d")
     longest = max(w.seconds for w in config.windows)
     if config.lookback < longest:
         raise ConfigError(f"{path}.lookback", "must be at least as long as the longest window")
@@ -322,7 +328,7 @@ def _device(raw: Any, path: str, components: tuple[str, ...]) -> DeviceConfig:
         )
     return DeviceConfig(
         name=_str(raw["name"], f"{path}.name"),
-        address=_str(raw["address"], f"{path}.address"),
+        address=_str(raw["address"], f"{path}.address", _ADDRESS),
         component=component,
     )
 

@@ -31,15 +31,23 @@ def _bad_request(field: str, message: str) -> web.HTTPBadRequest:
     )
 
 
+def _integer(raw: str) -> int | None:
+    """A non-negative integer in ASCII digits that fits SQLite, else None."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        return None
+    return int(raw)
+
+
 def _int_param(
     request: web.Request, name: str, default: int | None, low: int, high: int
 ) -> int | None:
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = _integer(raw)
+    if value is None or not low <= value <= high:
         raise _bad_request(name, f"expected an integer from {low} to {high}, got {raw!r}")
-    return int(raw)
+    return value
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -60,7 +68,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def list_runs(request: web.Request) -> web.Response:
     limit = _int_param(request, "limit", 20, 1, MAX_PAGE)
-    before = _int_param(request, "before", None, 1, 2**63 - 1)
+    before = _int_param(request, "before", None, 1, 10**18)
     status = request.query.get("status")
     if status is not None and status not in RUN_RESULTS:
         raise _bad_request("status", f"expected one of {', '.join(RUN_RESULTS)}, got {status!r}")
@@ -78,9 +86,10 @@ async def list_runs(request: web.Request) -> web.Response:
 
 async def get_run(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    run_id = _integer(raw)
+    if run_id is None:
         raise _bad_request("id", f"expected a run id, got {raw!r}")
-    run = await request.app[SERVICE].runlog.run(int(raw))
+    run = await request.app[SERVICE].runlog.run(run_id)
     if run is None:
         raise web.HTTPNotFound(
             text=json.dumps({"error": f"run {raw} not found"}),

@@ -38,7 +38,8 @@ def build_statements(
     reply = f"{loss} < 100"
 
     def since(seconds: float) -> str:
-        return f"time > now() - {int(seconds)}s AND ({only})"
+        # The upper bound keeps points from a clock that runs ahead out of every count.
+        return f"time > now() - {int(seconds)}s AND time <= now() AND ({only})"
 
     statements: list[Statement] = []
     for window in windows:
@@ -74,7 +75,8 @@ def build_statements(
     statements.append(
         Statement(
             "first",
-            f'SELECT first("result_code") FROM {source} WHERE {since(lookback)} GROUP BY {tag}',
+            f'SELECT "result_code", {loss} FROM {source} '
+            f"WHERE {since(lookback)} GROUP BY {tag} ORDER BY time ASC LIMIT 1",
         )
     )
     return statements

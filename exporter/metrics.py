@@ -152,7 +152,11 @@ class FleetCollector:
                     counts["unknown" if known is None else "up" if known else "down"] += 1
                 for name, count in counts.items():
                     devices.add_metric([*labels, name], count)
-                up.add_metric(labels, 1.0 if counts["up"] == len(members) else 0.0)
+                # Unknown devices make the component neither up nor down: no series.
+                if counts["down"]:
+                    up.add_metric(labels, 0.0)
+                elif counts["up"] == len(members):
+                    up.add_metric(labels, 1.0)
                 observed = [m.observation for m in members if m.observation is not None]
                 for window in self._windows:
                     total = sum(o.counts.get(window.label, (0, 0))[0] for o in observed)

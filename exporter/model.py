@@ -1,7 +1,7 @@
 """What a backend observes about a vessel, and how a collection can fail."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -51,20 +51,30 @@ class DeviceObservation:
     last_rtt: float | None = None  # average RTT of the newest sample, seconds
     last_reply: float | None = None  # time of the newest sample that had a reply
     first_sample: float | None = None  # time of the oldest sample
+    fresh: bool = True  # the newest sample was recent when collected
 
     @property
     def up(self) -> bool | None:
-        """None when the device has no sample at all: unknown is never up."""
+        """None when unknown: no sample, or only an old one that showed a reply.
+
+        A device that stops reporting is never taken for up; one whose last word was
+        "down" stays down.
+        """
         if self.last_sample is None or self.last_loss is None:
             return None
-        return self.last_loss < 1.0
+        if self.last_loss >= 1.0:
+            return False
+        return True if self.fresh else None
 
     @property
     def down_since(self) -> float | None:
         """Time of the last reply; with none in the lookback, the oldest sample."""
         if self.up is not False:
             return None
-        return self.last_reply if self.last_reply is not None else self.first_sample
+        for candidate in (self.last_reply, self.first_sample, self.last_sample):
+            if candidate is not None:
+                return candidate
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +85,14 @@ class VesselObservation:
     def newest_sample(self) -> float | None:
         times = [d.last_sample for d in self.devices.values() if d.last_sample is not None]
         return max(times) if times else None
+
+    def aged(self, now: float, stale_after: float) -> "VesselObservation":
+        """Mark devices whose newest sample is older than `stale_after` at `now`."""
+        return VesselObservation(devices={
+            address: replace(d, fresh=d.last_sample is not None
+                             and now - d.last_sample <= stale_after)
+            for address, d in self.devices.items()
+        })
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import logging
+import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,8 @@ import aiosqlite
 
 from .collector import RunResult
 from .model import DeviceObservation, VesselObservation
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -49,11 +53,16 @@ def _observation_to_json(observation: VesselObservation) -> str:
     )
 
 
+_DEVICE_FIELDS = {f.name for f in dataclasses.fields(DeviceObservation)}
+
+
 def _observation_from_json(text: str) -> VesselObservation:
     devices = {}
     for address, fields in json.loads(text).items():
-        fields["counts"] = {label: tuple(pair) for label, pair in fields["counts"].items()}
-        devices[address] = DeviceObservation(**fields)
+        # Fields another version wrote and this one does not know are dropped.
+        known = {k: v for k, v in fields.items() if k in _DEVICE_FIELDS}
+        known["counts"] = {label: (int(a), int(b)) for label, (a, b) in known["counts"].items()}
+        devices[address] = DeviceObservation(**known)
     return VesselObservation(devices=devices)
 
 
@@ -63,6 +72,10 @@ class RunLog:
 
     @classmethod
     async def open(cls, path: Path | str) -> "RunLog":
+        folder = Path(path).parent
+        if not folder.is_dir():
+            # Checked here: a failed connect leaves aiosqlite's worker thread behind.
+            raise sqlite3.OperationalError(f"directory {folder} does not exist")
         db = await aiosqlite.connect(path)
         try:
             db.row_factory = aiosqlite.Row
@@ -80,6 +93,15 @@ class RunLog:
 
     async def record(self, run: RunResult, retention: float) -> int:
         """Store a run with its vessels and the last known states; prune old runs."""
+        try:
+            run_id = await self._insert(run, retention)
+            await self._db.commit()
+        except BaseException:
+            await self._db.rollback()  # never leave half a run for the next commit
+            raise
+        return run_id
+
+    async def _insert(self, run: RunResult, retention: float) -> int:
         cursor = await self._db.execute(
             "INSERT INTO runs (started_at, finished_at, duration_seconds, vessels_ok,"
             " vessels_failed, result) VALUES (?, ?, ?, ?, ?, ?)",
@@ -115,7 +137,6 @@ class RunLog:
         await self._db.execute(
             "DELETE FROM runs WHERE started_at < ?", (run.started_at - retention,)
         )
-        await self._db.commit()
         return run_id
 
     async def last_states(self) -> Iterable[tuple[str, float, VesselObservation]]:
@@ -123,9 +144,15 @@ class RunLog:
             "SELECT vessel, last_success, observation FROM vessel_state"
         ) as cursor:
             rows = await cursor.fetchall()
-        return [
-            (r["vessel"], r["last_success"], _observation_from_json(r["observation"])) for r in rows
-        ]
+        states = []
+        for row in rows:
+            try:
+                observation = _observation_from_json(row["observation"])
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                log.warning("ignoring unreadable saved state of vessel %s: %r", row["vessel"], exc)
+                continue
+            states.append((row["vessel"], row["last_success"], observation))
+        return states
 
     async def runs(
         self, limit: int, before: int | None = None, result: str | None = None

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import sqlite3
 import time
 
 import aiohttp
@@ -56,8 +57,12 @@ class CollectionService:
         self.fleet.apply(run)
         # Rendering thousands of devices takes a while; keep the event loop serving.
         self.cache = await asyncio.to_thread(self._render, self.fleet.snapshot())
-        await self.runlog.record(run, self.config.run_retention)
         self.ready.set()
+        try:
+            await self.runlog.record(run, self.config.run_retention)
+        except (sqlite3.Error, OSError) as exc:
+            # The metrics are current; a run log that can't be written must not hide them.
+            log.error("cannot record run in %s: %s", self.config.state_path, exc)
         log.info("run %s: %d ok, %d failed in %.2fs", run.result, run.ok, run.failed, run.duration)
         return run
 

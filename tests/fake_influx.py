@@ -35,6 +35,7 @@ class DeviceFacts:
 @dataclass
 class Recorded:
     headers: dict[str, str]
+    query: dict[str, str]  # the URL's query string
     form: dict[str, str]
 
 
@@ -70,13 +71,13 @@ class FakeInflux:
             return (["time", "count"], [0, f.total]) if f.total else None
         if 'count("percent_packet_loss")' in text:
             return (["time", "count"], [0, f.up]) if f.up else None
-        if "LIMIT 1" in text:
+        if "ORDER BY time ASC LIMIT 1" in text:
+            return ["time", "result_code", "percent_packet_loss"], [f.first_sample, 0, 0.0]
+        if "ORDER BY time DESC LIMIT 1" in text:
             return (["time", "result_code", "percent_packet_loss", "average_response_ms"],
                     [f.last_sample, f.result_code, f.loss, f.rtt_ms])
         if "last(" in text:
             return (["time", "last"], [f.last_reply, f.loss]) if f.last_reply else None
-        if "first(" in text:
-            return ["time", "first"], [f.first_sample, 0]
         raise AssertionError(f"unexpected statement {text}")
 
     def json_response(self, document: Any) -> web.Response:
@@ -89,7 +90,7 @@ class FakeInflux:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         form = {k: str(v) for k, v in (await request.post()).items()}
-        self.requests.append(Recorded(dict(request.headers), form))
+        self.requests.append(Recorded(dict(request.headers), dict(request.query), form))
         if self.script:
             return await self.script.popleft()(request)
         return self.json_response(self.answer(form["q"].split(";\n")))
@@ -113,4 +114,17 @@ def slow(seconds: float) -> Responder:
     async def respond(request: web.Request) -> web.Response:
         await asyncio.sleep(seconds)
         return web.Response(status=204)
+    return respond
+
+
+def streamed(body: bytes) -> Responder:
+    """Chunked, with no Content-Length, so only the bytes received can be counted."""
+    async def respond(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(body), 1 << 20):
+            await response.write(body[start:start + (1 << 20)])
+        await response.write_eof()
+        return response
     return respond

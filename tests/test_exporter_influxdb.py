@@ -103,7 +103,7 @@ class TestVesselStatus:
         devices = component(seeded, "no_data", "access_point", "fleet_component_devices",
                             state="unknown")
         assert devices == 2
-        assert component(seeded, "no_data", "access_point", "fleet_component_up") == 0
+        assert component(seeded, "no_data", "access_point", "fleet_component_up") is None
 
     def test_one_failed_vessel_makes_the_run_partial(self, seeded: Seeded):
         runs = "fleet_collection_runs_total"
@@ -158,10 +158,19 @@ class TestUptime:
         assert component(seeded, "gap", "server", "fleet_component_coverage_ratio",
                          window="24h") == 0.75
 
-    def test_stale_vessel_keeps_devices_last_known_state(self, seeded: Seeded):
-        assert device(seeded, "stale", "srv-1", "fleet_device_up") == 1
+    def test_stale_devices_are_unknown_not_up(self, seeded: Seeded):
+        # Their newest sample showed a reply, but three hours ago: nobody knows now.
+        assert device(seeded, "stale", "srv-1", "fleet_device_up") is None
+        assert component(seeded, "stale", "server", "fleet_component_up") is None
+        assert component(seeded, "stale", "server", "fleet_component_devices",
+                         state="unknown") == 1
+        assert component(seeded, "stale", "server", "fleet_component_devices", state="up") == 0
+        # What was observed is still reported.
         coverage = device(seeded, "stale", "srv-1", "fleet_device_coverage_ratio", window="24h")
         assert coverage == (FULL_DAY - 180) / FULL_DAY
+        assert device(seeded, "stale", "srv-1", "fleet_device_uptime_ratio", window="24h") == 1
+        assert device(seeded, "stale", "srv-1", "fleet_device_last_sample_timestamp_seconds") \
+            == seeded.anchor - 30 - 3 * 3600
 
 
 class TestDowntime:

@@ -25,8 +25,9 @@ class Clock:
 async def fleet(tmp_path: Path, fake_influx, exporter):
     """Factory: an exporter over one fake vessel with an ap (up) and a server (down)."""
 
-    async def start(*responders, interval="1h", query_timeout="2s", ready=True, **options):
-        fake, url = await fake_influx(**{"10_10_1_5": DeviceFacts(), "10_10_1_20": DOWN})
+    async def start(*responders, interval="1h", query_timeout="2s", ready=True, server=DOWN,
+                    **options):
+        fake, url = await fake_influx(**{"10_10_1_5": DeviceFacts(), "10_10_1_20": server})
         fake.script.extend(responders)
         config = write_config(
             tmp_path / "fleet.yml",
@@ -82,6 +83,43 @@ class TestMetricsEndpoint:
         assert metrics.series("fleet_vessel_data_status") == {}
 
 
+SERVER = {"vessel": "aurora", "component": "server", "device": "nav-server",
+          "address": "10.10.1.20"}
+
+
+class TestDeviceState:
+    async def test_ping_error_is_down(self, fleet):
+        # Telegraf writes only result_code=2 on a ping error: no loss, no RTT.
+        error = DeviceFacts(result_code=2, loss=None, rtt_ms=None, last_sample=int(T0) - 60,
+                            last_reply=int(T0) - 600)
+        _, client = await fleet(server=error, clock=Clock(T0))
+        metrics = await scrape(client)
+        assert metrics.get("fleet_device_up", **SERVER) == 0
+        assert metrics.get("fleet_device_packet_loss_ratio", **SERVER) == 1
+        assert metrics.get("fleet_device_rtt_seconds", **SERVER) is None
+        assert metrics.get("fleet_device_downtime_age_seconds", **SERVER) == 600
+
+    async def test_silent_device_is_unknown_while_its_vessel_reports(self, fleet):
+        silent = DeviceFacts(last_sample=int(T0) - 10 * 86400, last_reply=int(T0) - 10 * 86400)
+        _, client = await fleet(server=silent, clock=Clock(T0))
+        metrics = await scrape(client)
+        assert metrics.status("aurora") == "ok"
+        assert metrics.get("fleet_device_up", **SERVER) is None
+        assert metrics.get("fleet_device_downtime_age_seconds", **SERVER) is None
+        server = {"vessel": "aurora", "component": "server"}
+        assert metrics.get("fleet_component_up", **server) is None
+        assert metrics.get("fleet_component_devices", **server, state="unknown") == 1
+
+    async def test_silent_device_that_was_down_stays_down(self, fleet):
+        silent = DeviceFacts(last_sample=int(T0) - 10 * 86400, result_code=1, loss=100.0,
+                             rtt_ms=None, last_reply=int(T0) - 11 * 86400)
+        _, client = await fleet(server=silent, clock=Clock(T0))
+        metrics = await scrape(client)
+        assert metrics.get("fleet_device_up", **SERVER) == 0
+        assert metrics.get("fleet_device_downtime_age_seconds", **SERVER) == 11 * 86400
+        assert metrics.get("fleet_component_up", vessel="aurora", component="server") == 0
+
+
 class TestHealth:
     async def test_ready_only_after_the_first_collection(self, fleet):
         _, client = await fleet(slow(0.5), ready=False)
@@ -124,7 +162,8 @@ class TestRunsApi:
 
     @pytest.mark.parametrize(("query", "field"), [
         ("?limit=0", "limit"), ("?limit=abc", "limit"), ("?limit=501", "limit"),
-        ("?before=-1", "before"), ("?status=ok", "status"),
+        ("?before=-1", "before"), ("?status=ok", "status"), ("?limit=%C2%B2", "limit"),
+        ("?before=99999999999999999999999", "before"),
     ])
     async def test_bad_parameters_name_the_field(self, fleet, query: str, field: str):
         _, client = await fleet()
@@ -135,9 +174,10 @@ class TestRunsApi:
     async def test_unknown_run(self, fleet):
         _, client = await fleet()
         assert (await client.get("/api/v1/runs/999999")).status == 404
-        response = await client.get("/api/v1/runs/abc")
-        assert response.status == 400
-        assert (await response.json())["error"].startswith("id: ")
+        for bad in ("abc", "%C2%B2", "99999999999999999999999"):
+            response = await client.get(f"/api/v1/runs/{bad}")
+            assert response.status == 400
+            assert (await response.json())["error"].startswith("id: ")
 
     async def test_runs_older_than_30_days_are_pruned(self, fleet):
         clock = Clock(T0)

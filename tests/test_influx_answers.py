@@ -1,12 +1,13 @@
 """Odd InfluxDB answers fail one vessel with a clear error; they never crash a run."""
 
+import base64
 import gzip
 import json
 from pathlib import Path
 
 import pytest
 
-from tests.fake_influx import DeviceFacts, reply, slow
+from tests.fake_influx import DeviceFacts, reply, slow, streamed
 from tests.helpers import scrape, vessel, write_config
 
 AP, SRV = "10.10.1.5", "10.10.1.20"
@@ -62,6 +63,8 @@ BROKEN_ANSWERS = [
     pytest.param(reply(body=gzip.compress(b'{"results": []}' * 50)[:40],
                        headers={"Content-Encoding": "gzip"}),
                  "truncated gzip answer", id="truncated-gzip"),
+    pytest.param(streamed(b'{"results": [' + b" " * (9 * 1024 * 1024) + b"]}"),
+                 "answer larger than 8388608 bytes", id="oversized"),
     pytest.param(reply(status=400, body='{"error": "error parsing query: found EOF"}'),
                  "HTTP 400: error parsing query: found EOF", id="bad-query"),
     pytest.param(reply(status=404, body="404 page not found", content_type="text/plain"),
@@ -144,5 +147,9 @@ class TestRequest:
 
     async def test_basic_auth_keeps_credentials_out_of_the_url(self, one_vessel):
         fake, *_ = await one_vessel(username="reader", password=TOKEN)
-        assert fake.requests[0].headers["Authorization"].startswith("Basic ")
-        assert "u" not in fake.requests[0].form and "p" not in fake.requests[0].form
+        [request] = fake.requests
+        scheme, _, encoded = request.headers["Authorization"].partition(" ")
+        assert scheme == "Basic"
+        assert base64.b64decode(encoded).decode() == f"reader:{TOKEN}"
+        assert request.query == {}
+        assert TOKEN not in json.dumps(request.form)
