@@ -1,0 +1,125 @@
+"""A cheap stand-in for InfluxDB 1.x ``/query``: waits one RTT, then answers gzip JSON.
+
+Every device named in a statement is healthy (all samples up, newest 30 s old). The
+answer depends only on the statement text, so its gzip body is built once per distinct
+query and the server stays cheap enough to keep hundreds of requests in flight.
+
+Run: ``python bench/synthetic_influx.py --delay 0.6``
+"""
+
+import argparse
+import asyncio
+import gzip
+import json
+import re
+import time
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+from childproc import Stats, serve_control
+
+_DEVICE = re.compile(r"\"url\" = '([^']*)'")
+LATEST = ["time", "result_code", "percent_packet_loss", "average_response_ms"]
+
+
+def _row(text: str, now: int) -> tuple[list[str], list[Any]]:
+    """What InfluxDB 1.x returns for one healthy device (epoch=s)."""
+    if 'count("result_code")' in text:
+        return ["time", "count"], [now - 86400, 1440]
+    if 'count("percent_packet_loss")' in text:
+        return ["time", "count"], [now - 86400, 1440]
+    if "ORDER BY time ASC LIMIT 1" in text:
+        return ["time", "result_code", "percent_packet_loss"], [now - 86400 + 30, 0, 0]
+    if "LIMIT 1" in text:
+        return LATEST, [now - 30, 0, 0, 35.412]
+    if "last(" in text:
+        return ["time", "last"], [now - 30, 0]
+    if "first(" in text:  # the older form of the oldest-sample statement
+        return ["time", "first"], [now - 86400 + 30, 0]
+    raise ValueError(f"unexpected statement: {text[:80]}")
+
+
+def answer(statements: list[str], now: int) -> dict[str, Any]:
+    results = []
+    for index, text in enumerate(statements):
+        columns, values = _row(text, now)
+        series = [
+            {"name": "ping", "tags": {"url": address}, "columns": columns, "values": [values]}
+            for address in _DEVICE.findall(text)
+        ]
+        results.append({"statement_id": index, "series": series})
+    return {"results": results}
+
+
+class SyntheticInflux:
+    def __init__(self, delay: float) -> None:
+        self._delay = delay
+        self._bodies: dict[str, bytes] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self._requests: Counter[str] = Counter()
+        self._body_bytes = 0
+        self._in_flight = 0
+        self._max_in_flight = 0
+
+    def stats(self) -> Stats:
+        snapshot = {
+            "requests": sum(self._requests.values()),
+            "per_db": {db: {"requests": n} for db, n in self._requests.items()},
+            "body_bytes": self._body_bytes,
+            "max_in_flight": self._max_in_flight,
+            "distinct_queries": len(self._bodies),
+        }
+        in_flight = self._in_flight
+        self._reset()
+        self._in_flight = in_flight
+        return snapshot
+
+    def _body(self, q: str) -> bytes:
+        body = self._bodies.get(q)
+        if body is None:
+            # Compact separators and default gzip level, as influxd sends them.
+            text = json.dumps(answer(q.split(";\n"), int(time.time())), separators=(",", ":"))
+            body = self._bodies[q] = gzip.compress(text.encode(), compresslevel=6)
+        return body
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self._in_flight += 1
+        self._max_in_flight = max(self._max_in_flight, self._in_flight)
+        try:
+            form = await request.post()
+            self._requests[str(form.get("db", "?"))] += 1
+            body = self._body(str(form.get("q", "")))
+            await asyncio.sleep(self._delay)
+        finally:
+            self._in_flight -= 1
+        self._body_bytes += len(body)
+        return web.Response(
+            body=body, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}
+        )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--delay", type=float, default=0.6, help="seconds before answering")
+    parser.add_argument("--lifetime", type=float, default=900.0, help="exit after this long")
+    args = parser.parse_args()
+    influx = SyntheticInflux(args.delay)
+    app = web.Application()
+    app.router.add_post("/query", influx.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    # The default backlog of 128 would drop connection bursts from 256 concurrent clients.
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=2048)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        await serve_control(port, influx.stats, args.lifetime)
+    finally:
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
