@@ -9,11 +9,12 @@ import json
 import zlib
 from collections.abc import Sequence
 from typing import Protocol
+from urllib.parse import urlencode
 
 import aiohttp
 
 from .config import VesselConfig, Window
-from .influxql import build_statements, parse_answer
+from .influxql import Statement, build_statements, parse_answer
 from .model import Answer, AuthError, QueryError, TransientError
 
 MAX_ANSWER_BYTES = 8 * 1024 * 1024  # decoded; a bounded query never comes near this
@@ -76,6 +77,7 @@ class InfluxQLBackend:
         self._session = session
         self._windows = tuple(windows)
         self._lookback = lookback
+        self._requests: dict[str, tuple[list[Statement], bytes]] = {}
 
     @staticmethod
     def _headers(vessel: VesselConfig) -> dict[str, str]:
@@ -89,16 +91,25 @@ class InfluxQLBackend:
             headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
         return headers
 
+    def _request(self, vessel: VesselConfig) -> tuple[list[Statement], bytes]:
+        """Statements and form body depend on the config only: build them once per vessel."""
+        cached = self._requests.get(vessel.id)
+        if cached is None:
+            statements = build_statements(vessel, self._windows, self._lookback)
+            form = urlencode({
+                "db": vessel.influx.database,
+                "epoch": "s",
+                "q": ";\n".join(s.text for s in statements),
+            }).encode()
+            cached = self._requests[vessel.id] = (statements, form)
+        return cached
+
     async def query(self, vessel: VesselConfig) -> Answer:
-        statements = build_statements(vessel, self._windows, self._lookback)
-        form = {
-            "db": vessel.influx.database,
-            "epoch": "s",
-            "q": ";\n".join(s.text for s in statements),
-        }
+        statements, form = self._request(vessel)
+        headers = {**self._headers(vessel), "Content-Type": "application/x-www-form-urlencoded"}
         try:
             async with self._session.post(
-                f"{vessel.influx.url}/query", data=form, headers=self._headers(vessel)
+                f"{vessel.influx.url}/query", data=form, headers=headers
             ) as response:
                 raw = await _read_capped(response)
                 status = response.status

@@ -23,8 +23,14 @@ def _ident(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+def _regex(values: Sequence[str]) -> str:
+    """An anchored InfluxQL regex matching exactly `values`; shorter than an OR chain."""
+
+    def escape(value: str) -> str:
+        # RE2 reads a backslash before ASCII punctuation as that character; "/" ends the literal.
+        return "".join("\\" + c if c.isascii() and not c.isalnum() else c for c in value)
+
+    return "/^(" + "|".join(escape(v) for v in values) + ")$/"
 
 
 def build_statements(
@@ -33,13 +39,13 @@ def build_statements(
     influx: InfluxConfig = vessel.influx
     tag = _ident(influx.device_tag)
     source = _ident(influx.measurement)
-    only = " OR ".join(f"{tag} = {_literal(d.address)}" for d in vessel.devices)
+    only = f"{tag} =~ {_regex([d.address for d in vessel.devices])}"
     loss = '"percent_packet_loss"'
     reply = f"{loss} < 100"
 
     def since(seconds: float) -> str:
         # The upper bound keeps points from a clock that runs ahead out of every count.
-        return f"time > now() - {int(seconds)}s AND time <= now() AND ({only})"
+        return f"time > now() - {int(seconds)}s AND time <= now() AND {only}"
 
     statements: list[Statement] = []
     for window in windows:

@@ -17,7 +17,14 @@ from typing import Any
 from aiohttp import web
 
 Responder = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_DEVICE = re.compile(r"\"url\" = '([^']*)'")
+_DEVICES = re.compile(r'"url" =~ /\^\((.*?)\)\$/')
+
+
+def _addresses(statement: str) -> list[str]:
+    """Device addresses from the statement's anchored regex, unescaped."""
+    match = _DEVICES.search(statement)
+    assert match, f"no device filter in {statement}"
+    return [re.sub(r"\\(.)", r"\1", a) for a in re.split(r"(?<!\\)\|", match.group(1))]
 
 
 @dataclass
@@ -50,7 +57,7 @@ class FakeInflux:
         results = []
         for index, text in enumerate(statements):
             series = []
-            for address in _DEVICE.findall(text):
+            for address in _addresses(text):
                 facts = self.devices.get(address)
                 if facts is None:
                     continue

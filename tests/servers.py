@@ -160,6 +160,15 @@ bind-address = "127.0.0.1:{rpc_port}"
             raise RuntimeError(f"query {q!r} failed: {status} {body!r}")
         return body
 
+    def write(self, database: str, lines: list[str]) -> None:
+        """Write line protocol (seconds precision) into a new database."""
+        self.query(f'CREATE DATABASE "{database}"')
+        url = f"{self.url}/write?" + urllib.parse.urlencode({"db": database, "precision": "s"})
+        request = urllib.request.Request(url, data="\n".join(lines).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            if resp.status != 204:
+                raise RuntimeError(f"write failed: {resp.status}")
+
     def start(self) -> "InfluxServer":
         self._tmp = tempfile.TemporaryDirectory(prefix="influxd-")
         root = Path(self._tmp.name)

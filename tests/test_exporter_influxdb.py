@@ -235,6 +235,37 @@ class TestUnreachableKeepsLastKnownState:
         assert scraped > anchor
 
 
+class TestOddAddresses:
+    """Addresses are matched exactly, whatever punctuation they hold."""
+
+    ADDRESSES = ("fe80::1", "nav.bridge-2.local", "a/b", "o'brien", "x|y", "10.0.0.1")
+
+    def test_each_device_gets_its_own_samples(self, influxd: InfluxServer, tmp_path: Path):
+        now = int(time.time())
+        lines = []
+        for n, address in enumerate(self.ADDRESSES):
+            for k in range(n + 1):  # device n has n+1 samples, all up
+                lines.append(f"ping,url={address} result_code=0i,percent_packet_loss=0,"
+                             f"average_response_ms=10 {now - 60 * k - 30}")
+        lines.append(f"ping,url=10.0.0.10 result_code=0i,percent_packet_loss=0 {now - 30}")
+        influxd.write("odd", lines)
+        path = tmp_path / "fleet.yml"
+        write_fleet_config(path, {
+            "state": {"path": str(tmp_path / "state.db")},
+            "vessels": [{"id": "odd", "influx": {"url": influxd.url, "database": "odd"},
+                         "devices": [{"address": a, "component": "server", "name": f"d{n}"}
+                                     for n, a in enumerate(self.ADDRESSES)]}],
+        })
+        metrics, _ = run_once(path)
+        for n, address in enumerate(self.ADDRESSES):
+            coverage = metrics.get("fleet_device_coverage_ratio", vessel="odd",
+                                   component="server", device=f"d{n}", address=address,
+                                   window="24h")
+            assert coverage == (n + 1) / FULL_DAY, address
+        # 10.0.0.10 is not configured, and the regex is anchored: 10.0.0.1 does not match it.
+        assert len(metrics.series("fleet_device_up", vessel="odd")) == len(self.ADDRESSES)
+
+
 class TestMissingDatabase:
     def test_error_names_the_database(self, influxd: InfluxServer, tmp_path: Path):
         path = tmp_path / "fleet.yml"
