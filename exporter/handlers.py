@@ -50,10 +50,22 @@ def _int_param(
     return value
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def metrics(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
-    body = service.cache.body(service.clock())
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+    headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        chunks = service.cache.gzip_chunks(service.clock())
+        headers["Content-Encoding"] = "gzip"
+    else:
+        chunks = service.cache.chunks(service.clock())
+    # Written in pieces: joining them would copy the whole body on every scrape.
+    response = web.StreamResponse(headers=headers)
+    response.content_length = sum(len(c) for c in chunks)
+    await response.prepare(request)
+    for chunk in chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,14 +1,8 @@
-"""Render the fleet as Prometheus metrics, once per collection.
-
-Everything but the downtime ages is rendered to bytes after each run, so a scrape
-costs a memory copy. Ages must be exact at scrape time, so their lines are rendered
-once with the outage start as the value and turned into ``now - start`` per scrape.
-"""
+"""The metric families, as prometheus_client collectors over the fleet's state."""
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client import exposition as _exposition
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -54,19 +48,16 @@ def _oldest_outage(members: list[_Member]) -> float | None:
     return min(known) if known else None
 
 
-class FleetCollector:
-    """Yields every family except the scrape-time ages."""
+class ObservedCollector:
+    """Device and component families of some vessels: what their InfluxDB said."""
 
-    def __init__(self, snapshot: FleetSnapshot, windows: Sequence[Window], interval: float):
-        self._snapshot = snapshot
+    def __init__(self, vessels: Sequence[VesselState], windows: Sequence[Window]):
+        self._vessels = vessels
         self._windows = tuple(windows)
-        self._interval = interval
 
     def collect(self) -> Iterator[Metric]:
         yield from self._device_families()
         yield from self._component_families()
-        yield from self._vessel_families()
-        yield from self._exporter_families()
 
     def _device_families(self) -> Iterator[Metric]:
         win = [*DEVICE_LABELS, "window"]
@@ -91,7 +82,7 @@ class FleetCollector:
             "Time of the newest sample.",
             DEVICE_LABELS,
         )
-        for state in self._snapshot.vessels:
+        for state in self._vessels:
             for members in _components(state).values():
                 for m in members:
                     obs = m.observation
@@ -140,7 +131,7 @@ class FleetCollector:
             "Uptime objective of the component.",
             COMPONENT_LABELS,
         )
-        for state in self._snapshot.vessels:
+        for state in self._vessels:
             for component, members in _components(state).items():
                 labels = [state.config.id, component]
                 objective.add_metric(labels, state.config.objectives[component])
@@ -167,7 +158,15 @@ class FleetCollector:
                     coverage.add_metric([*labels, window.label], share / len(members))
         yield from (up, devices, uptime, coverage, objective)
 
-    def _vessel_families(self) -> Iterator[Metric]:
+
+
+class StatusCollector:
+    """Vessel families: how the last collection of each vessel went."""
+
+    def __init__(self, vessels: Sequence[VesselState]):
+        self._vessels = vessels
+
+    def collect(self) -> Iterator[Metric]:
         labels = ["vessel"]
         up = _gauge(
             "fleet_vessel_up", "1 when the last collection of the vessel succeeded.", labels
@@ -199,7 +198,7 @@ class FleetCollector:
             "fleet_vessel_response_bytes", "Bytes on the wire of the last answer.", labels
         )
         info = _gauge("fleet_vessel_info", "Vessel metadata.", ["vessel", "name"])
-        for state in self._snapshot.vessels:
+        for state in self._vessels:
             vid = state.config.id
             info.add_metric([vid, state.config.name], 1.0)
             if state.last_success is not None:
@@ -216,7 +215,16 @@ class FleetCollector:
             size.add_metric([vid], state.response_bytes)
         yield from (up, status, success, newest, duration, attempts, size, info)
 
-    def _exporter_families(self) -> Iterator[Metric]:
+
+
+class ExporterCollector:
+    """The exporter's own families."""
+
+    def __init__(self, snapshot: FleetSnapshot, interval: float):
+        self._snapshot = snapshot
+        self._interval = interval
+
+    def collect(self) -> Iterator[Metric]:
         snap = self._snapshot
         runs = CounterMetricFamily(
             "fleet_collection_runs", "Collection runs by result.", labels=["result"]
@@ -251,8 +259,8 @@ class FleetCollector:
 class AgeCollector:
     """Downtime ages, emitted with the outage start as value (0: not down)."""
 
-    def __init__(self, snapshot: FleetSnapshot):
-        self._snapshot = snapshot
+    def __init__(self, vessels: Sequence[VesselState]):
+        self._vessels = vessels
 
     def collect(self) -> Iterator[Metric]:
         device = _gauge(
@@ -265,7 +273,7 @@ class AgeCollector:
             "Age of the oldest ongoing device outage; 0 when none is down.",
             COMPONENT_LABELS,
         )
-        for state in self._snapshot.vessels:
+        for state in self._vessels:
             for name, members in _components(state).items():
                 known = [
                     m for m in members if m.observation is not None and m.observation.up is not None
@@ -275,43 +283,3 @@ class AgeCollector:
                 if known:
                     component.add_metric([state.config.id, name], _oldest_outage(known) or 0.0)
         yield from (device, component)
-
-
-Template = list[bytes | tuple[bytes, float]]
-
-
-def _age_template(exposition: bytes) -> Template:
-    template: Template = []
-    for line in exposition.splitlines(keepends=True):
-        if line.startswith(b"#"):
-            template.append(line)
-        else:
-            prefix, _, value = line.rstrip(b"\n").rpartition(b" ")
-            template.append((prefix + b" ", float(value)))
-    return template
-
-
-class MetricsCache:
-    """Bytes rendered after a run; only the age values are computed per scrape."""
-
-    def __init__(self, static: bytes, ages: Template) -> None:
-        self.static = static
-        self._ages = ages
-
-    def body(self, now: float) -> bytes:
-        parts = [self.static]
-        for item in self._ages:
-            if isinstance(item, bytes):
-                parts.append(item)
-            else:
-                prefix, since = item
-                age = max(0.0, now - since) if since else 0.0
-                parts.append(prefix + repr(round(age, 3)).encode() + b"\n")
-        return b"".join(parts)
-
-
-def render(snapshot: FleetSnapshot, windows: Sequence[Window], interval: float) -> MetricsCache:
-    static, ages = CollectorRegistry(auto_describe=False), CollectorRegistry(auto_describe=False)
-    static.register(FleetCollector(snapshot, windows, interval))
-    ages.register(AgeCollector(snapshot))
-    return MetricsCache(generate_latest(static), _age_template(generate_latest(ages)))

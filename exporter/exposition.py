@@ -1,0 +1,145 @@
+"""Turn the fleet's state into the /metrics body, once per collection.
+
+prometheus_client formats every sample, one vessel at a time, and the text is cut into
+per-family blocks and reassembled, so that:
+- a vessel whose observation did not change (it is unreachable) is not formatted again;
+- the event loop keeps serving scrapes between vessels;
+- the downtime ages, which must be exact at scrape time, sit at the end of the body:
+  they are rendered with the outage start as their value and turned into ``now - start``
+  per scrape, behind a prefix that is rendered and gzip-compressed once.
+"""
+
+import asyncio
+import time
+import zlib
+from dataclasses import dataclass, field
+
+from prometheus_client import generate_latest
+
+from .config import Window
+from .fleet import FleetSnapshot, VesselState
+from .metrics import AgeCollector, ExporterCollector, ObservedCollector, StatusCollector
+from .model import VesselObservation
+
+DEVICE_AGE = "fleet_device_downtime_age_seconds"
+COMPONENT_AGE = "fleet_component_downtime_age_seconds"
+SLICE_SECONDS = 0.005  # longest stretch of formatting before scrapes get a turn
+Template = list[bytes | tuple[bytes, float]]  # text, or (line up to the value, outage start)
+
+
+def _blocks(collector: object) -> dict[str, tuple[bytes, bytes]]:
+    """generate_latest output cut per family: name -> (HELP and TYPE lines, samples)."""
+    blocks: dict[str, tuple[bytes, bytes]] = {}
+    text = b"\n" + generate_latest(collector)  # type: ignore[arg-type]
+    # Sample lines never start with "#" (label values escape newlines), so this cut is safe.
+    for chunk in text.split(b"\n# HELP ")[1:]:
+        name = chunk[: chunk.index(b" ")].decode()
+        help_line, _, rest = chunk.partition(b"\n")
+        type_line, _, samples = rest.partition(b"\n")
+        if samples and not samples.endswith(b"\n"):
+            samples += b"\n"  # the split took the newline before the next family
+        blocks[name] = (b"# HELP " + help_line + b"\n" + type_line + b"\n", samples)
+    return blocks
+
+
+def _age_items(samples: bytes) -> list[tuple[bytes, float]]:
+    items = []
+    for line in samples.splitlines():
+        prefix, _, value = line.rpartition(b" ")
+        items.append((prefix + b" ", float(value)))
+    return items
+
+
+@dataclass(slots=True)
+class _Observed:
+    """A vessel's device, component and age text, for one observation."""
+
+    source: VesselObservation | None
+    lines: dict[str, bytes]
+    ages: dict[str, list[tuple[bytes, float]]]
+
+
+@dataclass(slots=True)
+class Renderer:
+    windows: tuple[Window, ...]
+    interval: float
+    _headers: dict[str, bytes] = field(default_factory=dict)
+    _observed: dict[str, _Observed] = field(default_factory=dict)
+
+    def _observe(self, state: VesselState) -> _Observed:
+        cached = self._observed.get(state.config.id)
+        if cached is not None and cached.source is state.observation:
+            return cached
+        lines = self._remember(_blocks(ObservedCollector([state], self.windows)))
+        ages = self._remember(_blocks(AgeCollector([state])))
+        cached = _Observed(state.observation, lines,
+                           {name: _age_items(text) for name, text in ages.items()})
+        self._observed[state.config.id] = cached
+        return cached
+
+    def _remember(self, blocks: dict[str, tuple[bytes, bytes]]) -> dict[str, bytes]:
+        for name, (header, _) in blocks.items():
+            self._headers.setdefault(name, header)
+        return {name: samples for name, (_, samples) in blocks.items()}
+
+    async def render(self, snapshot: FleetSnapshot) -> "MetricsCache":
+        families: dict[str, list[bytes]] = {}
+        ages: dict[str, list[tuple[bytes, float]]] = {DEVICE_AGE: [], COMPONENT_AGE: []}
+        slice_started = time.monotonic()
+        for state in snapshot.vessels:
+            observed = self._observe(state)
+            status = self._remember(_blocks(StatusCollector([state])))
+            for name, samples in (*observed.lines.items(), *status.items()):
+                families.setdefault(name, []).append(samples)
+            for name, items in observed.ages.items():
+                ages[name].extend(items)
+            if time.monotonic() - slice_started > SLICE_SECONDS:
+                await asyncio.sleep(0)
+                slice_started = time.monotonic()
+        exporter = generate_latest(ExporterCollector(snapshot, self.interval))  # type: ignore[arg-type]
+
+        # Ages of devices that are up never change: they join the prefix. What changes
+        # per scrape (down devices, then every component age) forms the tail.
+        device_up = [p + b"0.0\n" for p, since in ages[DEVICE_AGE] if not since]
+        device_down: Template = [(p, since) for p, since in ages[DEVICE_AGE] if since]
+        prefix = b"".join([
+            *(b"".join([self._headers[name], *parts]) for name, parts in families.items()),
+            exporter,
+            self._headers.get(DEVICE_AGE, b""),
+            *device_up,
+        ])
+        tail: Template = [*device_down, self._headers.get(COMPONENT_AGE, b"")]
+        tail.extend(item if item[1] else item[0] + b"0.0\n" for item in ages[COMPONENT_AGE])
+        # zlib releases the GIL, so compressing in a thread leaves the loop free.
+        return await asyncio.to_thread(MetricsCache, prefix, tail)
+
+
+class MetricsCache:
+    """The body as rendered after a run; only the ages are computed per scrape."""
+
+    def __init__(self, prefix: bytes, tail: Template) -> None:
+        self.prefix = prefix
+        self._tail = tail
+        self._deflate = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        self._gzip_prefix = self._deflate.compress(prefix)
+
+    def _tail_bytes(self, now: float) -> bytes:
+        parts = []
+        for item in self._tail:
+            if isinstance(item, bytes):
+                parts.append(item)
+            else:
+                prefix, since = item
+                parts.append(prefix + repr(round(max(0.0, now - since), 3)).encode() + b"\n")
+        return b"".join(parts)
+
+    def chunks(self, now: float) -> tuple[bytes, bytes]:
+        return self.prefix, self._tail_bytes(now)
+
+    def gzip_chunks(self, now: float) -> tuple[bytes, bytes]:
+        """One gzip stream: the cached compressor state continues with the tail."""
+        deflate = self._deflate.copy()
+        return self._gzip_prefix, deflate.compress(self._tail_bytes(now)) + deflate.flush()
+
+    def body(self, now: float) -> bytes:
+        return b"".join(self.chunks(now))
