@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import gzip
 import json
-import re
 import time
 from collections import Counter
 from typing import Any
@@ -19,37 +18,14 @@ from typing import Any
 from aiohttp import web
 from childproc import Stats, serve_control
 
-_DEVICE = re.compile(r"\"url\" = '([^']*)'")
-LATEST = ["time", "result_code", "percent_packet_loss", "average_response_ms"]
+from simulator.answers import DeviceFacts, addresses, answer
 
 
-def _row(text: str, now: int) -> tuple[list[str], list[Any]]:
-    """What InfluxDB 1.x returns for one healthy device (epoch=s)."""
-    if 'count("result_code")' in text:
-        return ["time", "count"], [now - 86400, 1440]
-    if 'count("percent_packet_loss")' in text:
-        return ["time", "count"], [now - 86400, 1440]
-    if "ORDER BY time ASC LIMIT 1" in text:
-        return ["time", "result_code", "percent_packet_loss"], [now - 86400 + 30, 0, 0]
-    if "LIMIT 1" in text:
-        return LATEST, [now - 30, 0, 0, 35.412]
-    if "last(" in text:
-        return ["time", "last"], [now - 30, 0]
-    if "first(" in text:  # the older form of the oldest-sample statement
-        return ["time", "first"], [now - 86400 + 30, 0]
-    raise ValueError(f"unexpected statement: {text[:80]}")
-
-
-def answer(statements: list[str], now: int) -> dict[str, Any]:
-    results = []
-    for index, text in enumerate(statements):
-        columns, values = _row(text, now)
-        series = [
-            {"name": "ping", "tags": {"url": address}, "columns": columns, "values": [values]}
-            for address in _DEVICE.findall(text)
-        ]
-        results.append({"statement_id": index, "series": series})
-    return {"results": results}
+def healthy_answer(statements: list[str], now: int) -> dict[str, Any]:
+    """What InfluxDB 1.x returns for a vessel whose devices are all up (epoch=s)."""
+    facts = DeviceFacts(last_sample=now - 30, last_reply=now - 30,
+                        first_sample=now - 86400 + 30, rtt_ms=35.412)
+    return answer(statements, dict.fromkeys(addresses(statements[0]), facts))
 
 
 class SyntheticInflux:
@@ -81,7 +57,8 @@ class SyntheticInflux:
         body = self._bodies.get(q)
         if body is None:
             # Compact separators and default gzip level, as influxd sends them.
-            text = json.dumps(answer(q.split(";\n"), int(time.time())), separators=(",", ":"))
+            document = healthy_answer(q.split(";\n"), int(time.time()))
+            text = json.dumps(document, separators=(",", ":"))
             body = self._bodies[q] = gzip.compress(text.encode(), compresslevel=6)
         return body
 

@@ -72,20 +72,25 @@ def build_statements(
             f"WHERE {since(lookback)} GROUP BY {tag} ORDER BY time DESC LIMIT 1",
         )
     )
+    # Raw reads with LIMIT 1 stop at the first match; last() with a field condition reads
+    # the whole lookback.
     statements.append(
         Statement(
             "last_reply",
-            f"SELECT last({loss}) FROM {source} WHERE {reply} AND {since(lookback)} GROUP BY {tag}",
+            f"SELECT {loss} FROM {source} WHERE {reply} AND {since(lookback)} "
+            f"GROUP BY {tag} ORDER BY time DESC LIMIT 1",
         )
     )
     statements.append(
         Statement(
             "first",
-            f'SELECT "result_code", {loss} FROM {source} '
-            f"WHERE {since(lookback)} GROUP BY {tag} ORDER BY time ASC LIMIT 1",
+            f'SELECT first("result_code") FROM {source} WHERE {since(lookback)} GROUP BY {tag}',
         )
     )
     return statements
+
+
+_MISSING = object()
 
 
 def _statement_error(error: Any, index: int, statement: Statement, vessel: VesselConfig) -> str:
@@ -114,21 +119,26 @@ def _rows(result: Any, index: int, statement: Statement, tag: str) -> dict[str, 
         raise QueryError(f"malformed answer: {where}: series is not a list")
     rows: dict[str, dict[str, Any]] = {}
     for n, item in enumerate(series):
-        at = f"{where} series {n}"
-        if not isinstance(item, dict):
-            raise QueryError(f"malformed answer: {at}: expected an object")
-        tags, columns, values = item.get("tags"), item.get("columns"), item.get("values")
-        if not isinstance(tags, dict) or not isinstance(tags.get(tag), str):
-            raise QueryError(f"malformed answer: {at}: missing tag {tag!r}")
-        if not isinstance(columns, list) or "time" not in columns:
-            raise QueryError(f"malformed answer: {at}: missing columns")
-        if not isinstance(values, list) or not values:
-            raise QueryError(f"malformed answer: {at}: empty series")
-        row = values[0]
-        if not isinstance(row, list) or len(row) != len(columns):
-            raise QueryError(f"malformed answer: {at}: row does not match its columns")
-        rows[tags[tag]] = dict(zip(columns, row, strict=True))
+        problem = _series_problem(item, tag)
+        if problem:  # the message is built only on failure: this loop runs per device
+            raise QueryError(f"malformed answer: {where} series {n}: {problem}")
+        rows[item["tags"][tag]] = dict(zip(item["columns"], item["values"][0], strict=True))
     return rows
+
+
+def _series_problem(item: Any, tag: str) -> str | None:
+    if not isinstance(item, dict):
+        return "expected an object"
+    tags, columns, values = item.get("tags"), item.get("columns"), item.get("values")
+    if not isinstance(tags, dict) or not isinstance(tags.get(tag), str):
+        return f"missing tag {tag!r}"
+    if not isinstance(columns, list) or "time" not in columns:
+        return "missing columns"
+    if not isinstance(values, list) or not values:
+        return "empty series"
+    if not isinstance(values[0], list) or len(values[0]) != len(columns):
+        return "row does not match its columns"
+    return None
 
 
 def parse_answer(
@@ -158,10 +168,13 @@ def parse_answer(
         row = by_purpose[purpose].get(address)
         if row is None:
             return None
+        found = row.get(column, _MISSING)
+        if type(found) in (int, float) and math.isfinite(found):
+            return float(found)  # the common case, checked without building a message
         where = f"{purpose} for {address} column {column}"
-        if column not in row:
+        if found is _MISSING:
             raise QueryError(f"malformed answer: {where} is missing")
-        return _number(row[column], where, nullable=nullable)
+        return _number(found, where, nullable=nullable)
 
     devices: dict[str, DeviceObservation] = {}
     for device in vessel.devices:

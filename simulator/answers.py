@@ -1,0 +1,67 @@
+"""Answer the exporter's InfluxQL statements from per-device facts, as influxd 1.x would.
+
+A synthetic vessel InfluxDB for tests that need answers no real server gives on demand
+and for benchmarks with thousands of vessels. It recognises only the exporter's own
+statement shapes.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_DEVICES = re.compile(r'"url" =~ /\^\((.*?)\)\$/')
+_LATEST = ["time", "result_code", "percent_packet_loss", "average_response_ms"]
+
+
+@dataclass
+class DeviceFacts:
+    """What a vessel's InfluxDB holds about one device; None where it has no such sample."""
+
+    total: int = 1440  # samples in each window
+    up: int = 1440  # samples with a reply in each window
+    last_sample: int = 1_800_000_000
+    result_code: int | None = 0  # of the newest sample
+    loss: float | None = 0.0  # percent, of the newest sample
+    rtt_ms: float | None = 20.0  # of the newest sample
+    last_reply: int | None = 1_800_000_000
+    first_sample: int = 1_797_000_000
+
+
+def addresses(statement: str) -> list[str]:
+    """Device addresses from the statement's anchored regex, unescaped."""
+    match = _DEVICES.search(statement)
+    if match is None:
+        raise ValueError(f"no device filter in {statement[:80]}")
+    return [re.sub(r"\\(.)", r"\1", a) for a in re.split(r"(?<!\\)\|", match.group(1))]
+
+
+def _row(text: str, f: DeviceFacts) -> tuple[list[str], list[Any]] | None:
+    if 'count("result_code")' in text:
+        return (["time", "count"], [0, f.total]) if f.total else None
+    if 'count("percent_packet_loss")' in text:
+        return (["time", "count"], [0, f.up]) if f.up else None
+    if 'first("result_code")' in text:
+        return ["time", "first"], [f.first_sample, 0]
+    if "ORDER BY time DESC LIMIT 1" in text and "< 100" in text:
+        return (["time", "percent_packet_loss"], [f.last_reply, 0.0]) if f.last_reply else None
+    if "ORDER BY time DESC LIMIT 1" in text:
+        return _LATEST, [f.last_sample, f.result_code, f.loss, f.rtt_ms]
+    raise ValueError(f"unexpected statement: {text[:80]}")
+
+
+def answer(statements: list[str], devices: dict[str, DeviceFacts]) -> dict[str, Any]:
+    """The /query JSON document for `statements` (epoch=s)."""
+    results = []
+    for index, text in enumerate(statements):
+        series = []
+        for address in addresses(text):
+            facts = devices.get(address)
+            row = _row(text, facts) if facts is not None else None
+            if row is not None:
+                series.append({"name": "ping", "tags": {"url": address},
+                               "columns": row[0], "values": [row[1]]})
+        result: dict[str, Any] = {"statement_id": index}
+        if series:
+            result["series"] = series
+        results.append(result)
+    return {"results": results}
