@@ -119,10 +119,16 @@ def _rows(result: Any, index: int, statement: Statement, tag: str) -> dict[str, 
         raise QueryError(f"malformed answer: {where}: series is not a list")
     rows: dict[str, dict[str, Any]] = {}
     for n, item in enumerate(series):
-        problem = _series_problem(item, tag)
-        if problem:  # the message is built only on failure: this loop runs per device
+        try:  # the well-formed case, tested cheaply: this loop runs for every device
+            address, columns, row = item["tags"][tag], item["columns"], item["values"][0]
+            valid = (type(address) is str and type(columns) is list and type(row) is list
+                     and len(row) == len(columns) and "time" in columns)
+        except (TypeError, KeyError, IndexError):
+            valid = False
+        if not valid:
+            problem = _series_problem(item, tag) or "unexpected shape"
             raise QueryError(f"malformed answer: {where} series {n}: {problem}")
-        rows[item["tags"][tag]] = dict(zip(item["columns"], item["values"][0], strict=True))
+        rows[address] = dict(zip(columns, row, strict=True))
     return rows
 
 

@@ -88,11 +88,12 @@ class VesselObservation:
 
     def aged(self, now: float, stale_after: float) -> "VesselObservation":
         """Mark devices whose newest sample is older than `stale_after` at `now`."""
-        return VesselObservation(devices={
-            address: replace(d, fresh=d.last_sample is not None
-                             and now - d.last_sample <= stale_after)
-            for address, d in self.devices.items()
-        })
+        devices = dict(self.devices)
+        for address, d in devices.items():
+            fresh = d.last_sample is not None and now - d.last_sample <= stale_after
+            if fresh != d.fresh:  # usually none: replace() is slow enough to matter here
+                devices[address] = replace(d, fresh=fresh)
+        return VesselObservation(devices=devices)
 
 
 @dataclass(frozen=True, slots=True)
