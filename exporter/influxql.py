@@ -90,9 +90,6 @@ def build_statements(
     return statements
 
 
-_MISSING = object()
-
-
 def _statement_error(error: Any, index: int, statement: Statement, vessel: VesselConfig) -> str:
     message = f"statement {index} ({statement.purpose}): {error}"
     if error == "not executed":
@@ -101,23 +98,30 @@ def _statement_error(error: Any, index: int, statement: Statement, vessel: Vesse
     return message
 
 
-def _number(value: Any, where: str, *, nullable: bool = False) -> float | None:
-    if value is None and nullable:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise QueryError(f"malformed answer: {where}: expected a number, got {value!r}")
-    return float(value)
+# The columns read from each statement's rows, and those that may be null.
+_WANTED = {
+    "total": ("count",),
+    "up": ("count",),
+    "latest": ("time", "percent_packet_loss", "average_response_ms"),
+    "last_reply": ("time",),
+    "first": ("time",),
+}
+_NULLABLE = frozenset({"percent_packet_loss", "average_response_ms"})
+Row = tuple[float | None, ...]
 
 
-def _rows(result: Any, index: int, statement: Statement, tag: str) -> dict[str, dict[str, Any]]:
-    """Map device address -> {column: value} for one statement's single-row series."""
+def _rows(result: Any, index: int, statement: Statement, tag: str) -> dict[str, Row]:
+    """Device address -> the wanted columns of its single row, checked to be numbers."""
     where = f"statement {index} ({statement.purpose})"
     if not isinstance(result, dict):
         raise QueryError(f"malformed answer: {where}: expected an object")
     series = result.get("series", [])
     if not isinstance(series, list):
         raise QueryError(f"malformed answer: {where}: series is not a list")
-    rows: dict[str, dict[str, Any]] = {}
+    wanted = _WANTED[statement.purpose.partition(":")[0]]
+    rows: dict[str, Row] = {}
+    known_columns: list[Any] | None = None
+    positions: list[int] = []
     for n, item in enumerate(series):
         try:  # the well-formed case, tested cheaply: this loop runs for every device
             address, columns, row = item["tags"][tag], item["columns"], item["values"][0]
@@ -128,8 +132,25 @@ def _rows(result: Any, index: int, statement: Statement, tag: str) -> dict[str, 
         if not valid:
             problem = _series_problem(item, tag) or "unexpected shape"
             raise QueryError(f"malformed answer: {where} series {n}: {problem}")
-        rows[address] = dict(zip(columns, row, strict=True))
+        if columns != known_columns:
+            missing = [c for c in wanted if c not in columns]
+            if missing:
+                raise QueryError(f"malformed answer: {where} series {n}: no column {missing[0]}")
+            known_columns, positions = columns, [columns.index(c) for c in wanted]
+        values = tuple([row[p] for p in positions])
+        if not all([type(v) in (int, float) and math.isfinite(v) for v in values]):
+            _check_values(values, wanted, f"{where} series {n}")  # nulls, or a bad value
+        rows[address] = values
     return rows
+
+
+def _check_values(values: Row, wanted: tuple[str, ...], where: str) -> None:
+    for column, value in zip(wanted, values, strict=True):
+        if value is None and column in _NULLABLE:
+            continue
+        if type(value) not in (int, float) or not math.isfinite(value):
+            raise QueryError(f"malformed answer: {where} column {column}: "
+                             f"expected a number, got {value!r}")
 
 
 def _series_problem(item: Any, tag: str) -> str | None:
@@ -170,42 +191,31 @@ def parse_answer(
         for i, (st, result) in enumerate(zip(statements, results, strict=True))
     }
 
-    def value(purpose: str, address: str, column: str, *, nullable: bool = False) -> float | None:
-        row = by_purpose[purpose].get(address)
-        if row is None:
-            return None
-        found = row.get(column, _MISSING)
-        if type(found) in (int, float) and math.isfinite(found):
-            return float(found)  # the common case, checked without building a message
-        where = f"{purpose} for {address} column {column}"
-        if found is _MISSING:
-            raise QueryError(f"malformed answer: {where} is missing")
-        return _number(found, where, nullable=nullable)
-
+    latest, last_reply, first = by_purpose["latest"], by_purpose["last_reply"], by_purpose["first"]
+    counted = [(w.label, by_purpose[f"total:{w.label}"], by_purpose[f"up:{w.label}"])
+               for w in windows]
     devices: dict[str, DeviceObservation] = {}
     for device in vessel.devices:
         address = device.address
         counts: dict[str, tuple[int, int]] = {}
-        for window in windows:
-            total = int(value(f"total:{window.label}", address, "count") or 0)
-            up = int(value(f"up:{window.label}", address, "count") or 0)
+        for label, totals, ups in counted:
+            total = int(totals[address][0] or 0) if address in totals else 0
+            up = int(ups[address][0] or 0) if address in ups else 0
             if total < 0 or up < 0:
                 raise QueryError(f"malformed answer: negative count for {address}")
-            counts[window.label] = (total, min(up, total))
-        last_sample = value("latest", address, "time")
-        last_loss = last_rtt = None
-        if last_sample is not None:
-            pct = value("latest", address, "percent_packet_loss", nullable=True)
+            counts[label] = (total, min(up, total))
+        last_sample = last_loss = last_rtt = None
+        if address in latest:
+            last_sample, pct, rtt_ms = latest[address]
             # A ping error carries no loss field: no reply was seen, so it counts as 100%.
             last_loss = 1.0 if pct is None else min(max(pct / 100.0, 0.0), 1.0)
-            rtt_ms = value("latest", address, "average_response_ms", nullable=True)
             last_rtt = None if rtt_ms is None else rtt_ms / 1000.0
         devices[address] = DeviceObservation(
             counts=counts,
             last_sample=last_sample,
             last_loss=last_loss,
             last_rtt=last_rtt,
-            last_reply=value("last_reply", address, "time"),
-            first_sample=value("first", address, "time"),
+            last_reply=last_reply[address][0] if address in last_reply else None,
+            first_sample=first[address][0] if address in first else None,
         )
     return VesselObservation(devices=devices)
