@@ -64,7 +64,7 @@ class Options:
     real_vessels: int = 66
     real_devices: int = 20
     seed_days: float = 1.0
-    synthetic_fleets: tuple[int, ...] = (1000, 5000)
+    synthetic_fleets: tuple[int, ...] = (66, 1000, 5000)
     devices: int = 20
     metrics_vessels: int = 1000
     scrapes: int = 20
@@ -580,11 +580,11 @@ async def bench(opts: Options) -> None:
         seeding, real, baseline = await real_influx_phase(opts, tmp, phases)
         server = await Helper.start(BENCH / "synthetic_influx.py", "--delay", str(opts.rtt))
         try:
-            synthetic = [await synthetic_phase(opts.synthetic_fleets[0], server, opts, tmp, phases)]
+            *smaller, largest = opts.synthetic_fleets
+            synthetic = [await synthetic_phase(n, server, opts, tmp, phases) for n in smaller]
             # /metrics before the largest fleet, so its peak RSS is its own.
             metrics = await metrics_phase(opts, tmp, phases)
-            for count in opts.synthetic_fleets[1:]:
-                synthetic.append(await synthetic_phase(count, server, opts, tmp, phases))
+            synthetic.append(await synthetic_phase(largest, server, opts, tmp, phases))
         finally:
             await server.stop()
     print()
@@ -606,7 +606,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     if args.quick:
         return Options(
             quick=True, rtt=args.rtt, influxd=args.influxd, real_devices=4,
-            synthetic_fleets=(1000,), scrapes=5,
+            synthetic_fleets=(66, 1000), scrapes=5,
         )  # fmt: skip
     return opts
 
