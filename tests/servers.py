@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import pytest
 
@@ -72,12 +73,107 @@ def _http(
             return exc.code, exc.read()
 
 
-class InfluxServer:
-    """influxd 1.x on loopback ports in a temporary directory.
+class Daemon:
+    """A server binary on loopback ports in a temporary directory, stopped on exit.
 
-    With `auth=True` HTTP auth is enabled and an admin user (`username`/`password`) is created.
-    Use as a context manager or call start()/stop().
+    Subclasses say how to configure and start it and how to tell it is ready.
     """
+
+    name = "daemon"
+    ready_path = "/"
+    ready_status = 200
+
+    def __init__(self, binary: str, startup_timeout: float = 30.0) -> None:
+        self.binary = binary
+        self.startup_timeout = startup_timeout
+        self.port = 0
+        self.url = ""
+        self.root = Path()
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        """Write what the server needs under self.root; return its command line."""
+        raise NotImplementedError
+
+    def after_start(self) -> None:
+        """Set-up that needs the running server."""
+
+    def log_tail(self, lines: int = 30) -> str:
+        log = self.root / f"{self.name}.log"
+        if not log.exists():
+            return ""
+        text = log.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self._proc.returncode}:\n{self.log_tail()}"
+                )
+            with contextlib.suppress(OSError):
+                if _http("GET", f"{self.url}{self.ready_path}", timeout=1)[0] == self.ready_status:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(
+            f"{self.name} not ready within {self.startup_timeout:.0f} s:\n{self.log_tail()}"
+        )
+
+    def start(self) -> "Daemon":
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"{self.name}-")
+        self.root = Path(self._tmp.name)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        try:
+            command = self.command()
+            with open(self.root / f"{self.name}.log", "wb") as log:
+                self._proc = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    cwd=self.root,
+                )
+            self._wait_ready()
+            self.after_start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+            self._proc = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class InfluxServer(Daemon):
+    """influxd 1.x. With `auth=True` HTTP auth is on and an admin user is created."""
+
+    name = "influxd"
+    ready_path = "/ping"
+    ready_status = 204
 
     def __init__(
         self,
@@ -87,22 +183,17 @@ class InfluxServer:
         password: str = "admin-secret",
         startup_timeout: float = 20.0,
     ) -> None:
-        self.binary = binary
+        super().__init__(binary, startup_timeout)
         self.auth = auth
         self.username = username
         self.password = password
-        self.startup_timeout = startup_timeout
-        self.port = 0
-        self.url = ""
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_path: Path | None = None
 
-    def _write_config(self, root: Path, http_port: int, rpc_port: int) -> Path:
+    def command(self) -> list[str]:
         # The RPC bind-address is set too: its default 8088 would collide between instances.
+        root = self.root
         config = f"""\
 reporting-disabled = true
-bind-address = "127.0.0.1:{rpc_port}"
+bind-address = "127.0.0.1:{free_port()}"
 
 [meta]
   dir = "{root / "meta"}"
@@ -113,7 +204,7 @@ bind-address = "127.0.0.1:{rpc_port}"
   query-log-enabled = false
 
 [http]
-  bind-address = "127.0.0.1:{http_port}"
+  bind-address = "127.0.0.1:{self.port}"
   auth-enabled = {"true" if self.auth else "false"}
   log-enabled = false
 
@@ -122,29 +213,17 @@ bind-address = "127.0.0.1:{rpc_port}"
 """
         path = root / "influxdb.conf"
         path.write_text(config, encoding="utf-8")
-        return path
+        return [self.binary, "-config", str(path)]
 
-    def log_tail(self, lines: int = 30) -> str:
-        if self._log_path is None or not self._log_path.exists():
-            return ""
-        text = self._log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(
-                    f"influxd exited with {self._proc.returncode}:\n{self.log_tail()}"
-                )
-            with contextlib.suppress(OSError):
-                if _http("GET", f"{self.url}/ping", timeout=1)[0] == 204:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(
-            f"influxd not ready within {self.startup_timeout:.0f} s:\n{self.log_tail()}"
-        )
+    def after_start(self) -> None:
+        if self.auth:
+            # 1.x accepts this one unauthenticated statement while no user exists.
+            status, body = _http("POST", f"{self.url}/query", {
+                "q": f"CREATE USER {self.username} WITH PASSWORD "
+                     f"'{self.password}' WITH ALL PRIVILEGES"
+            })
+            if status != 200 or b'"error"' in body:
+                raise RuntimeError(f"creating the admin user failed: {status} {body!r}")
 
     def query(self, q: str, database: str | None = None) -> bytes:
         """POST an InfluxQL query, as the admin when auth is enabled; raise on any error."""
@@ -169,61 +248,41 @@ bind-address = "127.0.0.1:{rpc_port}"
             if resp.status != 204:
                 raise RuntimeError(f"write failed: {resp.status}")
 
-    def start(self) -> "InfluxServer":
-        self._tmp = tempfile.TemporaryDirectory(prefix="influxd-")
-        root = Path(self._tmp.name)
-        http_port, rpc_port = _free_ports(2)
-        self.port = http_port
-        self.url = f"http://127.0.0.1:{http_port}"
-        config = self._write_config(root, http_port, rpc_port)
-        self._log_path = root / "influxd.log"
-        try:
-            with open(self._log_path, "wb") as log:
-                self._proc = subprocess.Popen(
-                    [self.binary, "-config", str(config)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            self._wait_ready()
-            if self.auth:
-                # 1.x accepts this one unauthenticated statement while no user exists.
-                status, body = _http(
-                    "POST",
-                    f"{self.url}/query",
-                    {
-                        "q": f"CREATE USER {self.username} WITH PASSWORD "
-                        f"'{self.password}' WITH ALL PRIVILEGES"
-                    },
-                )
-                if status != 200 or b'"error"' in body:
-                    raise RuntimeError(f"creating the admin user failed: {status} {body!r}")
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
-    def stop(self) -> None:
-        if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.terminate()
-                try:
-                    self._proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait()
-            self._proc = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+class PrometheusServer(Daemon):
+    """Prometheus with a given config file (written to its directory as prometheus.yml)."""
 
-    def __enter__(self) -> "InfluxServer":
-        return self.start()
+    name = "prometheus"
+    ready_path = "/-/ready"
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def __init__(self, binary: str, config: str, extra: tuple[str, ...] = ()) -> None:
+        super().__init__(binary)
+        self.config = config
+        self.extra = extra
+
+    def command(self) -> list[str]:
+        (self.root / "prometheus.yml").write_text(self.config, encoding="utf-8")
+        return [
+            self.binary, "--config.file=prometheus.yml", f"--storage.tsdb.path={self.root}/data",
+            f"--web.listen-address=127.0.0.1:{self.port}", *self.extra,
+        ]
+
+
+class AlertmanagerServer(Daemon):
+    """Alertmanager with a given config, clustering off so it binds loopback only."""
+
+    name = "alertmanager"
+    ready_path = "/-/ready"
+
+    def __init__(self, binary: str, config: str, files: dict[str, str] | None = None) -> None:
+        super().__init__(binary)
+        self.config = config
+        self.files = files or {}
+
+    def command(self) -> list[str]:
+        for name, text in {**self.files, "alertmanager.yml": self.config}.items():
+            (self.root / name).write_text(text, encoding="utf-8")
+        return [
+            self.binary, "--config.file=alertmanager.yml", f"--storage.path={self.root}/data",
+            f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=",
+        ]

@@ -1,0 +1,64 @@
+"""Rules and deployment configs, checked by promtool and amtool themselves."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.servers import require_binary
+
+ROOT = Path(__file__).parent.parent
+RULES = ROOT / "rules"
+ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+
+
+def run(*command: str) -> str:
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    return require_binary("promtool", "/usr/bin/promtool")
+
+
+@pytest.fixture(scope="module")
+def amtool() -> str:
+    return require_binary("amtool", "/usr/bin/amtool")
+
+
+class TestPromtool:
+    def test_rules_are_valid(self, promtool: str):
+        assert "SUCCESS: 14 rules found" in run(promtool, "check", "rules",
+                                                str(RULES / "fleet-sla.rules.yml"))
+
+    def test_rule_unit_tests_pass(self, promtool: str):
+        files = sorted(str(p) for p in (RULES / "tests").glob("*.test.yml"))
+        assert len(files) >= 2
+        output = run(promtool, "test", "rules", *files)
+        assert output.count("SUCCESS") == len(files)
+
+    def test_prometheus_config_loads_the_rules(self, promtool: str):
+        output = run(promtool, "check", "config",
+                     str(ROOT / "deploy" / "prometheus" / "prometheus.yml"))
+        assert "SUCCESS: 1 rule files found" in output
+
+
+class TestAlertmanagerConfig:
+    def test_config_is_valid(self, amtool: str):
+        assert "SUCCESS" in run(amtool, "check-config", str(ALERTMANAGER_CONFIG))
+
+    @pytest.mark.parametrize(("labels", "receiver"), [
+        (["ticket=jira", "alertname=FleetComponentDownPersistent", "vessel=v002"], "fleet-jira"),
+        (["ticket=jira", "alertname=FleetVesselUnreachablePersistent", "vessel=aurora"],
+         "fleet-jira"),
+        (["alertname=FleetComponentSLABreach", "vessel=v002", "component=server"],
+         "fleet-record"),
+        (["alertname=FleetExporterDown"], "fleet-record"),
+    ])
+    def test_routing(self, amtool: str, labels: list[str], receiver: str):
+        output = run(amtool, "config", "routes", "test",
+                     f"--config.file={ALERTMANAGER_CONFIG}", *labels)
+        assert output.split("Warning:")[0].strip() == receiver  # amtool adds a warning after it
