@@ -22,3 +22,31 @@ class TestCompose:
         dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
         assert "WORKDIR /var/lib/fleet-sla" in dockerfile
         assert 'ENTRYPOINT ["fleet-exporter"]' in dockerfile
+
+
+class TestMonitoringServices:
+    def compose(self) -> dict:
+        return yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+
+    def mounts(self, service: str) -> dict[str, str]:
+        volumes = self.compose()["services"][service]["volumes"]
+        return {v.split(":")[1]: v.split(":")[0] for v in volumes}
+
+    def test_prometheus_gets_its_config_and_the_rules(self):
+        mounts = self.mounts("prometheus")
+        assert mounts["/etc/prometheus/prometheus.yml"] == "./deploy/prometheus/prometheus.yml"
+        assert mounts["/etc/prometheus/rules"] == "./rules"
+        config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+        # rule_files are relative to the config file, which sits beside the rules mount.
+        assert config["rule_files"] == ["rules/*.rules.yml"]
+        targets = {t for job in config["scrape_configs"] for c in job["static_configs"]
+                   for t in c["targets"]}
+        assert "exporter:9470" in targets and "alertmanager:9093" in {
+            t for a in config["alerting"]["alertmanagers"] for c in a["static_configs"]
+            for t in c["targets"]}
+
+    def test_alertmanager_token_file_is_mounted_where_the_config_reads_it(self):
+        config = yaml.safe_load((ROOT / "deploy/alertmanager/alertmanager.yml").read_text())
+        files = {w["http_config"]["authorization"]["credentials_file"]
+                 for r in config["receivers"] for w in r["webhook_configs"]}
+        assert files <= set(self.mounts("alertmanager"))

@@ -4,6 +4,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.servers import require_binary
 
@@ -62,3 +63,29 @@ class TestAlertmanagerConfig:
         output = run(amtool, "config", "routes", "test",
                      f"--config.file={ALERTMANAGER_CONFIG}", *labels)
         assert output.split("Warning:")[0].strip() == receiver  # amtool adds a warning after it
+
+
+class TestAlertContract:
+    """Every alert carries what the receiver and the people reading it rely on."""
+
+    def alerts(self) -> list[dict]:
+        document = yaml.safe_load((RULES / "fleet-sla.rules.yml").read_text(encoding="utf-8"))
+        return [r for g in document["groups"] for r in g["rules"] if "alert" in r]
+
+    def test_annotations_and_runbook_sections(self):
+        runbook = (ROOT / "docs" / "runbooks.md").read_text(encoding="utf-8")
+        sections = {line[3:].strip().lower() for line in runbook.splitlines()
+                    if line.startswith("## ")}
+        alerts = self.alerts()
+        assert len(alerts) == 8
+        for alert in alerts:
+            name = alert["alert"]
+            annotations = alert["annotations"]
+            assert set(annotations) == {"summary", "description", "runbook_url",
+                                        "dashboard_url"}, name
+            assert annotations["runbook_url"].endswith(f"runbooks.md#{name.lower()}"), name
+            assert name.lower() in sections, f"docs/runbooks.md has no section for {name}"
+
+    def test_tickets_only_for_persistent_problems(self):
+        ticketed = {a["alert"] for a in self.alerts() if a["labels"].get("ticket") == "jira"}
+        assert ticketed == {"FleetComponentDownPersistent", "FleetVesselUnreachablePersistent"}
