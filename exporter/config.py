@@ -119,9 +119,6 @@ class Config:
     run_retention: float
     vessels: tuple[VesselConfig, ...] = field(default_factory=tuple)
 
-    def secrets(self) -> tuple[str, ...]:
-        return tuple(s for v in self.vessels for s in v.influx.secrets())
-
 
 # --- small typed readers; each raises ConfigError naming its path -----------------
 
