@@ -9,8 +9,11 @@ from aiohttp.test_utils import TestClient
 
 from exporter.config import load_config
 from exporter.web import create_app
+from receiver.config import load_config as load_receiver_config
+from receiver.web import create_app as create_receiver_app
 from tests.fake_influx import DeviceFacts, FakeInflux
 from tests.helpers import wait_ready
+from tests.receiver_helpers import write_receiver_config
 from tests.servers import InfluxServer, require_binary
 
 
@@ -49,5 +52,18 @@ async def exporter(aiohttp_client) -> Callable[..., Awaitable[TestClient]]:
         if ready:
             await wait_ready(client)
         return client
+
+    return start
+
+
+@pytest.fixture
+async def receiver(tmp_path: Path, aiohttp_client) -> Callable[..., Awaitable[TestClient]]:
+    """Factory: serve the receiver for a config written with `sections` overrides."""
+
+    async def start(clock: Callable[[], float] | None = None, **sections: Any) -> TestClient:
+        config = load_receiver_config(write_receiver_config(tmp_path / "receiver.yml",
+                                                            **sections))
+        options = {"clock": clock} if clock is not None else {}
+        return await aiohttp_client(create_receiver_app(config, **options))
 
     return start

@@ -1,0 +1,14 @@
+"""Typed keys for everything the receiver's web app carries."""
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from .config import ReceiverConfig
+from .metrics import ReceiverMetrics
+from .store import Store
+
+CONFIG = web.AppKey("config", ReceiverConfig)
+STORE = web.AppKey("store", Store)
+METRICS = web.AppKey("metrics", ReceiverMetrics)
+CLOCK = web.AppKey("clock", Callable[[], float])

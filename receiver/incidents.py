@@ -1,0 +1,124 @@
+"""Turn notifications into incidents: one per dedupe key, however often Alertmanager sends.
+
+A firing alert opens an incident, or updates the open one; a resolved alert resolves it;
+firing again within the reopen window reopens the same incident without a new approval;
+a key rejected within the snooze window is not put to an approver again.
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiosqlite
+
+from .config import IncidentPolicy
+from .payload import Alert, Notification
+from .store import dumps, rows
+
+
+def dedupe_key(labels: Mapping[str, str], policy: IncidentPolicy) -> str:
+    return ",".join(f"{name}={labels.get(name, '')}" for name in policy.dedupe_labels)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    incident: int
+    kind: str  # opened, reopened, updated, resolved, ignored
+
+
+async def _event(db: aiosqlite.Connection, incident: int, at: float, kind: str,
+                 detail: str = "") -> None:
+    await db.execute(
+        "INSERT INTO incident_events (incident_id, at, kind, detail) VALUES (?, ?, ?, ?)",
+        (incident, at, kind, detail),
+    )
+
+
+def _details(previous: str | None, alert: Alert) -> str:
+    """The newest labels and annotations of each alert of the incident, by fingerprint."""
+    details = json.loads(previous) if previous else {}
+    details[alert.fingerprint] = {
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "starts_at": alert.starts_at,
+        "generator_url": alert.generator_url,
+        "status": alert.status,
+    }
+    return dumps(details)
+
+
+async def _firing(db: aiosqlite.Connection, alert: Alert, key: str, now: float,
+                  policy: IncidentPolicy) -> Change:
+    [latest] = await rows(db, "SELECT * FROM incidents WHERE dedupe_key = ? ORDER BY id DESC"
+                              " LIMIT 1", key) or [None]
+    if latest is not None and latest["state"] == "firing":
+        await db.execute(
+            "UPDATE incidents SET last_seen = ?, notifications = notifications + 1,"
+            " details = ? WHERE id = ?",
+            (now, _details(latest["details"], alert), latest["id"]),
+        )
+        return Change(latest["id"], "updated")
+    if latest is not None and now - latest["resolved_at"] <= policy.reopen_window:
+        await db.execute(
+            "UPDATE incidents SET state = 'firing', resolved_at = NULL, duration_seconds = NULL,"
+            " last_seen = ?, notifications = notifications + 1, details = ? WHERE id = ?",
+            (now, _details(latest["details"], alert), latest["id"]),
+        )
+        await _event(db, latest["id"], now, "reopened")
+        return Change(latest["id"], "reopened")
+
+    approval = "pending" if policy.needs_approval(alert.labels) else "none"
+    snoozed = approval == "pending" and await rows(
+        db, "SELECT 1 FROM incidents i JOIN incident_events e ON e.incident_id = i.id"
+            " WHERE i.dedupe_key = ? AND e.kind = 'rejected' AND e.at >= ? LIMIT 1",
+        key, now - policy.reject_snooze,
+    )
+    if snoozed:
+        approval = "rejected"
+    labels = {name: alert.labels.get(name, "") for name in policy.dedupe_labels}
+    cursor = await db.execute(
+        "INSERT INTO incidents (dedupe_key, labels, state, approval, opened_at, last_seen,"
+        " notifications, details) VALUES (?, ?, 'firing', ?, ?, ?, 1, ?)",
+        (key, dumps(labels), approval, alert.starts_at, now, _details(None, alert)),
+    )
+    incident = cursor.lastrowid
+    assert incident is not None
+    await _event(db, incident, now, "opened", "approval snoozed by an earlier rejection"
+                 if snoozed else f"approval {approval}")
+    return Change(incident, "opened")
+
+
+async def _resolved(db: aiosqlite.Connection, alert: Alert, key: str, now: float) -> Change:
+    found = await rows(db, "SELECT * FROM incidents WHERE dedupe_key = ? AND state = 'firing'",
+                       key)
+    if not found:
+        return Change(0, "ignored")  # already resolved, or never seen: nothing to change
+    incident = found[0]
+    ended = alert.ends_at if alert.ends_at is not None else now
+    await db.execute(
+        "UPDATE incidents SET state = 'resolved', resolved_at = ?, duration_seconds = ?,"
+        " last_seen = ?, notifications = notifications + 1, details = ? WHERE id = ?",
+        (ended, max(0.0, ended - incident["opened_at"]), now,
+         _details(incident["details"], alert), incident["id"]),
+    )
+    await _event(db, incident["id"], now, "resolved",
+                 f"after {max(0.0, ended - incident['opened_at']):.0f}s")
+    return Change(incident["id"], "resolved")
+
+
+async def apply(db: aiosqlite.Connection, notification: Notification, body: str, now: float,
+                policy: IncidentPolicy) -> list[Change]:
+    """Record a notification and its incident changes; call inside one transaction."""
+    await db.execute(
+        "INSERT INTO notifications (received_at, group_key, status, alerts, body)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (now, notification.group_key, notification.status, len(notification.alerts), body),
+    )
+    changes = []
+    for alert in notification.alerts:
+        key = dedupe_key(alert.labels, policy)
+        if alert.status == "firing":
+            changes.append(await _firing(db, alert, key, now, policy))
+        else:
+            changes.append(await _resolved(db, alert, key, now))
+    return changes
