@@ -52,6 +52,19 @@ class Fleet:
                 state, observation=observation, last_success=last_success
             )
 
+    def restore_outcome(self, vessel: str, status: VesselStatus, error: str | None,
+                        attempts: int, duration: float, response_bytes: int) -> None:
+        """Seed how the vessel's last collection went, so a restart keeps saying it."""
+        state = self._states.get(vessel)
+        if state is not None:
+            self._states[vessel] = dataclasses.replace(
+                state, status=status, error=error, attempts=attempts, duration=duration,
+                response_bytes=response_bytes,
+            )
+
+    def restore_good_run(self, finished_at: float | None) -> None:
+        self._last_good_run_at = finished_at
+
     def apply(self, run: RunResult) -> None:
         for result in run.vessels:
             state = self._states[result.vessel]

@@ -156,6 +156,22 @@ class RunLog:
             states.append((row["vessel"], row["last_success"], observation))
         return states
 
+    async def last_good_run_at(self) -> float | None:
+        """End of the newest run in which any vessel answered."""
+        async with self._db.execute(
+            "SELECT max(finished_at) FROM runs WHERE result != 'failed'"
+        ) as cursor:
+            row = await cursor.fetchone()
+        return row[0] if row is not None else None
+
+    async def last_results(self) -> list[dict[str, Any]]:
+        """Each vessel's outcome in the newest run."""
+        async with self._db.execute(
+            "SELECT vessel, status, attempts, duration_seconds, response_bytes, error"
+            " FROM run_vessels WHERE run_id = (SELECT max(id) FROM runs)"
+        ) as cursor:
+            return [dict(row) for row in await cursor.fetchall()]
+
     async def runs(
         self, limit: int, before: int | None = None, result: str | None = None
     ) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from .collector import Clock, Collector, RunResult
 from .config import Config
 from .exposition import MetricsCache, Renderer
 from .fleet import Fleet
+from .model import VesselStatus
 from .runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,14 @@ class CollectionService:
         """Bring back the last known state, so a restart does not forget outages."""
         for vessel, last_success, observation in await self.runlog.last_states():
             self.fleet.restore(vessel, observation, last_success)
+        for row in await self.runlog.last_results():
+            try:
+                status = VesselStatus(row["status"])
+            except ValueError:
+                continue  # written by another version
+            self.fleet.restore_outcome(row["vessel"], status, row["error"], row["attempts"],
+                                       row["duration_seconds"], row["response_bytes"])
+        self.fleet.restore_good_run(await self.runlog.last_good_run_at())
         self.cache = await self.renderer.render(self.fleet.snapshot())
 
     async def run_once(self) -> RunResult:

@@ -232,6 +232,10 @@ class TestUnreachableKeepsLastKnownState:
         assert next(iter(ages.values())) >= 4 * DAY
         assert after.get("fleet_vessel_last_success_timestamp_seconds", vessel=vid) == \
             before.get("fleet_vessel_last_success_timestamp_seconds", vessel=vid)
+        # The run that reached the vessel is remembered too: collection is not "failing".
+        good = "fleet_collection_last_success_timestamp_seconds"
+        assert after.get(good) == before.get(good) is not None
+        assert after.get("fleet_collection_runs_total", result="failed") == 1
         assert scraped > anchor
 
 

@@ -156,6 +156,25 @@ class TestDeviceState:
         assert after.get(age, **SERVER) == before.get(age, **SERVER) + 100
 
 
+class TestRestart:
+    async def test_last_outcome_is_served_before_the_first_collection(
+        self, tmp_path: Path, fake_influx, exporter
+    ):
+        fake, url = await fake_influx(**{"10_10_1_5": DeviceFacts(), "10_10_1_20": DOWN})
+        config = write_config(tmp_path / "fleet.yml", [vessel("aurora", url)],
+                              collection={"interval": "1h", "timeout": "2s", "attempts": 1})
+        first = await exporter(config)
+        assert (await scrape(first)).status("aurora") == "ok"
+        await first.close()
+        fake.script.append(slow(1))  # the restarted exporter's first collection is slow
+        again = await exporter(config, ready=False)
+        metrics = await scrape(again)
+        assert (await again.get("/readyz")).status == 503
+        assert metrics.status("aurora") == "ok"
+        assert metrics.get("fleet_vessel_up", vessel="aurora") == 1
+        assert metrics.get("fleet_device_up", **SERVER) == 0
+
+
 class TestHealth:
     async def test_ready_only_after_the_first_collection(self, fleet):
         _, client = await fleet(slow(0.5), ready=False)
