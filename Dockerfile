@@ -1,10 +1,11 @@
-# fleet-sla image: the exporter (and, later, the alert receiver) share one Python image.
+# fleet-sla image: the exporter and the alert receiver share one Python image.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
 COPY receiver ./receiver
 COPY simulator ./simulator
+COPY fleet_common ./fleet_common
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
@@ -13,6 +14,6 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER fleet
 WORKDIR /var/lib/fleet-sla
-EXPOSE 9470
+EXPOSE 9470 9471
 ENTRYPOINT ["fleet-exporter"]
 CMD ["--config", "/etc/fleet-sla/fleet.yml"]

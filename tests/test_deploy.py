@@ -1,7 +1,9 @@
 """The deployment files agree with each other and with the code they start."""
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).parent.parent
@@ -50,3 +52,29 @@ class TestMonitoringServices:
         files = {w["http_config"]["authorization"]["credentials_file"]
                  for r in config["receivers"] for w in r["webhook_configs"]}
         assert files <= set(self.mounts("alertmanager"))
+
+
+class TestReceiverService:
+    def test_alertmanager_webhooks_reach_a_compose_service_on_its_port(self):
+        compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+        config = yaml.safe_load((ROOT / "deploy/alertmanager/alertmanager.yml").read_text())
+        for receiver in config["receivers"]:
+            for hook in receiver["webhook_configs"]:
+                url = urlsplit(hook["url"])
+                assert url.hostname in compose["services"], hook["url"]
+                service = compose["services"][url.hostname]
+                assert f"{url.port}:{url.port}" in service["ports"]
+                assert url.path == "/api/v1/alerts"
+
+    def test_receiver_example_config_is_valid(self, capsys):
+        from receiver.cli import main
+        from receiver.passwords import hash_password
+
+        env = {"RECEIVER_WEBHOOK_TOKEN": "t", "ALICE_PASSWORD_HASH": hash_password("a"),
+               "BOB_PASSWORD_HASH": hash_password("b")}
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            assert main(["--config", str(ROOT / "deploy/receiver.example.yml"),
+                         "--check-config"]) == 0
+        assert "config ok: 2 users, dry-run tickets" in capsys.readouterr().out
