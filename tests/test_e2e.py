@@ -1,57 +1,28 @@
 """The whole chain on loopback: simulator -> InfluxDB -> exporter -> Prometheus -> rules ->
-Alertmanager -> webhook, with Debian's prometheus 2.42 and prometheus-alertmanager 0.25."""
+Alertmanager -> receiver, with Debian's prometheus 2.42 and prometheus-alertmanager 0.25."""
 
 import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from aiohttp import web
 
 from exporter.config import parse_config
 from exporter.web import create_app
+from receiver.config import load_config as load_receiver_config
+from receiver.web import create_app as create_receiver_app
 from simulator.fleetconfig import fleet_config, unused_loopback_url
 from simulator.influx import seed
 from simulator.scenarios import plan_fleet
 from tests.helpers import wait_ready
+from tests.receiver_helpers import TOKEN, signed_in, write_receiver_config
 from tests.servers import AlertmanagerServer, Daemon, InfluxServer, PrometheusServer, require_binary
 
 ROOT = Path(__file__).parent.parent
-TOKEN = "e2e-webhook-token"
-
-
-@dataclass
-class Webhook:
-    """Records what Alertmanager delivers, as the receiver would get it."""
-
-    payloads: list[dict[str, Any]] = field(default_factory=list)
-    authorizations: list[str] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.authorizations.append(request.headers.get("Authorization", ""))
-        self.payloads.append(await request.json())
-        self.arrived.set()
-        return web.json_response({"status": "ok"})
-
-    async def wait_for(self, alertname: str, within: float) -> None:
-        async with asyncio.timeout(within):
-            while not self.groups(alertname):
-                self.arrived.clear()
-                await self.arrived.wait()
-
-    def groups(self, alertname: str) -> dict[str, list[dict[str, Any]]]:
-        """groupKey -> alerts, for the groups of one alert."""
-        found: dict[str, list[dict[str, Any]]] = {}
-        for payload in self.payloads:
-            if payload["groupLabels"].get("alertname") == alertname:
-                found.setdefault(payload["groupKey"], []).extend(payload["alerts"])
-        return found
 
 
 def fast_rules(path: Path) -> Path:
@@ -76,10 +47,24 @@ async def started():
         await asyncio.to_thread(daemon.stop)
 
 
+def deploy_alertmanager_config(receiver_url: str) -> str:
+    """The shipped Alertmanager config, pointed at the test's receiver, with short waits."""
+    config = yaml.safe_load(
+        (ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8"))
+    config["route"].update(group_wait="1s", group_interval="1s")
+    for receiver in config["receivers"]:
+        for hook in receiver["webhook_configs"]:
+            hook["url"] = f"{receiver_url}/api/v1/alerts"
+            hook["http_config"]["authorization"]["credentials_file"] = "token"
+    return yaml.safe_dump(config)
+
+
 class TestAlertChain:
+    """The real Alertmanager delivers to the real receiver, with the shipped routing."""
+
     @pytest.fixture
     async def chain(self, influxd: InfluxServer, tmp_path: Path, aiohttp_server, aiohttp_client,
-                    started) -> AsyncIterator[tuple[Webhook, dict[str, str]]]:
+                    started) -> AsyncIterator[tuple[Any, dict[str, str]]]:
         prometheus_bin = require_binary("prometheus", "/usr/bin/prometheus")
         alertmanager_bin = require_binary("prometheus-alertmanager",
                                           "/usr/bin/prometheus-alertmanager")
@@ -92,23 +77,12 @@ class TestAlertChain:
         exporter = await aiohttp_server(create_app(config))
         await wait_ready(await aiohttp_client(exporter))
 
-        webhook = Webhook()
-        sink = web.Application()
-        sink.router.add_post("/api/v1/alerts", webhook.handle)
-        sink_server = await aiohttp_server(sink)
-
-        alertmanager = await started(AlertmanagerServer(alertmanager_bin, yaml.safe_dump({
-            "route": {
-                "receiver": "fleet", "group_by": ["alertname", "vessel", "component"],
-                "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h",
-            },
-            "receivers": [{"name": "fleet", "webhook_configs": [{
-                "url": f"http://127.0.0.1:{sink_server.port}/api/v1/alerts",
-                "send_resolved": True,
-                "http_config": {"authorization": {"type": "Bearer",
-                                                  "credentials_file": "token"}},
-            }]}],
-        }), files={"token": TOKEN}))
+        receiver_config = load_receiver_config(
+            write_receiver_config(tmp_path / "receiver.yml"))
+        receiver = await aiohttp_server(create_receiver_app(receiver_config))
+        alertmanager = await started(AlertmanagerServer(
+            alertmanager_bin, deploy_alertmanager_config(f"http://127.0.0.1:{receiver.port}"),
+            files={"token": TOKEN}))
         await started(PrometheusServer(prometheus_bin, yaml.safe_dump({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(fast_rules(tmp_path / "fleet-sla.rules.yml"))],
@@ -117,28 +91,41 @@ class TestAlertChain:
             "scrape_configs": [{"job_name": "fleet-exporter", "static_configs": [
                 {"targets": [f"127.0.0.1:{exporter.port}"]}]}],
         }), extra=("--rules.alert.resend-delay=1s",)))
-        yield webhook, {v.scenario + str(i): v.id for i, v in enumerate(vessels)}
+        yield await aiohttp_client(receiver), {v.scenario + str(i): v.id
+                                                for i, v in enumerate(vessels)}
 
-    async def test_four_days_down_delivers_one_ticket_group(self, chain):
-        webhook, ids = chain
+    async def test_four_days_down_becomes_one_pending_incident(self, chain):
+        receiver, ids = chain
         down = ids["down_4d1"]
-        await webhook.wait_for("FleetComponentDownPersistent", within=90)
-        await asyncio.sleep(5)  # room for a duplicate group to show up, if there were one
+        key = f"alertname=FleetComponentDownPersistent,vessel={down},component=server"
 
-        groups = webhook.groups("FleetComponentDownPersistent")
-        assert len(groups) == 1, groups
-        [alerts] = groups.values()
-        assert {a["labels"]["vessel"] for a in alerts} == {down}
-        alert = alerts[0]
-        assert {k: v for k, v in alert["labels"].items() if k not in ("instance",)} == {
+        async def incidents() -> list[dict]:
+            response = await receiver.get("/api/v1/incidents", headers=signed_in())
+            return (await response.json())["incidents"]
+
+        async with asyncio.timeout(90):
+            while True:
+                if any(i["dedupe_key"] == key for i in await incidents()):
+                    break
+                await asyncio.sleep(0.5)
+        await asyncio.sleep(5)  # room for repeats and a second incident, if there were one
+
+        found = await incidents()
+        persistent = [i for i in found if i["dedupe_key"] == key]
+        assert len(persistent) == 1, found
+        [incident] = persistent
+        assert incident["approval"] == "pending" and incident["state"] == "firing"
+        [details] = incident["details"].values()
+        assert {k: v for k, v in details["labels"].items() if k != "instance"} == {
             "alertname": "FleetComponentDownPersistent", "vessel": down, "component": "server",
             "severity": "critical", "ticket": "jira", "job": "fleet-exporter",
         }
-        assert alert["status"] == "firing"
-        assert alert["annotations"]["summary"].startswith("server on MV ")
-        assert "has been down for 4d" in alert["annotations"]["summary"]
-        assert all(a == f"Bearer {TOKEN}" for a in webhook.authorizations)
+        assert "has been down for 4d" in details["annotations"]["summary"]
+        # The SLA breach of the same component is recorded, without asking for approval.
+        breach = [i for i in found if i["labels"]["alertname"] == "FleetComponentSLABreach"]
+        assert [i["approval"] for i in breach] == ["none"]
 
         healthy = {ids["healthy0"], ids["healthy2"]}
-        delivered = {a["labels"].get("vessel") for p in webhook.payloads for a in p["alerts"]}
-        assert not delivered & healthy
+        assert not {i["labels"]["vessel"] for i in found} & healthy
+        metrics = await receiver.get("/metrics")
+        assert 'fleet_receiver_webhook_requests_total{code="200"}' in await metrics.text()
