@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Local demo: a throwaway InfluxDB seeded with a simulated fleet (every scenario), and the
 # exporter in front of it on http://127.0.0.1:9470. Ctrl-C stops both.
+# VESSELS (default 66) and INFLUX_PORT (default 18086; 18088 is used too) change them.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 demo="$root/.demo"
@@ -9,6 +10,13 @@ vessels=${VESSELS:-66}
 influx_port=${INFLUX_PORT:-18086}
 influx_url="http://127.0.0.1:$influx_port"
 
+"$venv/python" - "$influx_port" "$((influx_port + 2))" <<'PY'
+import socket, sys
+for port in map(int, sys.argv[1:]):
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", port)) == 0:
+            sys.exit(f"demo: port {port} is taken; set INFLUX_PORT to another port")
+PY
 rm -rf "$demo" && mkdir -p "$demo"
 cat >"$demo/influxdb.conf" <<CONF
 reporting-disabled = true
