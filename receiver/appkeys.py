@@ -6,9 +6,11 @@ from aiohttp import web
 
 from .config import ReceiverConfig
 from .metrics import ReceiverMetrics
+from .outbox import OutboxWorker
 from .store import Store
 
 CONFIG = web.AppKey("config", ReceiverConfig)
 STORE = web.AppKey("store", Store)
 METRICS = web.AppKey("metrics", ReceiverMetrics)
 CLOCK = web.AppKey("clock", Callable[[], float])
+WORKER = web.AppKey("worker", OutboxWorker)

@@ -9,8 +9,8 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from . import incidents
-from .appkeys import CLOCK, CONFIG, METRICS, STORE
+from . import decisions, incidents
+from .appkeys import CLOCK, CONFIG, METRICS, STORE, WORKER
 from .auth import check_bearer, current_user
 from .payload import PayloadError, parse_notification
 from .store import rows
@@ -59,6 +59,8 @@ async def _receive(request: web.Request) -> web.Response:
     metrics.set_counts({r["state"]: r["n"] for r in counts}, pending[0]["n"])
     for alert in notification.alerts:
         metrics.alerts_received.labels(alert.status).inc()
+    if any(c.kind in ("resolved", "reopened") for c in changes):
+        request.app[WORKER].wake()  # a ticket may need a comment or a transition
     for change in changes:
         if change.kind != "updated":
             log.info("incident %d %s", change.incident, change.kind,
@@ -88,17 +90,68 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 async def get_incident(request: web.Request) -> web.Response:
     current_user(request)
+    incident_id = _incident_id(request)
+    async with request.app[STORE].snapshot() as db:
+        found = await rows(db, "SELECT * FROM incidents WHERE id = ?", incident_id)
+        events = await rows(
+            db, "SELECT at, kind, detail FROM incident_events WHERE incident_id = ? ORDER BY id",
+            incident_id)
+        outbox = await rows(
+            db, "SELECT kind, state, attempts, last_error FROM outbox WHERE incident_id = ?"
+                " ORDER BY id", incident_id)
+    if not found:
+        raise _error(web.HTTPNotFound, f"incident {incident_id} not found")
+    return web.json_response({**_incident_json(found[0]), "events": events,
+                              "ticket_work": outbox})
+
+
+def _incident_id(request: web.Request) -> int:
     raw = request.match_info["id"]
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise _error(web.HTTPBadRequest, f"id: expected an incident id, got {raw!r}")
-    store = request.app[STORE]
-    incident = await store.fetch_one("SELECT * FROM incidents WHERE id = ?", int(raw))
-    if incident is None:
-        raise _error(web.HTTPNotFound, f"incident {raw} not found")
-    events = await store.fetch_all(
-        "SELECT at, kind, detail FROM incident_events WHERE incident_id = ? ORDER BY id",
-        int(raw))
-    return web.json_response({**_incident_json(incident), "events": events})
+    return int(raw)
+
+
+async def _decide(request: web.Request, kind: str) -> web.Response:
+    user = current_user(request)
+    if not user.can_decide:
+        raise _error(web.HTTPForbidden, f"{user.name} is a {user.role} and cannot decide")
+    try:
+        document = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise _error(web.HTTPBadRequest, "body: expected JSON like {\"comment\": \"...\"}") \
+            from None
+    if not isinstance(document, dict) or not isinstance(document.get("comment", ""), str):
+        raise _error(web.HTTPBadRequest, "comment: expected a string")
+    outcome = await take_decision(request.app, _incident_id(request), kind, user.name,
+                                  document.get("comment", ""))
+    return web.json_response({"incident": outcome.incident, "approval": outcome.approval,
+                              "changed": outcome.changed})
+
+
+async def take_decision(app: web.Application, incident: int, kind: str, user: str,
+                        comment: str) -> decisions.Outcome:
+    """Shared by the API and the approval page's forms."""
+    try:
+        async with app[STORE].transaction() as db:
+            outcome = await decisions.decide(db, incident, kind, user, comment, app[CLOCK]())
+    except decisions.DecisionError as exc:
+        status = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 409: web.HTTPConflict}
+        raise _error(status[exc.status], str(exc)) from None
+    if outcome.changed:
+        app[METRICS].decisions.labels(kind).inc()
+        app[WORKER].wake()
+        log.info("incident %d %s by %s", incident, outcome.approval, user,
+                 extra={"incident": incident})
+    return outcome
+
+
+async def approve(request: web.Request) -> web.Response:
+    return await _decide(request, "approve")
+
+
+async def reject(request: web.Request) -> web.Response:
+    return await _decide(request, "reject")
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ import aiosqlite
 from .config import IncidentPolicy
 from .payload import Alert, Notification
 from .store import dumps, rows
+from .timefmt import human_duration, iso
 
 
 def dedupe_key(labels: Mapping[str, str], policy: IncidentPolicy) -> str:
@@ -32,6 +33,13 @@ async def _event(db: aiosqlite.Connection, incident: int, at: float, kind: str,
         "INSERT INTO incident_events (incident_id, at, kind, detail) VALUES (?, ?, ?, ?)",
         (incident, at, kind, detail),
     )
+
+
+async def _enqueue(db: aiosqlite.Connection, incident: int, kind: str, now: float,
+                   body: str) -> None:
+    await db.execute(
+        "INSERT INTO outbox (incident_id, kind, body, next_attempt_at, created_at)"
+        " VALUES (?, ?, ?, ?, ?)", (incident, kind, body, now, now))
 
 
 def _details(previous: str | None, alert: Alert) -> str:
@@ -65,6 +73,9 @@ async def _firing(db: aiosqlite.Connection, alert: Alert, key: str, now: float,
             (now, _details(latest["details"], alert), latest["id"]),
         )
         await _event(db, latest["id"], now, "reopened")
+        if latest["approval"] == "approved":
+            await _enqueue(db, latest["id"], "reopen", now,
+                           f"Firing again at {iso(now)}: reopened by fleet-sla.")
         return Change(latest["id"], "reopened")
 
     approval = "pending" if policy.needs_approval(alert.labels) else "none"
@@ -101,8 +112,11 @@ async def _resolved(db: aiosqlite.Connection, alert: Alert, key: str, now: float
         (ended, max(0.0, ended - incident["opened_at"]), now,
          _details(incident["details"], alert), incident["id"]),
     )
-    await _event(db, incident["id"], now, "resolved",
-                 f"after {max(0.0, ended - incident['opened_at']):.0f}s")
+    lasted = human_duration(ended - incident["opened_at"])
+    await _event(db, incident["id"], now, "resolved", f"after {lasted}")
+    if incident["approval"] == "approved":
+        await _enqueue(db, incident["id"], "resolve", now,
+                       f"Recovered at {iso(ended)} after {lasted}.")
     return Change(incident["id"], "resolved")
 
 

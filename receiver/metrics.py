@@ -18,6 +18,10 @@ class ReceiverMetrics:
             "fleet_receiver_approvals_pending", "Incidents waiting for an approver.",
             registry=self.registry)
 
+        self.decisions = Counter(
+            "fleet_receiver_decisions", "Approvers' decisions, by kind.", ["kind"],
+            registry=self.registry)
+
     def set_counts(self, by_state: dict[str, int], pending: int) -> None:
         for state in ("firing", "resolved"):
             self.incidents.labels(state).set(by_state.get(state, 0))

@@ -52,6 +52,32 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX incident_events_incident ON incident_events (incident_id, id);
     """,
+    """
+    ALTER TABLE incidents ADD COLUMN ticket_key TEXT;
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        at REAL NOT NULL,
+        user TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('approve', 'reject')),
+        comment TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        kind TEXT NOT NULL CHECK (kind IN ('create', 'comment', 'resolve', 'reopen')),
+        body TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_error TEXT,
+        created_at REAL NOT NULL,
+        done_at REAL
+    );
+    -- One ticket per incident, however many approvals race.
+    CREATE UNIQUE INDEX outbox_one_ticket ON outbox (incident_id) WHERE kind = 'create';
+    CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+    """,
 )
 
 
@@ -111,6 +137,12 @@ class Store:
                 await self.db.execute("ROLLBACK")
                 raise
             await self.db.execute("COMMIT")
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Several reads that see one state: no transaction commits in between."""
+        async with self._lock:
+            yield self.db
 
     async def fetch_all(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         """Read outside any transaction (the lock keeps half-done writes out of sight)."""

@@ -1,28 +1,34 @@
 """The receiver's aiohttp application: app factory, routes and resources."""
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from . import handlers
-from .appkeys import CLOCK, CONFIG, METRICS, STORE
+from .appkeys import CLOCK, CONFIG, METRICS, STORE, WORKER
 from .config import ReceiverConfig
 from .metrics import ReceiverMetrics
+from .outbox import OutboxWorker
 from .store import Store
+from .tickets import DryRunTickets, Tickets
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/alerts", handlers.receive_alerts)
     app.router.add_get("/api/v1/incidents", handlers.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", handlers.get_incident)
+    app.router.add_post("/api/v1/incidents/{id}/approve", handlers.approve)
+    app.router.add_post("/api/v1/incidents/{id}/reject", handlers.reject)
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
 
 
-def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
-               ) -> web.Application:
+def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time,
+               tickets: Tickets | None = None) -> web.Application:
     app = web.Application(client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[CLOCK] = clock
@@ -31,7 +37,12 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
 
     async def store(app: web.Application) -> AsyncIterator[None]:
         app[STORE] = await Store.open(config.database)
+        app[WORKER] = OutboxWorker(app[STORE], tickets or DryRunTickets(), config, clock)
+        task = asyncio.create_task(app[WORKER].run(), name="outbox")
         yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
         await app[STORE].close()
 
     app.cleanup_ctx.append(store)
