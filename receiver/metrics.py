@@ -22,6 +22,10 @@ class ReceiverMetrics:
             "fleet_receiver_decisions", "Approvers' decisions, by kind.", ["kind"],
             registry=self.registry)
 
+        self.jira_calls = Counter(
+            "fleet_receiver_jira_calls", "Calls to JIRA, by operation and result.",
+            ["operation", "result"], registry=self.registry)
+
     def set_counts(self, by_state: dict[str, int], pending: int) -> None:
         for state in ("firing", "resolved"):
             self.incidents.labels(state).set(by_state.get(state, 0))

@@ -10,6 +10,7 @@ from aiohttp import web
 from . import handlers
 from .appkeys import CLOCK, CONFIG, METRICS, STORE, WORKER
 from .config import ReceiverConfig
+from .jira_tickets import JiraTickets
 from .metrics import ReceiverMetrics
 from .outbox import OutboxWorker
 from .store import Store
@@ -27,6 +28,13 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", handlers.readyz)
 
 
+def _tickets(config: ReceiverConfig, metrics: ReceiverMetrics) -> Tickets:
+    if config.jira is None:
+        return DryRunTickets()
+    return JiraTickets(config.jira, on_call=lambda operation, result:
+                       metrics.jira_calls.labels(operation, result).inc())
+
+
 def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time,
                tickets: Tickets | None = None) -> web.Application:
     app = web.Application(client_max_size=config.max_body_bytes)
@@ -37,7 +45,8 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
 
     async def store(app: web.Application) -> AsyncIterator[None]:
         app[STORE] = await Store.open(config.database)
-        app[WORKER] = OutboxWorker(app[STORE], tickets or DryRunTickets(), config, clock)
+        app[WORKER] = OutboxWorker(app[STORE], tickets or _tickets(config, app[METRICS]),
+                                   config, clock)
         task = asyncio.create_task(app[WORKER].run(), name="outbox")
         yield
         task.cancel()
