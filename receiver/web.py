@@ -2,13 +2,14 @@
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from . import handlers
-from .appkeys import CLOCK, CONFIG, METRICS, STORE, WORKER
+from . import handlers, pages
+from .appkeys import CLOCK, CONFIG, CSRF_SECRET, METRICS, STORE, WORKER
 from .config import ReceiverConfig
 from .jira_tickets import JiraTickets
 from .metrics import ReceiverMetrics
@@ -18,6 +19,11 @@ from .tickets import DryRunTickets, Tickets
 
 
 def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/", pages.index)
+    app.router.add_get("/audit", pages.audit)
+    app.router.add_get("/incidents/{id}", pages.incident)
+    app.router.add_post("/incidents/{id}/approve", pages.approve)
+    app.router.add_post("/incidents/{id}/reject", pages.reject)
     app.router.add_post("/api/v1/alerts", handlers.receive_alerts)
     app.router.add_get("/api/v1/incidents", handlers.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", handlers.get_incident)
@@ -40,6 +46,7 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
     app = web.Application(client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[CLOCK] = clock
+    app[CSRF_SECRET] = os.urandom(32)  # tokens die with the process: reload the page
     app[METRICS] = ReceiverMetrics()
     setup_routes(app)
 

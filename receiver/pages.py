@@ -1,0 +1,160 @@
+"""The approval page: server-rendered, autoescaped, post/redirect/get with CSRF tokens."""
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from .appkeys import CLOCK, CONFIG, CSRF_SECRET, STORE
+from .auth import current_user
+from .config import ReceiverConfig, User
+from .handlers import take_decision
+from .store import rows
+from .timefmt import human_duration, iso
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("receiver", "templates"),
+    autoescape=True,  # alert labels come from anywhere: never trust them as HTML
+)
+
+
+def csrf_token(request: web.Request, user: User) -> str:
+    return hmac.new(request.app[CSRF_SECRET], user.name.encode(), hashlib.sha256).hexdigest()
+
+
+def _link(url: str | None) -> str | None:
+    """Only http(s) links reach an href: a label could carry javascript:."""
+    if url and url.startswith(("http://", "https://")):
+        return url
+    return None
+
+
+def _view(row: dict[str, Any], now: float, config: ReceiverConfig) -> dict[str, Any]:
+    labels = json.loads(row["labels"])
+    details = json.loads(row["details"])
+    vessel = labels.get("vessel", "")
+    alerts = []
+    for alert in details.values():
+        alert_labels = alert["labels"]
+        device = alert_labels.get("device")
+        alerts.append({
+            "summary": alert["annotations"].get("summary") or alert_labels.get("alertname", ""),
+            "devices": f"{device} ({alert_labels.get('address', '')})" if device else "",
+            "generator_url": _link(alert.get("generator_url")),
+        })
+    grafana = config.links.get("grafana")
+    return {
+        **row,
+        "vessel": vessel,
+        "component": labels.get("component", ""),
+        "alertname": labels.get("alertname", ""),
+        "since": iso(row["opened_at"]),
+        "downtime": human_duration(now - row["opened_at"]),
+        "lasted": human_duration(row["duration_seconds"] or 0),
+        "alerts": alerts,
+        "grafana": _link(grafana.replace("{vessel}", vessel)) if grafana else None,
+    }
+
+
+def _render(request: web.Request, template: str, user: User, **context: Any) -> web.Response:
+    html = TEMPLATES.get_template(template).render(
+        user=user, csrf=csrf_token(request, user), **context)
+    return web.Response(text=html, content_type="text/html")
+
+
+async def index(request: web.Request) -> web.Response:
+    user = current_user(request)
+    config, now = request.app[CONFIG], request.app[CLOCK]()
+    async with request.app[STORE].snapshot() as db:
+        pending = await rows(
+            db, "SELECT i.*, (SELECT min(at) FROM incident_events e WHERE e.incident_id = i.id"
+                " AND e.kind IN ('opened', 'reopened')) AS asked_at,"
+                " (SELECT count(*) FROM incidents o WHERE o.labels = i.labels AND o.id < i.id)"
+                " AS history,"
+                " (SELECT count(*) FROM incidents o WHERE o.labels = i.labels AND o.id < i.id"
+                " AND o.ticket_key IS NOT NULL) AS tickets"
+                " FROM incidents i WHERE state = 'firing' AND approval = 'pending'"
+                " ORDER BY i.id")
+        ticketed = await rows(db, "SELECT * FROM incidents WHERE state = 'firing'"
+                                  " AND ticket_key IS NOT NULL ORDER BY id DESC LIMIT 100")
+        resolved = await rows(db, "SELECT * FROM incidents WHERE state = 'resolved'"
+                                  " ORDER BY resolved_at DESC LIMIT 20")
+    timeout = config.incidents.approval_timeout
+    pending_views = []
+    for row in pending:
+        view = _view(row, now, config)
+        view["asked"] = human_duration(now - row["asked_at"])
+        view["overdue"] = now - row["asked_at"] > timeout
+        pending_views.append(view)
+    return _render(request, "index.html", user, pending=pending_views,
+                   ticketed=[_view(r, now, config) for r in ticketed],
+                   resolved=[_view(r, now, config) for r in resolved])
+
+
+async def _incident_page(request: web.Request, user: User, incident_id: int,
+                         error: str | None = None, status: int = 200) -> web.Response:
+    now = request.app[CLOCK]()
+    async with request.app[STORE].snapshot() as db:
+        found = await rows(db, "SELECT * FROM incidents WHERE id = ?", incident_id)
+        events = await rows(db, "SELECT at, kind, detail FROM incident_events"
+                                " WHERE incident_id = ? ORDER BY id", incident_id)
+        work = await rows(db, "SELECT kind, state, attempts, last_error FROM outbox"
+                              " WHERE incident_id = ? ORDER BY id", incident_id)
+    if not found:
+        raise web.HTTPNotFound(text=f"incident {incident_id} not found")
+    response = _render(request, "incident.html", user,
+                       i=_view(found[0], now, request.app[CONFIG]), work=work, error=error,
+                       events=[{**e, "at": iso(e["at"])} for e in events])
+    response.set_status(status)
+    return response
+
+
+def _page_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise web.HTTPNotFound(text="no such incident")
+    return int(raw)
+
+
+async def incident(request: web.Request) -> web.Response:
+    return await _incident_page(request, current_user(request), _page_id(request))
+
+
+async def _decide(request: web.Request, kind: str) -> web.Response:
+    user = current_user(request)
+    incident_id = _page_id(request)
+    form = await request.post()
+    token = str(form.get("csrf", ""))
+    if not hmac.compare_digest(token.encode(), csrf_token(request, user).encode()):
+        raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page")
+    if not user.can_decide:
+        raise web.HTTPForbidden(text=f"{user.name} is a {user.role} and cannot decide")
+    try:
+        await take_decision(request.app, incident_id, kind, user.name,
+                            str(form.get("comment", "")))
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            raise
+        message = json.loads(exc.text or "{}").get("error", exc.reason)
+        return await _incident_page(request, user, incident_id, error=message,
+                                    status=exc.status)
+    raise web.HTTPSeeOther(f"/incidents/{incident_id}")  # post/redirect/get
+
+
+async def approve(request: web.Request) -> web.Response:
+    return await _decide(request, "approve")
+
+
+async def reject(request: web.Request) -> web.Response:
+    return await _decide(request, "reject")
+
+
+async def audit(request: web.Request) -> web.Response:
+    user = current_user(request)
+    found = await request.app[STORE].fetch_all(
+        "SELECT * FROM decisions ORDER BY id DESC LIMIT 500")
+    return _render(request, "audit.html", user,
+                   decisions=[{**d, "at": iso(d["at"])} for d in found])
