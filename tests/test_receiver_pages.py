@@ -58,7 +58,7 @@ class TestPage:
         assert "0 earlier incident(s), 0 with a ticket" in pending
         assert 'href="https://grafana.example/d/fleet-vessel?var-vessel=v002"' in pending
         assert 'href="http://prometheus:9090/graph?g0.expr=x"' in pending
-        assert "Approve ticket" in pending and "overdue" not in pending
+        assert "Approve ticket" in pending and 'class="card overdue"' not in pending
 
     async def test_viewer_sees_no_forms(self, receiver):
         client = await receiver()
