@@ -89,8 +89,9 @@ async def _firing(db: aiosqlite.Connection, alert: Alert, key: str, now: float,
     labels = {name: alert.labels.get(name, "") for name in policy.dedupe_labels}
     cursor = await db.execute(
         "INSERT INTO incidents (dedupe_key, labels, state, approval, opened_at, last_seen,"
-        " notifications, details) VALUES (?, ?, 'firing', ?, ?, ?, 1, ?)",
-        (key, dumps(labels), approval, alert.starts_at, now, _details(None, alert)),
+        " notifications, details, asked_at) VALUES (?, ?, 'firing', ?, ?, ?, 1, ?, ?)",
+        (key, dumps(labels), approval, alert.starts_at, now, _details(None, alert),
+         now if approval == "pending" else None),
     )
     incident = cursor.lastrowid
     assert incident is not None

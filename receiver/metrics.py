@@ -22,6 +22,12 @@ class ReceiverMetrics:
             "fleet_receiver_decisions", "Approvers' decisions, by kind.", ["kind"],
             registry=self.registry)
 
+        self.approvals_overdue = Gauge(
+            "fleet_receiver_approvals_overdue", "Pending approvals past approval_timeout.",
+            registry=self.registry)
+        self.outbox_depth = Gauge(
+            "fleet_receiver_outbox_depth", "Ticket work waiting in the outbox.",
+            registry=self.registry)
         self.jira_calls = Counter(
             "fleet_receiver_jira_calls", "Calls to JIRA, by operation and result.",
             ["operation", "result"], registry=self.registry)

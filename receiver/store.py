@@ -78,6 +78,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX outbox_one_ticket ON outbox (incident_id) WHERE kind = 'create';
     CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
     """,
+    """
+    ALTER TABLE incidents ADD COLUMN asked_at REAL;
+    ALTER TABLE incidents ADD COLUMN announced_at REAL;
+    ALTER TABLE incidents ADD COLUMN reminded_at REAL;
+    UPDATE incidents SET asked_at = last_seen WHERE approval = 'pending';
+    """,
 )
 
 

@@ -6,10 +6,12 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 from aiohttp import web
 
 from . import handlers, pages
 from .appkeys import CLOCK, CONFIG, CSRF_SECRET, METRICS, STORE, WORKER
+from .approvals import Sweeper
 from .config import ReceiverConfig
 from .jira_tickets import JiraTickets
 from .metrics import ReceiverMetrics
@@ -42,7 +44,7 @@ def _tickets(config: ReceiverConfig, metrics: ReceiverMetrics) -> Tickets:
 
 
 def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time,
-               tickets: Tickets | None = None) -> web.Application:
+               tickets: Tickets | None = None, sweep_every: float = 30.0) -> web.Application:
     app = web.Application(client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[CLOCK] = clock
@@ -54,11 +56,17 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
         app[STORE] = await Store.open(config.database)
         app[WORKER] = OutboxWorker(app[STORE], tickets or _tickets(config, app[METRICS]),
                                    config, clock)
-        task = asyncio.create_task(app[WORKER].run(), name="outbox")
+        sweeper = Sweeper(app[STORE], config, app[METRICS], clock, app[WORKER].wake)
+        session = aiohttp.ClientSession()
+        tasks = [asyncio.create_task(app[WORKER].run(), name="outbox"),
+                 asyncio.create_task(sweeper.run(sweep_every, session), name="approvals")]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await session.close()
         await app[STORE].close()
 
     app.cleanup_ctx.append(store)

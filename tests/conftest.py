@@ -60,10 +60,12 @@ async def exporter(aiohttp_client) -> Callable[..., Awaitable[TestClient]]:
 async def receiver(tmp_path: Path, aiohttp_client) -> Callable[..., Awaitable[TestClient]]:
     """Factory: serve the receiver for a config written with `sections` overrides."""
 
-    async def start(clock: Callable[[], float] | None = None, **sections: Any) -> TestClient:
+    async def start(clock: Callable[[], float] | None = None, sweep_every: float = 30.0,
+                    **sections: Any) -> TestClient:
         config = load_receiver_config(write_receiver_config(tmp_path / "receiver.yml",
                                                             **sections))
-        options = {"clock": clock} if clock is not None else {}
-        return await aiohttp_client(create_receiver_app(config, **options))
+        options: dict[str, Any] = {"clock": clock} if clock is not None else {}
+        return await aiohttp_client(create_receiver_app(config, sweep_every=sweep_every,
+                                                        **options))
 
     return start
