@@ -84,6 +84,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE incidents ADD COLUMN reminded_at REAL;
     UPDATE incidents SET asked_at = last_seen WHERE approval = 'pending';
     """,
+    """
+    ALTER TABLE incidents ADD COLUMN ticket_status TEXT;
+    CREATE INDEX incidents_ticket ON incidents (ticket_key);
+    """,
 )
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 
-from . import handlers, pages
+from . import handlers, jira_webhook, pages
 from .appkeys import CLOCK, CONFIG, CSRF_SECRET, METRICS, STORE, WORKER
 from .approvals import Sweeper
 from .config import ReceiverConfig
@@ -31,6 +31,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/incidents/{id}", handlers.get_incident)
     app.router.add_post("/api/v1/incidents/{id}/approve", handlers.approve)
     app.router.add_post("/api/v1/incidents/{id}/reject", handlers.reject)
+    app.router.add_post("/api/v1/jira/webhook", jira_webhook.receive)
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)

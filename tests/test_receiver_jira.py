@@ -2,6 +2,9 @@
 
 import asyncio
 import base64
+import hashlib
+import hmac
+import json
 from pathlib import Path
 
 import pytest
@@ -177,3 +180,48 @@ class TestCloud:
         await approve(client, incident)
         await work(client, incident, "create")
         assert set(fake.authorizations) == {"Bearer pat-123"}
+
+
+class TestJiraWebhook:
+    SECRET = "jira-webhook-secret"
+
+    def signed(self, document: dict) -> tuple[bytes, dict[str, str]]:
+        raw = json.dumps(document).encode()
+        digest = hmac.new(self.SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        return raw, {"X-Hub-Signature": f"sha256={digest}",
+                     "Content-Type": "application/json"}
+
+    async def test_status_change_reaches_the_incident(self, jira_chain):
+        _, receiver = await jira_chain(webhook_secret=self.SECRET)
+        client = await receiver()
+        incident = await fire(client, alert())
+        await approve(client, incident)
+        await work(client, incident, "create")
+        update = {"webhookEvent": "jira:issue_updated",
+                  "issue": {"key": "OPS-1", "fields": {"status": {"name": "In Progress"}}}}
+        raw, headers = self.signed(update)
+        response = await client.post("/api/v1/jira/webhook", data=raw, headers=headers)
+        assert response.status == 200 and (await response.json())["incidents"] == 1
+        page = await (await client.get(f"/incidents/{incident}", headers=signed_in())).text()
+        assert "OPS-1</b> (In Progress in JIRA)" in page
+        # Data Center cannot sign: the secret rides in the URL instead.
+        update["issue"]["fields"]["status"]["name"] = "Done"
+        response = await client.post(f"/api/v1/jira/webhook?secret={self.SECRET}", json=update)
+        assert response.status == 200
+        found = await (await client.get(f"/api/v1/incidents/{incident}",
+                                        headers=signed_in())).json()
+        assert found["ticket_status"] == "Done"
+
+    async def test_wrong_secret_or_bad_body(self, jira_chain):
+        _, receiver = await jira_chain(webhook_secret=self.SECRET)
+        client = await receiver()
+        update = {"issue": {"key": "OPS-1", "fields": {"status": {"name": "Done"}}}}
+        raw, headers = self.signed(update)
+        headers["X-Hub-Signature"] = "sha256=" + "0" * 64
+        assert (await client.post("/api/v1/jira/webhook", data=raw,
+                                  headers=headers)).status == 401
+        assert (await client.post("/api/v1/jira/webhook?secret=nope",
+                                  json=update)).status == 401
+        raw, headers = self.signed({"issue": {"key": "OPS-1"}})
+        response = await client.post("/api/v1/jira/webhook", data=raw, headers=headers)
+        assert response.status == 400

@@ -1,0 +1,58 @@
+"""JIRA's webhook: a ticket's status change, shown on its incident.
+
+JIRA Cloud signs the body (`X-Hub-Signature: sha256=<hmac>`) with the shared secret;
+Data Center cannot sign, so there the secret travels as `?secret=` in the webhook URL.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+
+from aiohttp import web
+
+from .appkeys import CLOCK, CONFIG, STORE
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: type[web.HTTPException], message: str) -> web.HTTPException:
+    return status(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def _authentic(request: web.Request, body: bytes) -> bool:
+    jira = request.app[CONFIG].jira
+    if jira is None or jira.webhook_secret is None:
+        return False
+    secret = jira.webhook_secret.reveal().encode()
+    signature = request.headers.get("X-Hub-Signature", "")
+    if signature:
+        expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(signature.encode(), expected.encode())
+    return hmac.compare_digest(request.query.get("secret", "").encode(), secret)
+
+
+async def receive(request: web.Request) -> web.Response:
+    body = await request.read()
+    if not _authentic(request, body):
+        raise _error(web.HTTPUnauthorized, "the JIRA webhook secret does not match")
+    try:
+        document = json.loads(body)
+        key = document["issue"]["key"]
+        status = document["issue"]["fields"]["status"]["name"]
+    except (ValueError, KeyError, TypeError):
+        raise _error(web.HTTPBadRequest,
+                     "body: expected issue.key and issue.fields.status.name") from None
+    if not isinstance(key, str) or not isinstance(status, str):
+        raise _error(web.HTTPBadRequest, "issue.key and status: expected strings")
+    now = request.app[CLOCK]()
+    async with request.app[STORE].transaction() as db:
+        cursor = await db.execute(
+            "UPDATE incidents SET ticket_status = ? WHERE ticket_key = ?", (status, key))
+        if cursor.rowcount:
+            await db.execute(
+                "INSERT INTO incident_events (incident_id, at, kind, detail)"
+                " SELECT id, ?, 'ticket-status', ? FROM incidents WHERE ticket_key = ?",
+                (now, f"{key} is now {status}", key))
+    log.info("ticket %s is now %s (%d incident(s))", key, status, cursor.rowcount)
+    return web.json_response({"status": "ok", "incidents": cursor.rowcount})
