@@ -18,6 +18,7 @@ from receiver.web import create_app as create_receiver_app
 from simulator.fleetconfig import fleet_config, unused_loopback_url
 from simulator.influx import seed
 from simulator.scenarios import plan_fleet
+from tests.fake_jira import FakeJira
 from tests.helpers import wait_ready
 from tests.receiver_helpers import TOKEN, signed_in, write_receiver_config
 from tests.servers import AlertmanagerServer, Daemon, InfluxServer, PrometheusServer, require_binary
@@ -77,8 +78,12 @@ class TestAlertChain:
         exporter = await aiohttp_server(create_app(config))
         await wait_ready(await aiohttp_client(exporter))
 
-        receiver_config = load_receiver_config(
-            write_receiver_config(tmp_path / "receiver.yml"))
+        jira = FakeJira()
+        jira_server = await aiohttp_server(jira.app())
+        receiver_config = load_receiver_config(write_receiver_config(
+            tmp_path / "receiver.yml",
+            jira={"url": f"http://127.0.0.1:{jira_server.port}", "project": "OPS",
+                  "username": "ops-bot@example.com", "api_token": "token"}))
         receiver = await aiohttp_server(create_receiver_app(receiver_config))
         alertmanager = await started(AlertmanagerServer(
             alertmanager_bin, deploy_alertmanager_config(f"http://127.0.0.1:{receiver.port}"),
@@ -91,11 +96,11 @@ class TestAlertChain:
             "scrape_configs": [{"job_name": "fleet-exporter", "static_configs": [
                 {"targets": [f"127.0.0.1:{exporter.port}"]}]}],
         }), extra=("--rules.alert.resend-delay=1s",)))
-        yield await aiohttp_client(receiver), {v.scenario + str(i): v.id
-                                                for i, v in enumerate(vessels)}
+        yield await aiohttp_client(receiver), jira, {v.scenario + str(i): v.id
+                                                      for i, v in enumerate(vessels)}
 
-    async def test_four_days_down_becomes_one_pending_incident(self, chain):
-        receiver, ids = chain
+    async def test_four_days_down_becomes_one_incident_and_one_ticket(self, chain):
+        receiver, jira, ids = chain
         down = ids["down_4d1"]
         key = f"alertname=FleetComponentDownPersistent,vessel={down},component=server"
 
@@ -129,3 +134,20 @@ class TestAlertChain:
         assert not {i["labels"]["vessel"] for i in found} & healthy
         metrics = await receiver.get("/metrics")
         assert 'fleet_receiver_webhook_requests_total{code="200"}' in await metrics.text()
+
+        # An approver approves (twice, as a double click would): one ticket in JIRA.
+        for _ in range(2):
+            response = await receiver.post(f"/api/v1/incidents/{incident['id']}/approve",
+                                           json={"comment": "e2e"}, headers=signed_in())
+            assert response.status == 200
+        async with asyncio.timeout(30):
+            while True:
+                detail = await (await receiver.get(f"/api/v1/incidents/{incident['id']}",
+                                                   headers=signed_in())).json()
+                if detail["ticket_key"]:
+                    break
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(2)  # Alertmanager keeps sending: still one ticket after that
+        [issue] = jira.issues.values()
+        assert issue["fields"]["summary"].startswith(f"[{down}] server down for ")
+        assert detail["ticket_key"] == issue["key"]
