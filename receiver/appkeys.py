@@ -5,6 +5,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from .config import ReceiverConfig
+from .ingest import Ingest
 from .metrics import ReceiverMetrics
 from .outbox import OutboxWorker
 from .store import Store
@@ -15,3 +16,4 @@ METRICS = web.AppKey("metrics", ReceiverMetrics)
 CLOCK = web.AppKey("clock", Callable[[], float])
 WORKER = web.AppKey("worker", OutboxWorker)
 CSRF_SECRET = web.AppKey("csrf_secret", bytes)
+INGEST = web.AppKey("ingest", Ingest)

@@ -49,7 +49,9 @@ class Sweeper:
             pending = await rows(db, "SELECT * FROM incidents WHERE state = 'firing'"
                                      " AND approval = 'pending' ORDER BY id")
             depth = await rows(db, "SELECT count(*) AS n FROM outbox WHERE state = 'pending'")
+            by_state = await rows(db, "SELECT state, count(*) AS n FROM incidents GROUP BY state")
         overdue = [i for i in pending if now - (i["asked_at"] or now) > policy.approval_timeout]
+        self._metrics.set_counts({r["state"]: r["n"] for r in by_state}, len(pending))
         self._metrics.approvals_overdue.set(len(overdue))
         self._metrics.outbox_depth.set(depth[0]["n"])
         for incident in pending:

@@ -9,8 +9,8 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from . import decisions, incidents
-from .appkeys import CLOCK, CONFIG, METRICS, STORE, WORKER
+from . import decisions
+from .appkeys import CLOCK, INGEST, METRICS, STORE, WORKER
 from .auth import check_bearer, current_user
 from .payload import PayloadError, parse_notification
 from .store import rows
@@ -43,20 +43,12 @@ async def _receive(request: web.Request) -> web.Response:
         raise _error(web.HTTPBadRequest, f"body: invalid JSON ({exc.msg})") from None
     except PayloadError as exc:
         raise _error(web.HTTPBadRequest, str(exc)) from None
-    store, config = request.app[STORE], request.app[CONFIG]
-    now = request.app[CLOCK]()
     try:
-        async with store.transaction() as db:
-            changes = await incidents.apply(db, notification, body, now, config.incidents)
-            counts = await rows(db, "SELECT state, count(*) AS n FROM incidents GROUP BY state")
-            pending = await rows(db, "SELECT count(*) AS n FROM incidents"
-                                     " WHERE state = 'firing' AND approval = 'pending'")
+        changes = await request.app[INGEST].submit(notification, body)
     except sqlite3.Error:
         # Not stored: a 5xx makes Alertmanager send it again.
-        log.exception("cannot store notification %s", notification.group_key)
         raise _error(web.HTTPServiceUnavailable, "could not store the notification") from None
     metrics = request.app[METRICS]
-    metrics.set_counts({r["state"]: r["n"] for r in counts}, pending[0]["n"])
     for alert in notification.alerts:
         metrics.alerts_received.labels(alert.status).inc()
     if any(c.kind in ("resolved", "reopened") for c in changes):

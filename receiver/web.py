@@ -10,9 +10,10 @@ import aiohttp
 from aiohttp import web
 
 from . import handlers, jira_webhook, pages
-from .appkeys import CLOCK, CONFIG, CSRF_SECRET, METRICS, STORE, WORKER
+from .appkeys import CLOCK, CONFIG, CSRF_SECRET, INGEST, METRICS, STORE, WORKER
 from .approvals import Sweeper
 from .config import ReceiverConfig
+from .ingest import Ingest
 from .jira_tickets import JiraTickets
 from .metrics import ReceiverMetrics
 from .outbox import OutboxWorker
@@ -59,7 +60,9 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
                                    config, clock)
         sweeper = Sweeper(app[STORE], config, app[METRICS], clock, app[WORKER].wake)
         session = aiohttp.ClientSession()
-        tasks = [asyncio.create_task(app[WORKER].run(), name="outbox"),
+        app[INGEST] = Ingest(app[STORE], config.incidents, clock)
+        tasks = [asyncio.create_task(app[INGEST].run(), name="ingest"),
+                 asyncio.create_task(app[WORKER].run(), name="outbox"),
                  asyncio.create_task(sweeper.run(sweep_every, session), name="approvals")]
         yield
         for task in tasks:

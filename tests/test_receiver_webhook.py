@@ -179,7 +179,7 @@ class TestGeneratedPayloads:
 
 class TestDedupe:
     async def test_repeats_and_a_second_alertmanager_make_one_incident(self, receiver):
-        client = await receiver(clock=Clock())
+        client = await receiver(clock=Clock(), sweep_every=0.02)
         first = await post(client, notification(alert()))
         assert first.status == 200
         for _ in range(50):
@@ -190,7 +190,12 @@ class TestDedupe:
         assert incident["approval"] == "pending" and incident["state"] == "firing"
         assert incident["notifications"] == 52
         assert [i["id"] for i in await incidents(client, "pending")] == [incident["id"]]
-        metrics = await scrape(client)
+        async with asyncio.timeout(5):  # counts come from the periodic sweep
+            while True:
+                metrics = await scrape(client)
+                if metrics.get("fleet_receiver_incidents", state="firing") == 1:
+                    break
+                await asyncio.sleep(0.02)
         assert metrics.get("fleet_receiver_approvals_pending") == 1
         assert metrics.get("fleet_receiver_alerts_received_total", status="firing") == 52
         assert metrics.get("fleet_receiver_webhook_requests_total", code="200") == 52

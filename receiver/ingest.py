@@ -1,0 +1,62 @@
+"""Group commit for the webhook: one transaction for all notifications that queued up.
+
+Each request still gets its answer only after its own notification is committed; under
+load, many share a commit instead of queueing for the lock one by one.
+"""
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+
+from . import incidents
+from .config import IncidentPolicy
+from .incidents import Change
+from .payload import Notification
+from .store import Store
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 256
+Item = tuple[Notification, str, "asyncio.Future[list[Change]]"]
+
+
+class Ingest:
+    def __init__(self, store: Store, policy: IncidentPolicy, clock: Callable[[], float]):
+        self._store = store
+        self._policy = policy
+        self._clock = clock
+        self._queue: asyncio.Queue[Item] = asyncio.Queue()
+
+    async def submit(self, notification: Notification, body: str) -> list[Change]:
+        """Store a notification and its incident changes; raises sqlite3.Error if not."""
+        future: asyncio.Future[list[Change]] = asyncio.get_running_loop().create_future()
+        await self._queue.put((notification, body, future))
+        return await future
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._write(batch)
+            except sqlite3.Error:
+                # One bad notification must not fail the others: write them one by one.
+                for item in batch:
+                    try:
+                        await self._write([item])
+                    except sqlite3.Error as exc:
+                        log.exception("cannot store notification %s", item[0].group_key)
+                        if not item[2].done():
+                            item[2].set_exception(exc)
+
+    async def _write(self, batch: list[Item]) -> None:
+        now = self._clock()
+        results = []
+        async with self._store.transaction() as db:
+            for notification, body, _ in batch:
+                results.append(await incidents.apply(db, notification, body, now,
+                                                     self._policy))
+        for (_, _, future), changes in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(changes)
