@@ -63,7 +63,9 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
         app[INGEST] = Ingest(app[STORE], config.incidents, clock)
         tasks = [asyncio.create_task(app[INGEST].run(), name="ingest"),
                  asyncio.create_task(app[WORKER].run(), name="outbox"),
-                 asyncio.create_task(sweeper.run(sweep_every, session), name="approvals")]
+                 asyncio.create_task(sweeper.run(sweep_every, session), name="approvals"),
+                 asyncio.create_task(app[STORE].checkpoint_forever(config.database),
+                                     name="checkpoint")]
         yield
         for task in tasks:
             task.cancel()
