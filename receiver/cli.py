@@ -16,6 +16,13 @@ from .web import create_app
 log = logging.getLogger("receiver")
 
 
+def _with_incident(record: logging.LogRecord) -> bool:
+    """Every line carries an incident field, "-" when it is about none."""
+    if not hasattr(record, "incident"):
+        record.incident = "-"
+    return True
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="fleet-receiver",
@@ -44,8 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(hash_password(password))
         return 0
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_with_incident)
+    handler.setFormatter(logging.Formatter(
+        "ts=%(asctime)s level=%(levelname)s logger=%(name)s incident=%(incident)s"
+        " msg=%(message)r"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     try:
         config = load_config(args.config)
     except ConfigError as exc:
