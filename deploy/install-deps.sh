@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the servers the tests run for real: InfluxDB 1.x, Prometheus (+ promtool) and
-# Alertmanager (+ amtool), from Debian's packages. Safe to run again: does nothing when all
+# Alertmanager (+ amtool), and Chromium for the approval page's browser test, from
+# Debian's packages. Safe to run again: does nothing when all
 # binaries are present.
 set -euo pipefail
 
-binaries=(influxd prometheus promtool prometheus-alertmanager amtool)
-packages=(influxdb prometheus prometheus-alertmanager)
+binaries=(influxd prometheus promtool prometheus-alertmanager amtool chromium)
+packages=(influxdb prometheus prometheus-alertmanager chromium)
 
 missing=()
 for bin in "${binaries[@]}"; do
