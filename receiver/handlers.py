@@ -138,6 +138,31 @@ async def take_decision(app: web.Application, incident: int, kind: str, user: st
     return outcome
 
 
+async def retry_ticket_work(app: web.Application, incident: int, user: str) -> int:
+    """Put an incident's failed ticket work back in the queue; shared with the page."""
+    now = app[CLOCK]()
+    async with app[STORE].transaction() as db:
+        cursor = await db.execute(
+            "UPDATE outbox SET state = 'pending', next_attempt_at = ?, attempts = 0"
+            " WHERE incident_id = ? AND state = 'failed'", (now, incident))
+        if cursor.rowcount:
+            await db.execute("INSERT INTO incident_events (incident_id, at, kind, detail)"
+                             " VALUES (?, ?, 'ticket-retry', ?)", (incident, now, f"by {user}"))
+    if cursor.rowcount:
+        app[WORKER].wake()
+        log.info("incident %d: %s retries ticket work", incident, user,
+                 extra={"incident": incident})
+    return cursor.rowcount
+
+
+async def retry(request: web.Request) -> web.Response:
+    user = current_user(request)
+    if not user.can_decide:
+        raise _error(web.HTTPForbidden, f"{user.name} is a {user.role} and cannot retry")
+    retried = await retry_ticket_work(request.app, _incident_id(request), user.name)
+    return web.json_response({"retried": retried})
+
+
 async def approve(request: web.Request) -> web.Response:
     return await _decide(request, "approve")
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from .appkeys import CLOCK, CONFIG, CSRF_SECRET, STORE
 from .auth import current_user
 from .config import ReceiverConfig, User
-from .handlers import take_decision
+from .handlers import retry_ticket_work, take_decision
 from .store import rows
 from .timefmt import human_duration, iso
 
@@ -123,15 +123,21 @@ async def incident(request: web.Request) -> web.Response:
     return await _incident_page(request, current_user(request), _page_id(request))
 
 
-async def _decide(request: web.Request, kind: str) -> web.Response:
-    user = current_user(request)
-    incident_id = _page_id(request)
+async def _checked_form(request: web.Request, user: User) -> Any:
+    """The posted form, once its CSRF token and the user's right to act are checked."""
     form = await request.post()
-    token = str(form.get("csrf", ""))
-    if not hmac.compare_digest(token.encode(), csrf_token(request, user).encode()):
+    if not hmac.compare_digest(str(form.get("csrf", "")).encode(),
+                               csrf_token(request, user).encode()):
         raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page")
     if not user.can_decide:
         raise web.HTTPForbidden(text=f"{user.name} is a {user.role} and cannot decide")
+    return form
+
+
+async def _decide(request: web.Request, kind: str) -> web.Response:
+    user = current_user(request)
+    incident_id = _page_id(request)
+    form = await _checked_form(request, user)
     try:
         await take_decision(request.app, incident_id, kind, user.name,
                             str(form.get("comment", "")))
@@ -142,6 +148,14 @@ async def _decide(request: web.Request, kind: str) -> web.Response:
         return await _incident_page(request, user, incident_id, error=message,
                                     status=exc.status)
     raise web.HTTPSeeOther(f"/incidents/{incident_id}")  # post/redirect/get
+
+
+async def retry(request: web.Request) -> web.Response:
+    user = current_user(request)
+    incident_id = _page_id(request)
+    await _checked_form(request, user)
+    await retry_ticket_work(request.app, incident_id, user.name)
+    raise web.HTTPSeeOther(f"/incidents/{incident_id}")
 
 
 async def approve(request: web.Request) -> web.Response:

@@ -124,7 +124,7 @@ class TestServer:
         assert fake.issues["OPS-1"]["comments"] == [
             f"Linked to fleet-sla incident {incident} firing again."]
 
-    async def test_permanent_error_is_shown_with_jiras_message(self, jira_chain):
+    async def test_permanent_error_is_shown_and_an_approver_retries_it(self, jira_chain):
         fake, receiver = await jira_chain(project="NOPE")
         client = await receiver()
         incident = await fire(client, alert())
@@ -134,6 +134,17 @@ class TestServer:
         assert task["state"] == "failed"
         assert "JIRA answered 400" in task["last_error"] and "project" in task["last_error"]
         assert found["ticket_key"] is None and fake.issues == {}
+        # JIRA gets fixed; a viewer may not retry, an approver may.
+        fake.project = "NOPE"
+        viewer = await client.post(f"/api/v1/incidents/{incident}/retry",
+                                   headers=signed_in("bob"))
+        assert viewer.status == 403
+        retried = await client.post(f"/api/v1/incidents/{incident}/retry",
+                                    headers=signed_in())
+        assert (await retried.json()) == {"retried": 1}
+        found = await work(client, incident, "create")
+        assert found["ticket_key"] == "NOPE-1" and len(fake.issues) == 1
+        assert "ticket-retry" in [e["kind"] for e in found["events"]]
 
     async def test_jira_down_retries_and_survives_a_restart(self, jira_chain):
         fake, receiver = await jira_chain()
