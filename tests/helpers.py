@@ -32,6 +32,16 @@ def write_config(path: Path, vessels: list[dict[str, Any]], **sections: Any) -> 
     return path
 
 
+class Clock:
+    """An injectable clock that moves only when a test moves it."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Metrics:
     """Parsed exposition text: look samples up by name and labels."""
 

@@ -76,3 +76,11 @@ def signed_in(name: str = "alice", password: str | None = None) -> dict[str, str
 
 def body(document: Any) -> str:
     return json.dumps(document)
+
+
+async def fire(client: Any, *alerts: dict[str, Any]) -> int:
+    """Post a notification as Alertmanager would; returns its first incident id."""
+    response = await client.post("/api/v1/alerts", data=body(notification(*alerts)),
+                                 headers=bearer())
+    assert response.status == 200
+    return (await response.json())["incidents"][0]

@@ -7,19 +7,11 @@ from pathlib import Path
 import pytest
 
 from tests.fake_influx import DeviceFacts, reply, slow
-from tests.helpers import scrape, vessel, write_config
+from tests.helpers import Clock, scrape, vessel, write_config
 
 T0 = 1_800_000_000.0
 DOWN = DeviceFacts(up=1000, result_code=1, loss=100.0, rtt_ms=None,
                    last_sample=int(T0) - 60, last_reply=int(T0) - 3600)
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

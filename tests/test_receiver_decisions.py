@@ -4,22 +4,8 @@ import asyncio
 
 import pytest
 
-from tests.receiver_helpers import T0, alert, bearer, body, notification, signed_in
-
-
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def fire(client, *alerts) -> int:
-    response = await client.post("/api/v1/alerts", data=body(notification(*alerts)),
-                                 headers=bearer())
-    assert response.status == 200
-    return (await response.json())["incidents"][0]
+from tests.helpers import Clock
+from tests.receiver_helpers import alert, fire, signed_in
 
 
 async def decide(client, incident: int, kind: str, comment: str = "", user: str = "alice"):

@@ -13,19 +13,12 @@ from receiver.config import load_config
 from receiver.tickets import dedupe_label
 from receiver.web import create_app
 from tests.fake_jira import FakeJira
-from tests.receiver_helpers import T0, alert, bearer, body, notification, signed_in
+from tests.helpers import Clock
+from tests.receiver_helpers import alert, fire, signed_in
 from tests.receiver_helpers import write_receiver_config as write_config
 
 KEY = "alertname=FleetComponentDownPersistent,vessel=v002,component=server"
 API_TOKEN = "jira-api-token-xyz"
-
-
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def jira_section(url: str, **extra) -> dict:
@@ -52,13 +45,6 @@ async def jira_chain(tmp_path: Path, aiohttp_server, aiohttp_client):
         return fake, receiver
 
     return start
-
-
-async def fire(client, *alerts) -> int:
-    response = await client.post("/api/v1/alerts", data=body(notification(*alerts)),
-                                 headers=bearer())
-    assert response.status == 200
-    return (await response.json())["incidents"][0]
 
 
 async def approve(client, incident: int) -> None:

@@ -5,15 +5,8 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from tests.receiver_helpers import T0, alert, bearer, body, notification, signed_in
-
-
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers import Clock
+from tests.receiver_helpers import alert, fire, signed_in
 
 
 @pytest.fixture
@@ -29,12 +22,6 @@ async def chat(aiohttp_server):
     app.router.add_post("/hook", hook)
     server = await aiohttp_server(app)
     return f"http://127.0.0.1:{server.port}/hook", posts
-
-
-async def fire(client, *alerts) -> int:
-    response = await client.post("/api/v1/alerts", data=body(notification(*alerts)),
-                                 headers=bearer())
-    return (await response.json())["incidents"][0]
 
 
 async def until(check, within: float = 5.0):
