@@ -36,7 +36,11 @@ async def receive_alerts(request: web.Request) -> web.Response:
 
 async def _receive(request: web.Request) -> web.Response:
     check_bearer(request)
-    body = await request.text()  # over the app's client_max_size: 413, before this line
+    raw = await request.read()  # over the app's client_max_size: 413, before this line
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _error(web.HTTPBadRequest, "body: not UTF-8") from None
     try:
         notification = parse_notification(json.loads(body))
     except json.JSONDecodeError as exc:
@@ -48,6 +52,8 @@ async def _receive(request: web.Request) -> web.Response:
     except sqlite3.Error:
         # Not stored: a 5xx makes Alertmanager send it again.
         raise _error(web.HTTPServiceUnavailable, "could not store the notification") from None
+    except Exception:
+        raise _error(web.HTTPInternalServerError, "could not store the notification") from None
     metrics = request.app[METRICS]
     for alert in notification.alerts:
         metrics.alerts_received.labels(alert.status).inc()

@@ -43,12 +43,22 @@ class Ingest:
             except sqlite3.Error:
                 # One bad notification must not fail the others: write them one by one.
                 for item in batch:
-                    try:
-                        await self._write([item])
-                    except sqlite3.Error as exc:
-                        log.exception("cannot store notification %s", item[0].group_key)
-                        if not item[2].done():
-                            item[2].set_exception(exc)
+                    await self._write_alone(item)
+            except Exception as exc:  # the writer must outlive any batch
+                self._fail(batch, exc)
+
+    async def _write_alone(self, item: Item) -> None:
+        try:
+            await self._write([item])
+        except Exception as exc:
+            self._fail([item], exc)
+
+    @staticmethod
+    def _fail(batch: list[Item], exc: Exception) -> None:
+        log.error("cannot store %d notification(s): %r", len(batch), exc)
+        for _, _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
 
     async def _write(self, batch: list[Item]) -> None:
         now = self._clock()

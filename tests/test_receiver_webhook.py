@@ -113,6 +113,13 @@ class TestValidation:
         assert response.status == 400
         assert (await response.json())["error"].startswith("body: invalid JSON")
 
+    async def test_body_that_is_not_utf8(self, receiver):
+        client = await receiver()
+        response = await client.post("/api/v1/alerts", data=b'{"version": "\xff"}',
+                                     headers=bearer())
+        assert response.status == 400
+        assert (await response.json())["error"] == "body: not UTF-8"
+
     async def test_oversized_body(self, receiver):
         client = await receiver(max_body_bytes=4096)
         big = notification(*[alert(vessel=f"v{i:03d}") for i in range(40)])
