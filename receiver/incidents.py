@@ -5,10 +5,12 @@ firing again within the reopen window reopens the same incident without a new ap
 a key rejected within the snooze window is not put to an approver again.
 """
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiosqlite
 
@@ -154,3 +156,24 @@ async def apply(db: aiosqlite.Connection, notification: Notification, body: str,
         else:
             changes.append(await _resolved(db, alert, key, now))
     return changes
+
+
+def facts(details: str, labels: Mapping[str, str], opened_at: float) -> dict[str, Any]:
+    """What the alerts say: vessel name, 24 h uptime, devices down, and since when.
+
+    The alert starts when the rule fires; a component down for 4 days says when it went
+    down in its down_since annotation, which is the time people need.
+    """
+    found: dict[str, Any] = {"vessel_name": labels.get("vessel", ""), "uptime_24h": "",
+                             "devices_down": "", "down_since": opened_at}
+    for alert in json.loads(details).values():
+        annotations = alert["annotations"]
+        for key in ("vessel_name", "uptime_24h", "devices_down"):
+            if annotations.get(key):
+                found[key] = annotations[key]
+        with contextlib.suppress(KeyError, ValueError):
+            found["down_since"] = min(found["down_since"], float(annotations["down_since"]))
+        device = alert["labels"].get("device")
+        if device and not found["devices_down"]:
+            found["devices_down"] = f"{device} ({alert['labels'].get('address', '')})"
+    return found

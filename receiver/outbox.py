@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import ReceiverConfig
+from .incidents import facts
 from .store import Store
 from .tickets import TicketError, TicketRequest, Tickets, dedupe_label
 from .timefmt import human_duration, iso
@@ -20,14 +21,26 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 300.0
 
 
-def ticket_request(incident: dict[str, Any], config: ReceiverConfig, now: float
-                   ) -> TicketRequest:
+def ticket_request(incident: dict[str, Any], config: ReceiverConfig, now: float,
+                   earlier: list[dict[str, Any]]) -> TicketRequest:
     labels = json.loads(incident["labels"])
     details = json.loads(incident["details"])
     vessel, component = labels.get("vessel", "?"), labels.get("component", "?")
-    summary = f"[{vessel}] {component} down for {human_duration(now - incident['opened_at'])}"
-    lines = [f"Vessel: {vessel}", f"Component: {component}",
-             f"Down since: {iso(incident['opened_at'])}"]
+    known = facts(incident["details"], labels, incident["opened_at"])
+    name = known["vessel_name"] or vessel
+    downtime = human_duration(now - known["down_since"])
+    summary = f"[{name}] {component} down for {downtime}"
+    lines = [f"Vessel: {name} ({vessel})", f"Component: {component}",
+             f"Down since: {iso(known['down_since'])} ({downtime})"]
+    if known["devices_down"]:
+        lines.append(f"Devices down: {known['devices_down']}")
+    if known["uptime_24h"]:
+        lines.append(f"Uptime, last 24 h: {known['uptime_24h']}")
+    lines.append(f"Earlier incidents for this vessel and component: {len(earlier)}")
+    for past in earlier[:10]:
+        lasted = human_duration(past["duration_seconds"] or 0)
+        lines.append(f"- {iso(past['opened_at'])}, lasted {lasted}"
+                     + (f", ticket {past['ticket_key']}" if past["ticket_key"] else ""))
     for alert in details.values():
         if alert["annotations"].get("description"):
             lines.append(alert["annotations"]["description"])
@@ -111,7 +124,11 @@ class OutboxWorker:
         if item["kind"] == "create":
             if incident["ticket_key"]:
                 return incident["ticket_key"]  # our own mapping first: JIRA search lags
-            request = ticket_request(incident, self._config, self._clock())
+            earlier = await self._store.fetch_all(
+                "SELECT opened_at, duration_seconds, ticket_key FROM incidents"
+                " WHERE labels = ? AND id < ? ORDER BY id DESC", incident["labels"],
+                incident["id"])
+            request = ticket_request(incident, self._config, self._clock(), earlier)
             existing = await self._tickets.find_open(request)
             if existing is not None:
                 await self._tickets.comment(existing, "Linked to fleet-sla incident "

@@ -12,6 +12,7 @@ from .appkeys import CLOCK, CONFIG, CSRF_SECRET, STORE
 from .auth import current_user
 from .config import ReceiverConfig, User
 from .handlers import retry_ticket_work, take_decision
+from .incidents import facts
 from .store import rows
 from .timefmt import human_duration, iso
 
@@ -46,13 +47,15 @@ def _view(row: dict[str, Any], now: float, config: ReceiverConfig) -> dict[str, 
             "generator_url": _link(alert.get("generator_url")),
         })
     grafana = config.links.get("grafana")
+    known = facts(row["details"], labels, row["opened_at"])
     return {
         **row,
+        **known,
         "vessel": vessel,
         "component": labels.get("component", ""),
         "alertname": labels.get("alertname", ""),
-        "since": iso(row["opened_at"]),
-        "downtime": human_duration(now - row["opened_at"]),
+        "since": iso(known["down_since"]),
+        "downtime": human_duration(now - known["down_since"]),
         "lasted": human_duration(row["duration_seconds"] or 0),
         "alerts": alerts,
         "grafana": _link(grafana.replace("{vessel}", vessel)) if grafana else None,

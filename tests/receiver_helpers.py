@@ -84,3 +84,13 @@ async def fire(client: Any, *alerts: dict[str, Any]) -> int:
                                  headers=bearer())
     assert response.status == 200
     return (await response.json())["incidents"][0]
+
+
+def annotated(vessel_name: str = "MV Aurora", uptime: str = "41.2%",
+              devices: str = "srv-1 (10.0.3.20)", down_since: float = T0 - 5 * 86400,
+              **kwargs: Any) -> dict[str, Any]:
+    """An alert as the rules send it: the vessel's name, uptime, down devices, since when."""
+    made = alert(**kwargs)
+    made["annotations"].update(vessel_name=vessel_name, uptime_24h=uptime,
+                               devices_down=devices, down_since=f"{down_since:.0f}")
+    return made

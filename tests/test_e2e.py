@@ -149,5 +149,7 @@ class TestAlertChain:
                 await asyncio.sleep(0.2)
         await asyncio.sleep(2)  # Alertmanager keeps sending: still one ticket after that
         [issue] = jira.issues.values()
-        assert issue["fields"]["summary"].startswith(f"[{down}] server down for ")
+        # The rules' annotations give the vessel's name and when the server went down.
+        assert issue["fields"]["summary"].startswith("[MV Borealis 1] server down for 4d ")
+        assert "Devices down: srv-1 (10.1.3.20)" in issue["fields"]["description"]
         assert detail["ticket_key"] == issue["key"]

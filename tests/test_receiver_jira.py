@@ -14,7 +14,7 @@ from receiver.tickets import dedupe_label
 from receiver.web import create_app
 from tests.fake_jira import FakeJira
 from tests.helpers import Clock
-from tests.receiver_helpers import alert, fire, signed_in
+from tests.receiver_helpers import alert, annotated, fire, signed_in
 from tests.receiver_helpers import write_receiver_config as write_config
 
 KEY = "alertname=FleetComponentDownPersistent,vessel=v002,component=server"
@@ -69,18 +69,21 @@ class TestServer:
     async def test_approval_creates_one_ticket_with_its_labels(self, jira_chain):
         fake, receiver = await jira_chain()
         client = await receiver()
-        incident = await fire(client, alert())
+        incident = await fire(client, annotated())
         await approve(client, incident)
         found = await work(client, incident, "create")
         assert found["ticket_key"] == "OPS-1"
         [issue] = fake.issues.values()
         fields = issue["fields"]
-        assert fields["summary"].startswith("[v002] server down for ")
+        assert fields["summary"].startswith("[MV Aurora] server down for ")
+        for line in ("Vessel: MV Aurora (v002)", "Devices down: srv-1 (10.0.3.20)",
+                     "Uptime, last 24 h: 41.2%",
+                     "Earlier incidents for this vessel and component: 0"):
+            assert line in fields["description"]
         assert len(fields["summary"]) <= 255
         assert fields["issuetype"] == {"name": "Task"}
         assert set(fields["labels"]) == {"fleet-sla", dedupe_label(KEY), "vessel-v002",
                                          "component-server"}
-        assert "Vessel: v002" in fields["description"]
         basic = base64.b64encode(f"ops-bot@example.com:{API_TOKEN}".encode()).decode()
         assert set(fake.authorizations) == {f"Basic {basic}"}
         assert fake.searches and "statusCategory != Done" in fake.searches[0]

@@ -4,7 +4,7 @@ import asyncio
 import re
 
 from tests.helpers import Clock
-from tests.receiver_helpers import alert, fire, signed_in
+from tests.receiver_helpers import alert, annotated, fire, signed_in
 
 
 async def page(client, path: str = "/", user: str = "alice") -> str:
@@ -45,6 +45,15 @@ class TestPage:
         assert 'href="https://grafana.example/d/fleet-vessel?var-vessel=v002"' in pending
         assert 'href="http://prometheus:9090/graph?g0.expr=x"' in pending
         assert "Approve ticket" in pending and 'class="card overdue"' not in pending
+
+    async def test_facts_the_rules_attach_are_shown(self, receiver):
+        client = await receiver(clock=Clock())
+        incident = await fire(client, annotated())
+        assert "Down since 2027-01-10 08:00 UTC (5d 0h so far)" in await page(client)
+        for html in (await page(client), await page(client, f"/incidents/{incident}")):
+            assert "MV Aurora · server" in html
+            assert "Devices down: srv-1 (10.0.3.20)" in html
+            assert "24 h uptime 41.2%" in html
 
     async def test_viewer_sees_no_forms(self, receiver):
         client = await receiver()

@@ -86,6 +86,8 @@ class TestAlertContract:
                 expected |= {"vessel_name"}
             if name.startswith("FleetComponent"):  # what the receiver shows and tickets
                 expected |= {"vessel_name", "uptime_24h", "devices_down"}
+            if name == "FleetComponentDownPersistent":
+                expected |= {"down_since"}
             assert set(annotations) == expected, name
             assert annotations["runbook_url"].endswith(f"runbooks.md#{name.lower()}"), name
             assert name.lower() in sections, f"docs/runbooks.md has no section for {name}"
