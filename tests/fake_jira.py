@@ -1,7 +1,8 @@
 """A fake JIRA that speaks the REST endpoints the `jira` library calls.
 
 Server mode has the classic /rest/api/2/search; Cloud mode has only the enhanced
-search/jql (the classic one answers 410 there). `down` answers 503 to everything.
+search/jql (the classic one answers 410 there), and its search is eventually consistent:
+a new issue shows up only after `search_lag` further searches. `down` answers 503.
 """
 
 import re
@@ -19,15 +20,19 @@ class FakeJira:
     cloud: bool = False
     project: str = "OPS"
     down: bool = False
+    search_lag: int = 0
     issues: dict[str, dict[str, Any]] = field(default_factory=dict)
     authorizations: list[str] = field(default_factory=list)
     searches: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)  # "METHOD /path", in order
+    _unseen: dict[str, int] = field(default_factory=dict)  # key -> searches until visible
 
     def add_issue(self, fields: dict[str, Any], status: str = "Open") -> str:
         key = f"{self.project}-{len(self.issues) + 1}"
         self.issues[key] = {"id": str(10000 + len(self.issues) + 1), "key": key,
                             "fields": fields, "status": status, "comments": []}
+        if self.cloud and self.search_lag:
+            self._unseen[key] = self.search_lag
         return key
 
     @web.middleware
@@ -71,7 +76,10 @@ class FakeJira:
         self.searches.append(jql)
         label = re.search(r'labels = "([^"]+)"', jql)
         found = []
-        for issue in self.issues.values():
+        for key, issue in self.issues.items():
+            if self._unseen.get(key, 0) > 0:
+                self._unseen[key] -= 1
+                continue
             if label and label.group(1) not in issue["fields"].get("labels", []):
                 continue
             if "statusCategory != Done" in jql and issue["status"] == "Done":

@@ -172,6 +172,23 @@ class TestCloud:
         found = await work(client, incident, "create")
         assert found["ticket_key"] == "OPS-1" and len(fake.issues) == 1  # found, linked
 
+    async def test_refire_uses_our_own_mapping_while_search_lags(self, jira_chain):
+        fake, receiver = await jira_chain(cloud=True)
+        fake.search_lag = 5  # a new issue stays invisible to the next 5 searches
+        clock = Clock()
+        client = await receiver(clock)
+        incident = await fire(client, alert())
+        await approve(client, incident)
+        await work(client, incident, "create")
+        clock.now += 600
+        await fire(client, alert(status="resolved", ends=clock.now))
+        clock.now += 3600
+        assert await fire(client, alert(starts=clock.now)) == incident  # within the window
+        found = await work(client, incident, "reopen")
+        assert found["ticket_key"] == "OPS-1" and len(fake.issues) == 1
+        assert fake.issues["OPS-1"]["comments"][-1].startswith("Firing again at ")
+        assert len(fake.searches) == 1  # only before the first creation
+
     async def test_personal_access_token(self, jira_chain):
         fake, receiver = await jira_chain(username=None, api_token=None,
                                           personal_access_token="pat-123")
