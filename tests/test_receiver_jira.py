@@ -53,6 +53,16 @@ async def approve(client, incident: int) -> None:
     assert response.status == 200
 
 
+async def ticketed_then_resolved(client, clock: Clock) -> int:
+    """An incident approved, ticketed, and resolved 10 minutes later."""
+    incident = await fire(client, alert())
+    await approve(client, incident)
+    await work(client, incident, "create")
+    clock.now += 600
+    await fire(client, alert(status="resolved", ends=clock.now))
+    return incident
+
+
 async def work(client, incident: int, kind: str, state: str = "done") -> dict:
     """The incident once its `kind` ticket work reached `state` (or failed)."""
     async with asyncio.timeout(15):
@@ -92,11 +102,7 @@ class TestServer:
         fake, receiver = await jira_chain()
         clock = Clock()
         client = await receiver(clock)
-        incident = await fire(client, alert())
-        await approve(client, incident)
-        await work(client, incident, "create")
-        clock.now += 600
-        await fire(client, alert(status="resolved", ends=clock.now))
+        incident = await ticketed_then_resolved(client, clock)
         await work(client, incident, "resolve")
         issue = fake.issues["OPS-1"]
         assert issue["status"] == "Done"
@@ -177,11 +183,7 @@ class TestCloud:
         fake.search_lag = 5  # a new issue stays invisible to the next 5 searches
         clock = Clock()
         client = await receiver(clock)
-        incident = await fire(client, alert())
-        await approve(client, incident)
-        await work(client, incident, "create")
-        clock.now += 600
-        await fire(client, alert(status="resolved", ends=clock.now))
+        incident = await ticketed_then_resolved(client, clock)
         clock.now += 3600
         assert await fire(client, alert(starts=clock.now)) == incident  # within the window
         found = await work(client, incident, "reopen")
