@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from fleet_common.ids import parse_id
+
 from .appkeys import SERVICE
 from .fleet import RUN_RESULTS
 from .metrics import CONTENT_TYPE
@@ -31,20 +33,13 @@ def _bad_request(field: str, message: str) -> web.HTTPBadRequest:
     )
 
 
-def _integer(raw: str) -> int | None:
-    """A non-negative integer in ASCII digits that fits SQLite, else None."""
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        return None
-    return int(raw)
-
-
 def _int_param(
     request: web.Request, name: str, default: int | None, low: int, high: int
 ) -> int | None:
     raw = request.query.get(name)
     if raw is None:
         return default
-    value = _integer(raw)
+    value = parse_id(raw)
     if value is None or not low <= value <= high:
         raise _bad_request(name, f"expected an integer from {low} to {high}, got {raw!r}")
     return value
@@ -98,7 +93,7 @@ async def list_runs(request: web.Request) -> web.Response:
 
 async def get_run(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
-    run_id = _integer(raw)
+    run_id = parse_id(raw)
     if run_id is None:
         raise _bad_request("id", f"expected a run id, got {raw!r}")
     run = await request.app[SERVICE].runlog.run(run_id)

@@ -9,18 +9,17 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from fleet_common.ids import parse_id
+
 from . import decisions
 from .appkeys import CLOCK, INGEST, METRICS, STORE, WORKER
 from .auth import check_bearer, current_user
+from .errors import json_error
+from .incidents import history
 from .payload import PayloadError, parse_notification
-from .store import rows
 
 log = logging.getLogger(__name__)
 STATES = ("firing", "resolved", "pending")
-
-
-def _error(status: type[web.HTTPException], message: str) -> web.HTTPException:
-    return status(text=json.dumps({"error": message}), content_type="application/json")
 
 
 async def receive_alerts(request: web.Request) -> web.Response:
@@ -40,20 +39,20 @@ async def _receive(request: web.Request) -> web.Response:
     try:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise _error(web.HTTPBadRequest, "body: not UTF-8") from None
+        raise json_error(web.HTTPBadRequest, "body: not UTF-8") from None
     try:
         notification = parse_notification(json.loads(body))
     except json.JSONDecodeError as exc:
-        raise _error(web.HTTPBadRequest, f"body: invalid JSON ({exc.msg})") from None
+        raise json_error(web.HTTPBadRequest, f"body: invalid JSON ({exc.msg})") from None
     except PayloadError as exc:
-        raise _error(web.HTTPBadRequest, str(exc)) from None
+        raise json_error(web.HTTPBadRequest, str(exc)) from None
     try:
         changes = await request.app[INGEST].submit(notification, body)
     except sqlite3.Error:
         # Not stored: a 5xx makes Alertmanager send it again.
-        raise _error(web.HTTPServiceUnavailable, "could not store the notification") from None
+        raise json_error(web.HTTPServiceUnavailable, "could not store the notification") from None
     except Exception:
-        raise _error(web.HTTPInternalServerError, "could not store the notification") from None
+        raise json_error(web.HTTPInternalServerError, "could not store the notification") from None
     metrics = request.app[METRICS]
     for alert in notification.alerts:
         metrics.alerts_received.labels(alert.status).inc()
@@ -75,7 +74,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     current_user(request)
     state = request.query.get("state")
     if state is not None and state not in STATES:
-        raise _error(web.HTTPBadRequest, f"state: expected one of {', '.join(STATES)}")
+        raise json_error(web.HTTPBadRequest, f"state: expected one of {', '.join(STATES)}")
     where, args = "", ()
     if state == "pending":
         where = "WHERE state = 'firing' AND approval = 'pending'"
@@ -89,38 +88,32 @@ async def list_incidents(request: web.Request) -> web.Response:
 async def get_incident(request: web.Request) -> web.Response:
     current_user(request)
     incident_id = _incident_id(request)
-    async with request.app[STORE].snapshot() as db:
-        found = await rows(db, "SELECT * FROM incidents WHERE id = ?", incident_id)
-        events = await rows(
-            db, "SELECT at, kind, detail FROM incident_events WHERE incident_id = ? ORDER BY id",
-            incident_id)
-        outbox = await rows(
-            db, "SELECT kind, state, attempts, last_error FROM outbox WHERE incident_id = ?"
-                " ORDER BY id", incident_id)
-    if not found:
-        raise _error(web.HTTPNotFound, f"incident {incident_id} not found")
-    return web.json_response({**_incident_json(found[0]), "events": events,
-                              "ticket_work": outbox})
+    incident, events, work = await history(request.app[STORE], incident_id)
+    if incident is None:
+        raise json_error(web.HTTPNotFound, f"incident {incident_id} not found")
+    return web.json_response({**_incident_json(incident), "events": events,
+                              "ticket_work": work})
 
 
 def _incident_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise _error(web.HTTPBadRequest, f"id: expected an incident id, got {raw!r}")
-    return int(raw)
+    incident_id = parse_id(raw)
+    if incident_id is None:
+        raise json_error(web.HTTPBadRequest, f"id: expected an incident id, got {raw!r}")
+    return incident_id
 
 
 async def _decide(request: web.Request, kind: str) -> web.Response:
     user = current_user(request)
     if not user.can_decide:
-        raise _error(web.HTTPForbidden, f"{user.name} is a {user.role} and cannot decide")
+        raise json_error(web.HTTPForbidden, f"{user.name} is a {user.role} and cannot decide")
     try:
         document = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise _error(web.HTTPBadRequest, "body: expected JSON like {\"comment\": \"...\"}") \
+        raise json_error(web.HTTPBadRequest, "body: expected JSON like {\"comment\": \"...\"}") \
             from None
     if not isinstance(document, dict) or not isinstance(document.get("comment", ""), str):
-        raise _error(web.HTTPBadRequest, "comment: expected a string")
+        raise json_error(web.HTTPBadRequest, "comment: expected a string")
     outcome = await take_decision(request.app, _incident_id(request), kind, user.name,
                                   document.get("comment", ""))
     return web.json_response({"incident": outcome.incident, "approval": outcome.approval,
@@ -135,7 +128,7 @@ async def take_decision(app: web.Application, incident: int, kind: str, user: st
             outcome = await decisions.decide(db, incident, kind, user, comment, app[CLOCK]())
     except decisions.DecisionError as exc:
         status = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 409: web.HTTPConflict}
-        raise _error(status[exc.status], str(exc)) from None
+        raise json_error(status[exc.status], str(exc)) from None
     if outcome.changed:
         app[METRICS].decisions.labels(kind).inc()
         app[WORKER].wake()
@@ -164,7 +157,7 @@ async def retry_ticket_work(app: web.Application, incident: int, user: str) -> i
 async def retry(request: web.Request) -> web.Response:
     user = current_user(request)
     if not user.can_decide:
-        raise _error(web.HTTPForbidden, f"{user.name} is a {user.role} and cannot retry")
+        raise json_error(web.HTTPForbidden, f"{user.name} is a {user.role} and cannot retry")
     retried = await retry_ticket_work(request.app, _incident_id(request), user.name)
     return web.json_response({"retried": retried})
 

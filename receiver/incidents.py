@@ -16,7 +16,7 @@ import aiosqlite
 
 from .config import IncidentPolicy
 from .payload import Alert, Notification
-from .store import dumps, rows
+from .store import Store, dumps, rows
 from .timefmt import human_duration, iso
 
 _SAFE_FINGERPRINT = re.compile(r"^[A-Za-z0-9_-]+$")  # usable inside a JSON path as is
@@ -177,3 +177,16 @@ def facts(details: str, labels: Mapping[str, str], opened_at: float) -> dict[str
         if device and not found["devices_down"]:
             found["devices_down"] = f"{device} ({alert['labels'].get('address', '')})"
     return found
+
+
+async def history(store: Store, incident_id: int) -> tuple[dict[str, Any] | None,
+                                                        list[dict[str, Any]],
+                                                        list[dict[str, Any]]]:
+    """An incident, its events and its ticket work, read as one state."""
+    async with store.snapshot() as db:
+        found = await rows(db, "SELECT * FROM incidents WHERE id = ?", incident_id)
+        events = await rows(db, "SELECT at, kind, detail FROM incident_events"
+                                " WHERE incident_id = ? ORDER BY id", incident_id)
+        work = await rows(db, "SELECT kind, state, attempts, last_error FROM outbox"
+                              " WHERE incident_id = ? ORDER BY id", incident_id)
+    return (found[0] if found else None), events, work

@@ -12,12 +12,9 @@ import logging
 from aiohttp import web
 
 from .appkeys import CLOCK, CONFIG, STORE
+from .errors import json_error
 
 log = logging.getLogger(__name__)
-
-
-def _error(status: type[web.HTTPException], message: str) -> web.HTTPException:
-    return status(text=json.dumps({"error": message}), content_type="application/json")
 
 
 def _authentic(request: web.Request, body: bytes) -> bool:
@@ -35,16 +32,16 @@ def _authentic(request: web.Request, body: bytes) -> bool:
 async def receive(request: web.Request) -> web.Response:
     body = await request.read()
     if not _authentic(request, body):
-        raise _error(web.HTTPUnauthorized, "the JIRA webhook secret does not match")
+        raise json_error(web.HTTPUnauthorized, "the JIRA webhook secret does not match")
     try:
         document = json.loads(body)
         key = document["issue"]["key"]
         status = document["issue"]["fields"]["status"]["name"]
     except (ValueError, KeyError, TypeError):
-        raise _error(web.HTTPBadRequest,
+        raise json_error(web.HTTPBadRequest,
                      "body: expected issue.key and issue.fields.status.name") from None
     if not isinstance(key, str) or not isinstance(status, str):
-        raise _error(web.HTTPBadRequest, "issue.key and status: expected strings")
+        raise json_error(web.HTTPBadRequest, "issue.key and status: expected strings")
     now = request.app[CLOCK]()
     async with request.app[STORE].transaction() as db:
         cursor = await db.execute(

@@ -8,11 +8,13 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from fleet_common.ids import parse_id
+
 from .appkeys import CLOCK, CONFIG, CSRF_SECRET, STORE
 from .auth import current_user
 from .config import ReceiverConfig, User
 from .handlers import retry_ticket_work, take_decision
-from .incidents import facts
+from .incidents import facts, history
 from .store import rows
 from .timefmt import human_duration, iso
 
@@ -100,26 +102,21 @@ async def index(request: web.Request) -> web.Response:
 async def _incident_page(request: web.Request, user: User, incident_id: int,
                          error: str | None = None, status: int = 200) -> web.Response:
     now = request.app[CLOCK]()
-    async with request.app[STORE].snapshot() as db:
-        found = await rows(db, "SELECT * FROM incidents WHERE id = ?", incident_id)
-        events = await rows(db, "SELECT at, kind, detail FROM incident_events"
-                                " WHERE incident_id = ? ORDER BY id", incident_id)
-        work = await rows(db, "SELECT kind, state, attempts, last_error FROM outbox"
-                              " WHERE incident_id = ? ORDER BY id", incident_id)
-    if not found:
+    incident, events, work = await history(request.app[STORE], incident_id)
+    if incident is None:
         raise web.HTTPNotFound(text=f"incident {incident_id} not found")
     response = _render(request, "incident.html", user,
-                       i=_view(found[0], now, request.app[CONFIG]), work=work, error=error,
+                       i=_view(incident, now, request.app[CONFIG]), work=work, error=error,
                        events=[{**e, "at": iso(e["at"])} for e in events])
     response.set_status(status)
     return response
 
 
 def _page_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+    incident_id = parse_id(request.match_info["id"])
+    if incident_id is None:
         raise web.HTTPNotFound(text="no such incident")
-    return int(raw)
+    return incident_id
 
 
 async def incident(request: web.Request) -> web.Response:
