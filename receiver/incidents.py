@@ -158,7 +158,8 @@ async def apply(db: aiosqlite.Connection, notification: Notification, body: str,
     return changes
 
 
-def facts(details: str, labels: Mapping[str, str], opened_at: float) -> dict[str, Any]:
+def facts(details: Mapping[str, Any], labels: Mapping[str, str], opened_at: float
+          ) -> dict[str, Any]:
     """What the alerts say: vessel name, 24 h uptime, devices down, and since when.
 
     The alert starts when the rule fires; a component down for 4 days says when it went
@@ -166,7 +167,7 @@ def facts(details: str, labels: Mapping[str, str], opened_at: float) -> dict[str
     """
     found: dict[str, Any] = {"vessel_name": labels.get("vessel", ""), "uptime_24h": "",
                              "devices_down": "", "down_since": opened_at}
-    for alert in json.loads(details).values():
+    for alert in details.values():
         annotations = alert["annotations"]
         for key in ("vessel_name", "uptime_24h", "devices_down"):
             if annotations.get(key):

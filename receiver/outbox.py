@@ -26,7 +26,7 @@ def ticket_request(incident: dict[str, Any], config: ReceiverConfig, now: float,
     labels = json.loads(incident["labels"])
     details = json.loads(incident["details"])
     vessel, component = labels.get("vessel", "?"), labels.get("component", "?")
-    known = facts(incident["details"], labels, incident["opened_at"])
+    known = facts(details, labels, incident["opened_at"])
     name = known["vessel_name"] or vessel
     downtime = human_duration(now - known["down_since"])
     summary = f"[{name}] {component} down for {downtime}"

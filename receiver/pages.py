@@ -49,7 +49,7 @@ def _view(row: dict[str, Any], now: float, config: ReceiverConfig) -> dict[str, 
             "generator_url": _link(alert.get("generator_url")),
         })
     grafana = config.links.get("grafana")
-    known = facts(row["details"], labels, row["opened_at"])
+    known = facts(details, labels, row["opened_at"])
     return {
         **row,
         **known,
