@@ -23,7 +23,7 @@ test: deps venv lint
 	$(VENV)/bin/python -m pytest
 
 demo: deps venv
-	bash deploy/demo.sh
+	$(VENV)/bin/python deploy/demo.py
 
 clean:
 	rm -rf $(VENV) .demo build *.egg-info .pytest_cache .ruff_cache

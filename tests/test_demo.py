@@ -1,0 +1,188 @@
+"""`make demo` end to end: deploy/demo.py runs the real stack on loopback (influxd, the
+exporter, Prometheus with the shipped rules, Alertmanager, the receiver), and every
+dashboard query is run against that Prometheus."""
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simulator.scenarios import SCENARIOS, plan_fleet
+from tests.grafana import Prometheus, load_dashboards, panels, substitute, variables
+from tests.servers import free_port, require_binary
+
+ROOT = Path(__file__).parent.parent
+FLEET = plan_fleet(len(SCENARIOS))  # one vessel per scenario, as the demo plans it
+DOWN_4D = [v for v in FLEET if v.scenario == "down_4d"]
+AUTH = "Basic " + base64.b64encode(b"demo:demo").decode()
+
+
+def _influx_port() -> int:
+    # The demo's influxd also binds port + 2 for RPC.
+    while True:
+        port = free_port()
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port + 2)) != 0:
+                return port
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out.append(int(stat.parent.name))
+    return out
+
+
+class Demo:
+    def __init__(self, proc: subprocess.Popen[str], log: Path, ports: dict[str, int]) -> None:
+        self.proc = proc
+        self.log = log
+        self.ports = ports
+        self.prometheus = Prometheus(f"http://127.0.0.1:{ports['prometheus']}")
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def get(self, port: str, path: str) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.ports[port]}{path}",
+                                         headers={"Authorization": AUTH})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, exc.read().decode()
+
+
+@pytest.fixture(scope="class")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    for name, fallback in [("influxd", "/usr/bin/influxd"), ("prometheus", "/usr/bin/prometheus"),
+                           ("prometheus-alertmanager", "/usr/bin/prometheus-alertmanager")]:
+        require_binary(name, fallback)
+    directory = tmp_path_factory.mktemp("demo")
+    ports = {"influx": _influx_port(), **{name: free_port() for name in
+                                           ("exporter", "receiver", "prometheus", "alertmanager")}}
+    log = directory / "demo.out"
+    command = [sys.executable, str(ROOT / "deploy" / "demo.py"), "--vessels", str(len(FLEET)),
+               "--dir", str(directory / "state"), "--alert-for", "2s", "--interval", "2s",
+               *[arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]]
+    with open(log, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                cwd=directory)
+    running = Demo(proc, log, ports)
+    try:
+        deadline = time.monotonic() + 120
+        while "wait for approval" not in running.output():
+            assert proc.poll() is None, f"demo exited:\n{running.output()}"
+            assert time.monotonic() < deadline, f"no approval in 120 s:\n{running.output()}"
+            time.sleep(0.5)
+        yield running
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+class TestDemo:
+    def test_approval_page_lists_the_vessels_down_over_three_days(self, demo: Demo):
+        status, body = demo.get("receiver", "/api/v1/incidents?state=pending")
+        assert status == 200
+        pending = json.loads(body)["incidents"]
+        assert {(i["labels"]["alertname"], i["labels"]["vessel"]) for i in pending} == {
+            ("FleetComponentDownPersistent", v.id) for v in DOWN_4D}
+        status, page = demo.get("receiver", "/")
+        assert status == 200
+        for vessel in DOWN_4D:
+            assert vessel.name in page
+        healthy = [v for v in FLEET if v.scenario == "healthy"]
+        assert healthy and all(v.name not in page for v in healthy)
+
+    def test_demo_prints_where_everything_is(self, demo: Demo):
+        output = demo.output()
+        for name in ("receiver", "exporter", "prometheus", "alertmanager"):
+            assert f"http://127.0.0.1:{demo.ports[name]}/" in output
+        assert "sign in as demo / demo" in output
+        assert "Tickets are dry-run" in output
+
+    def test_template_variables_list_the_fleet(self, demo: Demo):
+        now = time.time()
+        found = {}
+        for board in load_dashboards().values():
+            for variable in variables(board):
+                if variable["type"] == "query":
+                    found[variable["name"]] = demo.prometheus.variable_values(variable, now)
+        assert found == {
+            "component": ["access_point", "dashboard", "server"],
+            "vessel": sorted(v.id for v in FLEET),
+        }
+
+    def test_every_panel_query_runs_and_returns_data(self, demo: Demo):
+        now = time.time()
+        values = {"vessel": DOWN_4D[0].id, "__rate_interval": "30s"}
+        components = demo.prometheus.variable_values(
+            {"name": "component", "query": "label_values(fleet_component_sla_objective_ratio,"
+                                            " component)"}, now)
+        problems = []
+        checked = 0
+        for name, board in load_dashboards().items():
+            for panel in panels(board):
+                repeats = components if panel.get("repeat") == "component" else [""]
+                with_data: dict[str, bool] = {}
+                for component in repeats:
+                    for target in panel.get("targets", []):
+                        expr = substitute(target["expr"], {**values, "component": component})
+                        answer = demo.prometheus.query(expr, instant=target["instant"], now=now)
+                        checked += 1
+                        where = f"{name} / {panel['title']} / {target['refId']} {component}"
+                        if answer.error:
+                            problems.append(f"{where}: {answer.error}\n  {expr}")
+                        with_data[target["refId"]] = (with_data.get(target["refId"], False)
+                                                      or bool(answer.series))
+                # Every query shows data (in a repeated panel: for some repeat value), as a
+                # fleet with one vessel per scenario has something for each.
+                empty = sorted(ref for ref, has in with_data.items() if not has)
+                if empty:
+                    problems.append(f"{name} / {panel['title']}: no data from {empty}")
+        assert checked > 50
+        assert not problems, "\n".join(problems)
+
+    def test_ctrl_c_stops_every_process(self, demo: Demo):
+        children = _children(demo.proc.pid)
+        assert len(children) == 5, children  # influxd, exporter, receiver, AM, Prometheus
+        demo.proc.send_signal(signal.SIGINT)
+        assert demo.proc.wait(timeout=30) == 0
+        assert demo.output().rstrip().endswith("demo: stopped")
+        assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
+        for port in demo.ports.values():
+            with socket.socket() as sock:
+                assert sock.connect_ex(("127.0.0.1", port)) != 0, port
+
+
+def test_demo_refuses_a_taken_port(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "deploy" / "demo.py"), "--dir", str(tmp_path / "d"),
+             "--receiver-port", str(port)],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "VESSELS": "1"})
+    assert result.returncode != 0
+    assert f"port {port} (receiver) is taken; pass --receiver-port" in result.stderr
+    assert not (tmp_path / "d").exists()  # nothing started, nothing written
