@@ -66,8 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def check_ports(ports: dict[str, int]) -> None:
-    for name, port in ports.items():
+def check_ports(ports: list[tuple[str, int]]) -> None:
+    for name, port in ports:
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 sys.exit(f"demo: port {port} ({name}) is taken; pass --{name}-port")
@@ -105,7 +105,8 @@ class Stack:
         self.directory = directory
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self, name: str, command: list[str], ready_url: str, timeout: float = 60) -> None:
+    def start(self, name: str, command: list[str], ready_url: str | None,
+              timeout: float = 60) -> None:
         log = self.directory / f"{name}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(command, cwd=self.directory, stdin=subprocess.DEVNULL,
@@ -113,7 +114,7 @@ class Stack:
                                     preexec_fn=_die_with_parent)
         self.children.append((name, proc))
         deadline = time.monotonic() + timeout
-        while not http_ok(ready_url):
+        while ready_url and not http_ok(ready_url):
             if proc.poll() is not None or time.monotonic() > deadline:
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
                 raise RuntimeError(f"{name} did not start; {log}:\n{tail}")
@@ -225,6 +226,13 @@ def pending(args: argparse.Namespace) -> list[dict[str, Any]]:
         return []
 
 
+def vessel_name(incident: dict[str, Any]) -> str:
+    for alert in incident["details"].values():
+        if name := alert["annotations"].get("vessel_name"):
+            return str(name)
+    return str(incident["labels"].get("vessel", "?"))
+
+
 def run(args: argparse.Namespace, stack: Stack) -> int:
     directory: Path = args.dir
     influx_url = f"http://127.0.0.1:{args.influx_port}"
@@ -242,6 +250,9 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
         say(f"seeding failed: {exc}")
         return 1
     say(f"seeded {points:,} points in {time.monotonic() - started:.0f} s")
+    # Keeps the fleet live, one sample per device a minute, so nothing goes stale.
+    stack.start("simulator", [sys.executable, "-m", "simulator.cli", "--influx-url", influx_url,
+                              "--vessels", str(args.vessels), "--no-seed", "--follow"], None)
 
     exporter = fleet_config(vessels, influx_url, unused_loopback_url(), interval=args.interval,
                             state_path=str(directory / "exporter.db"))
@@ -277,8 +288,8 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
     print(f"""
   approval page  {urls['receiver']}/          sign in as {USER} / {PASSWORD}
   exporter       {urls['exporter']}/          metrics at /metrics
-  prometheus     {urls['prometheus']}/alerts
-  alertmanager   {urls['alertmanager']}/
+  prometheus     {urls['prometheus']}/classic/alerts
+  alertmanager   {urls['alertmanager']}/api/v2/alerts   (Debian's package has no web UI; amtool)
   influxdb       {influx_url}
   logs, configs  {directory}/
 
@@ -293,9 +304,10 @@ or two. Tickets are dry-run. Ctrl-C stops everything.
             say(failed)
             return 1
         if not announced and (waiting := pending(args)):
-            names = sorted({i["labels"].get("vessel", "?") for i in waiting})
-            say(f"{len(waiting)} incidents wait for approval ({', '.join(names)}): "
-                f"{urls['receiver']}/")
+            names = sorted({vessel_name(i) for i in waiting})
+            count = f"{len(waiting)} incident{'s' if len(waiting) != 1 else ''}"
+            say(f"{count} wait{'s' if len(waiting) == 1 else ''} for approval "
+                f"({', '.join(names)}): {urls['receiver']}/")
             announced = True
         time.sleep(1)
 
@@ -303,15 +315,18 @@ or two. Tickets are dry-run. Ctrl-C stops everything.
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.dir = args.dir.resolve()
-    check_ports({name: getattr(args, f"{name}_port") for name in PORTS}
-                | {"influx RPC (influx port + 2)": args.influx_port + 2})
+    check_ports([(name, getattr(args, f"{name}_port")) for name in PORTS]
+                + [("influx", args.influx_port + 2)])  # influxd's RPC port
     shutil.rmtree(args.dir, ignore_errors=True)
     args.dir.mkdir(parents=True)
 
     def interrupt(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)  # Ctrl-C and kill stop the same way
+    # Ctrl-C and kill stop the same way; SIGINT explicitly, as a shell ignores it for
+    # background jobs and Python then keeps it ignored.
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     stack = Stack(args.dir)
     try:
         code = run(args, stack)

@@ -3,11 +3,12 @@
 import asyncio
 import base64
 import io
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import aiohttp
 
-from simulator.scenarios import Vessel, samples
+from simulator.scenarios import Vessel, live_samples, samples
 
 BATCH_LINES = 5000
 # Enough writes in flight to keep influxd busy while the next batch is generated.
@@ -96,6 +97,21 @@ async def _seed(
     return written
 
 
+def _session(username: str | None, password: str | None) -> aiohttp.ClientSession:
+    headers: dict[str, str] = {}
+    if username is not None:
+        # Built by hand: aiohttp.BasicAuth is deprecated in newer releases.
+        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
+    return aiohttp.ClientSession(headers=headers, timeout=_TIMEOUT, connector=connector)
+
+
+def _unreachable(influx_url: str, exc: BaseException) -> SeedError:
+    reason = str(exc) or type(exc).__name__
+    return SeedError(f"cannot talk to InfluxDB at {influx_url}: {reason}")
+
+
 async def seed(
     influx_url: str,
     vessels: Sequence[Vessel],
@@ -106,17 +122,42 @@ async def seed(
     password: str | None = None,
 ) -> int:
     """Create one database per vessel and write its samples; returns the points written."""
-    headers: dict[str, str] = {}
-    if username is not None:
-        # Built by hand: aiohttp.BasicAuth is deprecated in newer releases.
-        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
     try:
-        async with aiohttp.ClientSession(
-            headers=headers, timeout=_TIMEOUT, connector=connector
-        ) as session:
+        async with _session(username, password) as session:
             return await _seed(_Influx(session, influx_url), vessels, now, days, interval)
     except (aiohttp.ClientError, TimeoutError) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise SeedError(f"cannot talk to InfluxDB at {influx_url}: {reason}") from exc
+        raise _unreachable(influx_url, exc) from exc
+
+
+async def follow(
+    influx_url: str,
+    vessels: Sequence[Vessel],
+    interval: int = 60,
+    username: str | None = None,
+    password: str | None = None,
+    on_error: Callable[[SeedError], None] = lambda exc: None,
+) -> None:
+    """Write one live sample per device every `interval` seconds, as Telegraf would.
+
+    Timestamps are aligned to the interval. A failed round is reported to `on_error` and
+    the next one tried, so a restarting InfluxDB only leaves a gap. Runs until cancelled.
+    """
+    if interval <= 0:
+        raise ValueError(f"interval must be positive, got {interval}")
+    async with _session(username, password) as session:
+        influx = _Influx(session, influx_url)
+        tick = 0
+        while True:
+            at = (int(time.time()) // interval + 1) * interval
+            await asyncio.sleep(max(0.0, at - time.time()))
+            tick += 1
+            writes = [influx.write(v.id, lines) for v in vessels
+                      if (lines := live_samples(v, at, tick))]
+            results = await asyncio.gather(*writes, return_exceptions=True)
+            for result in results:
+                if isinstance(result, SeedError):
+                    on_error(result)
+                elif isinstance(result, aiohttp.ClientError | TimeoutError):
+                    on_error(_unreachable(influx_url, result))
+                elif isinstance(result, BaseException):
+                    raise result

@@ -201,3 +201,27 @@ def samples(
                 continue
             fields = up[k] if state else _DOWN_FIELDS[k % 3]
             yield f"{prefix}{fields} {now - age}"
+
+
+def live_samples(vessel: Vessel, at: int, tick: int, seed: int = 0) -> list[str]:
+    """One `ping` point per device at `at` (epoch s), continuing the seeded history.
+
+    Each device keeps its scenario's state at the anchor: the 4-day outage goes on, the
+    stale vessel stays silent, the flapping device keeps flapping (`tick` counts up).
+    """
+    if vessel.scenario in EMPTY_SCENARIOS:
+        return []
+    host = _escape_tag(vessel.id)
+    lines = []
+    for device in vessel.devices:
+        state = _rule(vessel.scenario, device)(0, tick)
+        if state is None:
+            continue
+        if state:
+            # Same per-device RTT baseline as the seeded history (_up_pool's first draw).
+            base_rtt = random.Random(f"{seed}:{vessel.id}:{device.name}").uniform(25.0, 60.0)
+            fields = _up_fields(random.Random(f"{seed}:{vessel.id}:{device.name}:{tick}"), base_rtt)
+        else:
+            fields = _DOWN_FIELDS[tick % 3]
+        lines.append(f"ping,host={host},url={_escape_tag(device.address)} {fields} {at}")
+    return lines

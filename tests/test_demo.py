@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -80,12 +81,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
                "--dir", str(directory / "state"), "--alert-for", "2s", "--interval", "2s",
                *[arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]]
     with open(log, "w", encoding="utf-8") as out:
+        # Started as a shell starts a background job (`make demo &`): SIGINT ignored.
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                cwd=directory)
+                                cwd=directory,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     running = Demo(proc, log, ports)
     try:
         deadline = time.monotonic() + 120
-        while "wait for approval" not in running.output():
+        while not re.search(r"waits? for approval", running.output()):
             assert proc.poll() is None, f"demo exited:\n{running.output()}"
             assert time.monotonic() < deadline, f"no approval in 120 s:\n{running.output()}"
             time.sleep(0.5)
@@ -115,9 +118,18 @@ class TestDemo:
 
     def test_demo_prints_where_everything_is(self, demo: Demo):
         output = demo.output()
-        for name in ("receiver", "exporter", "prometheus", "alertmanager"):
-            assert f"http://127.0.0.1:{demo.ports[name]}/" in output
+        printed = {name: (int(port), path) for name, port, path in re.findall(
+            r"(?m)^  (\w+)[^\n]*?http://127\.0\.0\.1:(\d+)(/\S*)", output)}
+        assert {name: port for name, (port, _) in printed.items()} == {
+            "approval": demo.ports["receiver"], **{name: demo.ports[name] for name in
+                                                   ("exporter", "prometheus", "alertmanager")}}
+        for name, (port, path) in printed.items():
+            service = next(n for n, p in demo.ports.items() if p == port)
+            status, _ = demo.get(service, path)
+            assert status == 200, (name, path)
         assert "sign in as demo / demo" in output
+        names = ", ".join(sorted(v.name for v in DOWN_4D))
+        assert re.search(rf"demo: \d+ incidents? waits? for approval \({names}\)", output)
         assert "Tickets are dry-run" in output
 
     def test_template_variables_list_the_fleet(self, demo: Demo):
@@ -164,8 +176,9 @@ class TestDemo:
 
     def test_ctrl_c_stops_every_process(self, demo: Demo):
         children = _children(demo.proc.pid)
-        assert len(children) == 5, children  # influxd, exporter, receiver, AM, Prometheus
-        demo.proc.send_signal(signal.SIGINT)
+        # influxd, the live simulator, exporter, receiver, Alertmanager, Prometheus
+        assert len(children) == 6, children
+        demo.proc.send_signal(signal.SIGINT)  # although started with SIGINT ignored
         assert demo.proc.wait(timeout=30) == 0
         assert demo.output().rstrip().endswith("demo: stopped")
         assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
@@ -174,15 +187,17 @@ class TestDemo:
                 assert sock.connect_ex(("127.0.0.1", port)) != 0, port
 
 
-def test_demo_refuses_a_taken_port(tmp_path: Path):
+@pytest.mark.parametrize(("option", "offset"), [("receiver", 0), ("influx", 2)])
+def test_demo_refuses_a_taken_port(tmp_path: Path, option: str, offset: int):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        # influxd also binds --influx-port + 2 for RPC.
         result = subprocess.run(
             [sys.executable, str(ROOT / "deploy" / "demo.py"), "--dir", str(tmp_path / "d"),
-             "--receiver-port", str(port)],
+             f"--{option}-port", str(port - offset)],
             capture_output=True, text=True, timeout=60, env={**os.environ, "VESSELS": "1"})
     assert result.returncode != 0
-    assert f"port {port} (receiver) is taken; pass --receiver-port" in result.stderr
+    assert f"port {port} ({option}) is taken; pass --{option}-port" in result.stderr
     assert not (tmp_path / "d").exists()  # nothing started, nothing written

@@ -41,8 +41,14 @@ def compose(env: dict[str, str] | None = None) -> dict[str, Any]:
 
 def mounts(service: str) -> dict[str, str]:
     """Target -> source of a service's volumes, after interpolation with .env.example."""
-    volumes = compose()["services"][service].get("volumes", [])
-    return {v.split(":")[1]: v.split(":")[0] for v in volumes}
+    found = {}
+    for volume in compose()["services"][service].get("volumes", []):
+        if isinstance(volume, dict):  # long syntax
+            found[volume["target"]] = volume["source"]
+        else:
+            source, target = volume.split(":")[:2]
+            found[target] = source
+    return found
 
 
 class TestCompose:
@@ -92,6 +98,18 @@ class TestCompose:
             service = compose()["services"][name]
             assert service["command"] == ["--config", next(iter(mounts(name)))]
             assert "/healthz" in " ".join(service["healthcheck"]["test"])
+            # A mistyped config path must fail, not mount an empty directory Docker made.
+            [config] = [v for v in service["volumes"] if isinstance(v, dict)]
+            assert config["read_only"] and config["bind"] == {"create_host_path": False}
+
+    def test_only_grafana_and_the_approval_page_listen_beyond_loopback(self):
+        public = {}
+        for name, service in compose()["services"].items():
+            for mapping in service.get("ports", []):
+                host = mapping.rsplit(":", 2)[0] if mapping.count(":") == 2 else "0.0.0.0"
+                if host != "127.0.0.1":
+                    public[name] = mapping
+        assert public == {"grafana": "3000:3000", "receiver": "9471:9471"}
 
     def test_the_configs_env_example_names_are_valid(self, capsys):
         from exporter.cli import main as exporter_main
@@ -112,6 +130,7 @@ class TestCompose:
         from simulator.scenarios import plan_fleet
 
         simulator = compose()["services"]["simulator"]["command"]
+        assert "--follow" in simulator  # keeps the demo fleet live, nothing goes stale
         vessels = int(simulator[simulator.index("--vessels") + 1])
         url = simulator[simulator.index("--influx-url") + 1]
         assert urlsplit(url).hostname == "influxdb"
@@ -155,6 +174,7 @@ class TestMonitoringServices:
         service = compose()["services"]["alertmanager"]
         script = service["entrypoint"][2]
         assert f'printf %s "$RECEIVER_WEBHOOK_TOKEN" > {path}' in script
+        assert "exec env -u RECEIVER_WEBHOOK_TOKEN /bin/alertmanager" in script
         assert service["environment"]["RECEIVER_WEBHOOK_TOKEN"] == (
             env_example()["RECEIVER_WEBHOOK_TOKEN"])
         assert any(t.split(":")[0] == str(Path(path).parent) for t in service["tmpfs"])
@@ -168,9 +188,9 @@ class TestReceiverService:
             for hook in receiver["webhook_configs"]:
                 url = urlsplit(hook["url"])
                 assert url.hostname in services, hook["url"]
-                service = services[url.hostname]
-                assert f"{url.port}:{url.port}" in service["ports"]
-                assert url.path == "/api/v1/alerts"
+                assert url.hostname == "receiver" and url.path == "/api/v1/alerts"
+        listen = yaml.safe_load((ROOT / env_example()["RECEIVER_CONFIG"]).read_text())["listen"]
+        assert listen == f"0.0.0.0:{url.port}"  # reachable on the compose network
 
     def test_receiver_example_config_is_valid(self, capsys):
         from receiver.cli import main

@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -206,3 +208,43 @@ class TestCli:
         assert main(["--influx-url", url, "--config-out", str(tmp_path / "f.yml")]) == 1
         assert "cannot talk to InfluxDB" in capsys.readouterr().err
         assert not (tmp_path / "f.yml").exists()
+
+
+class TestFollow:
+    """`--follow` keeps the seeded fleet live, each device in its scenario's state."""
+
+    def test_live_samples_continue_each_scenario(self, influxd: InfluxServer) -> None:
+        anchor = int(time.time())
+        vessels = {v.scenario: v.id for v in plan_fleet(8, id_prefix="live")}
+        args = ["--influx-url", influxd.url, "--vessels", "8", "--id-prefix", "live",
+                "--days", "0.01", "--interval", "1", "--now", str(anchor), "--follow"]
+        proc = subprocess.Popen([sys.executable, "-m", "simulator.cli", *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        newer = f"time > {anchor}s"
+        try:
+            assert proc.stdout and proc.stdout.readline().startswith("seeded 8 vessels")
+            deadline = time.monotonic() + 30
+            while (scalar(influxd.url, vessels["healthy"], f"{COUNT} {newer}") or 0) < 16:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "no live samples within 30 s"
+                time.sleep(0.5)
+        finally:
+            proc.terminate()
+            out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+        assert out.startswith("following: one sample per device every 1 s")
+
+        def live(scenario: str, where: str = "") -> int:
+            q = f"{COUNT} {newer}{where}"
+            return scalar(influxd.url, vessels[scenario], q) or 0
+
+        healthy = live("healthy")
+        assert healthy >= 16 and healthy % 4 == 0  # every device, every round
+        assert live("healthy", f" AND {UP}") == healthy
+        srv = f" AND url = '{plan_fleet(8)[2].devices[3].address}'"
+        assert live("down_4d", srv) == healthy // 4
+        assert live("down_4d", f" AND {UP}") == 3 * healthy // 4  # srv-1 is still down
+        assert live("stale") == 0  # a stale vessel stays stale
+        assert live("no_data") == 0
+        # The flapping device keeps flapping, at one sample in ten.
+        assert 0 < healthy - live("flapping", f" AND {UP}") <= healthy // 40 + 1
