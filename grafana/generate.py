@@ -17,7 +17,10 @@ from typing import Any
 OUT = Path(__file__).parent / "dashboards"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 TAGS = ["fleet-sla"]
-VESSEL_URL = "/d/fleet-vessel/fleet-vessel?var-vessel=${__field.labels.vessel}&${__url_time_range}"
+# Keeps the chosen datasource and time range. Tiles carry the vessel as a series label,
+# table rows as their `vessel` column.
+VESSEL_URL = ("/d/fleet-vessel/fleet-vessel?var-vessel={vessel}&${{datasource:queryparam}}"
+              "&${{__url_time_range}}")
 THREE_DAYS = 3 * 86400
 
 # Colours with a meaning, used the same way on every dashboard.
@@ -28,8 +31,10 @@ Panel = dict[str, Any]
 
 
 def named(expr: str) -> str:
-    """Add the vessel's display name (label `name`) to a result keyed by `vessel`."""
-    return f"({expr}) * on (vessel) group_left (name) max by (vessel, name) (fleet_vessel_info)"
+    """Add the vessel's display name (label `name`) to a result keyed by `vessel`; a vessel
+    without fleet_vessel_info keeps its row, unnamed."""
+    return (f"({expr}) * on (vessel) group_left (name) max by (vessel, name) (fleet_vessel_info)"
+            f" or on (vessel) ({expr})")
 
 
 def target(expr: str, ref: str = "A", legend: str = "", *, instant: bool = False,
@@ -131,13 +136,17 @@ def table(title: str, grid: tuple[int, int, int, int], by: str, rows: dict[str, 
                             "filterable": True}}, **kw)
 
 
-# Seconds since the vessel's last successful collection; -1 (shown as "never") if none.
+# Seconds since the vessel's last successful collection. Never: seconds since 1970, so it
+# sorts as the oldest, and shows as "never".
 SINCE_SUCCESS = ("(time() - max by (vessel) (fleet_vessel_last_success_timestamp_seconds))"
-                 " or (-1 * max by (vessel) (fleet_vessel_info))")
+                 " or (time() * max by (vessel) (fleet_vessel_info))")
+NEVER = 1e9  # over 31 years ago
 
 
 def last_success_column() -> dict[str, Any]:
-    return column("Last success", unit="dtdurations", mappings=mapping({"-1": ("never", RED)}))
+    return column("Last success", unit="dtdurations", mappings=[
+        {"type": "range", "options": {"from": NEVER, "to": None,
+                                      "result": {"text": "never", "color": RED, "index": 0}}}])
 
 
 def carrying_status(expr: str, condition: str) -> str:
@@ -150,7 +159,15 @@ def column(name: str, **props: Any) -> dict[str, Any]:
 
 
 def vessel_link() -> list[dict[str, Any]]:
-    return [{"title": "Open ${__field.labels.name}", "url": VESSEL_URL}]
+    """For a table's Vessel column: the row's `vessel` column (kept as Id)."""
+    return [{"title": "Open ${__data.fields.name}",
+             "url": VESSEL_URL.format(vessel="${__data.fields.vessel}")}]
+
+
+def tile_link() -> list[dict[str, Any]]:
+    """For stat tiles: each is a series labelled with its vessel."""
+    return [{"title": "Open ${__field.labels.name}",
+             "url": VESSEL_URL.format(vessel="${__field.labels.vessel}")}]
 
 
 def dashboard(uid: str, title: str, description: str, panels: list[Panel],
@@ -185,12 +202,12 @@ def query_variable(name: str, label: str, query: str, *, regex: str = "", multi:
 
 # --- Fleet overview ------------------------------------------------------------------------
 
-UPTIME = 'fleet_component_uptime_ratio{window="24h", component="$component"}'
-OBJECTIVE = 'fleet_component_sla_objective_ratio{component="$component"}'
+UPTIME = 'fleet_component_uptime_ratio{window="24h", component=~"$component"}'
+OBJECTIVE = 'fleet_component_sla_objective_ratio{component=~"$component"}'
 MEETS = f"({UPTIME} >= on (vessel, component) group_left {OBJECTIVE})"
 # Amber: meets the objective, but has used over half of its 24 h error budget or is down now.
 STRAINED = (f"(({UPTIME} < on (vessel, component) group_left () ((1 + {OBJECTIVE}) / 2))"
-            f' or on (vessel, component) (fleet_component_up{{component="$component"}} == 0))')
+            f' or on (vessel, component) (fleet_component_up{{component=~"$component"}} == 0))')
 
 
 BREACHED = "vessel_component:fleet_sla_breach:bool == 1"
@@ -202,32 +219,34 @@ def by_vessel(expr: str) -> str:
 
 def sla_grid(y: int) -> Panel:
     """One tile per vessel, repeated per component; colour is the standing against the
-    component's own objective, the number is its 24 h uptime. Worst tiles come first."""
+    component's own objective, the number is its 24 h uptime. Tiles come in query order,
+    red, amber, grey, green, and by uptime within each, so the worst are first."""
     breach = f"{UPTIME} < on (vessel, component) group_left {OBJECTIVE}"
+
+    def tiles(expr: str, ref: str) -> dict[str, Any]:
+        return target(f"sort({by_vessel(expr)})", ref, "{{name}}", instant=True)
+
     return stat(
         "$component: 24 h uptime", (0, y, 8, 14),
         [
-            target(by_vessel(breach), "A", "{{name}}", instant=True),
-            target(by_vessel(f"{MEETS} and on (vessel, component) {STRAINED}"), "B", "{{name}}",
-                   instant=True),
-            target(by_vessel(f"{MEETS} unless on (vessel, component) {STRAINED}"), "C",
-                   "{{name}}", instant=True),
+            tiles(breach, "A"),
+            tiles(f"{MEETS} and on (vessel, component) {STRAINED}", "B"),
             # Listed but without a 24 h sample: no data, never counted as up.
-            target(by_vessel(f"-1 * ({OBJECTIVE} unless on (vessel, component) {UPTIME})"),
-                   "D", "{{name}}", instant=True),
+            tiles(f"-1 * ({OBJECTIVE} unless on (vessel, component) {UPTIME})", "C"),
+            tiles(f"{MEETS} unless on (vessel, component) {STRAINED}", "D"),
         ],
         text_mode="value_and_name", unit="percentunit",
         description="Every vessel's 24 h uptime of this component. Red: below its objective. "
                     "Amber: meets it, but has used over half of its error budget or is down "
                     "now. Green: meets it. Grey: no sample in 24 h (no data, or never "
                     "collected). Click a tile for the vessel.",
-        defaults={"decimals": 1, "links": vessel_link(), "color": fixed(GREEN)},
+        defaults={"decimals": 1, "links": tile_link(), "color": fixed(GREEN)},
         overrides=[
             override("frameRefID", "A", color=fixed(RED)),
             override("frameRefID", "B", color=fixed(AMBER)),
-            override("frameRefID", "C", color=fixed(GREEN)),
-            override("frameRefID", "D", color=fixed(GREY), unit="none",
+            override("frameRefID", "C", color=fixed(GREY), unit="none",
                      mappings=mapping({"-1": ("no data", GREY)})),
+            override("frameRefID", "D", color=fixed(GREEN)),
         ],
         repeat="component", repeatDirection="h", maxPerRow=3,
     )
@@ -274,14 +293,15 @@ def overview() -> dict[str, Any]:
             "A": 'fleet_component_uptime_ratio{window="24h"} < on (vessel, component)'
                  " group_left fleet_component_sla_objective_ratio",
             "B": f"fleet_component_sla_objective_ratio and on (vessel, component) {BREACHED}",
-            "C": "vessel_component:fleet_sla_budget_remaining:seconds"
+            # In breach, the budget is spent: show by how much.
+            "C": "-1 * vessel_component:fleet_sla_budget_remaining:seconds"
                  f" and on (vessel, component) {BREACHED}",
         }, columns={"name": "Vessel", "vessel": "Id", "component": "Component",
-                    "A": "24 h uptime", "B": "Objective", "C": "Budget left"},
+                    "A": "24 h uptime", "B": "Objective", "C": "Over budget by"},
               sort="24 h uptime", desc=False,
               overrides=[column("24 h uptime", unit="percentunit", decimals=2),
                          column("Objective", unit="percentunit", decimals=1),
-                         column("Budget left", unit="dtdurations"),
+                         column("Over budget by", unit="dtdurations"),
                          column("Vessel", links=vessel_link())]),
         table("Down over 3 days", (12, 18, 12, 9), "vessel, component", {
             "A": persistent,
@@ -314,7 +334,8 @@ def overview() -> dict[str, Any]:
         table("Data problems now", (16, 27, 8, 12), "vessel, status", {
             "A": problems,
             "B": carrying_status(SINCE_SUCCESS, problems),
-        }, columns={"name": "Vessel", "status": "Status", "B": "Last success"},
+        }, columns={"name": "Vessel", "vessel": "Id", "status": "Status",
+                    "B": "Last success"},
               sort="Last success",
               overrides=[last_success_column(),
                          column("Vessel", links=vessel_link())]),
@@ -430,7 +451,7 @@ def vessel() -> dict[str, Any]:
                                decimals=0)]),
     ]
     variable = query_variable(
-        "vessel", "Vessel", "query_result(fleet_vessel_info)",
+        "vessel", "Vessel", "query_result(max by (vessel, name) (fleet_vessel_info))",
         # Shows the vessel's name, keeps its id as the value (labels come sorted).
         regex='/name="(?<text>[^"]*)".*vessel="(?<value>[^"]*)"/')
     return dashboard("fleet-vessel", "Fleet vessel", "One vessel: its components, devices "
@@ -463,10 +484,10 @@ def collection() -> dict[str, Any]:
             target("fleet_collection_duration_seconds", "A", "run {{instance}}"),
             target("fleet_collection_interval_seconds", "B", "interval {{instance}}"),
         ], unit="s", description="A run longer than the interval delays the next one."),
-        timeseries("Runs by result", (12, 4, 12, 8), [
-            target("sum by (result) (increase(fleet_collection_runs_total[$__rate_interval]))",
-                   legend="{{result}}"),
-        ], stack=True, defaults={"decimals": 0},
+        timeseries("Runs per hour, by result", (12, 4, 12, 8), [
+            target("3600 * sum by (result) (rate(fleet_collection_runs_total"
+                   "[$__rate_interval]))", legend="{{result}}"),
+        ], stack=True, defaults={"decimals": 1},
             overrides=[override("byName", "success", color=fixed(GREEN)),
                        override("byName", "partial", color=fixed(AMBER)),
                        override("byName", "failed", color=fixed(RED))]),
@@ -502,12 +523,17 @@ def collection() -> dict[str, Any]:
                          column("Bytes", unit="decbytes"),
                          column("Duration", unit="s"),
                          column("Vessel", links=vessel_link())]),
+        # The ten are chosen at the end of the range (@ end()), so each keeps one line.
         timeseries("Bytes per vessel (top 10)", (0, 30, 12, 8),
-                   [target(named("topk(10, max by (vessel) (fleet_vessel_response_bytes))"),
+                   [target(named("max by (vessel) (fleet_vessel_response_bytes) and on (vessel)"
+                                 " topk(10, max by (vessel) (fleet_vessel_response_bytes"
+                                 " @ end()))"),
                            legend="{{name}}")], unit="decbytes"),
         timeseries("Newest sample age (oldest 10)", (12, 30, 12, 8),
-                   [target(named("topk(10, max by (vessel) (time() -"
-                                 " fleet_vessel_newest_sample_timestamp_seconds))"),
+                   [target(named("max by (vessel) (time() -"
+                                 " fleet_vessel_newest_sample_timestamp_seconds) and on (vessel)"
+                                 " bottomk(10, max by (vessel)"
+                                 " (fleet_vessel_newest_sample_timestamp_seconds @ end()))"),
                            legend="{{name}}")], unit="dtdurations"),
     ]
     return dashboard("fleet-collection", "Fleet collection health",

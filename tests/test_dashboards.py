@@ -110,6 +110,31 @@ class TestLinks:
         vessel = BOARDS["fleet-vessel.json"]
         assert "vessel" in {v["name"] for v in variables(vessel)}
 
+    def test_links_take_the_vessel_from_what_their_panel_has(self):
+        """A table cell has no series labels, only its row's columns; a tile has labels."""
+        checked = 0
+        for board in BOARDS.values():
+            for panel in panels(board):
+                config = panel["fieldConfig"]
+                links = [link for link in config["defaults"].get("links", [])] + [
+                    prop["value"][0] for o in config["overrides"] for prop in o["properties"]
+                    if prop["id"] == "links"]
+                for link in links:
+                    text = link["url"] + link["title"]
+                    fields = set(re.findall(r"__data\.fields\.(\w+)", text))
+                    labels = set(re.findall(r"__field\.labels\.(\w+)", text))
+                    if panel["type"] == "table":
+                        [organize] = [t for t in panel["transformations"]
+                                      if t["id"] == "organize"]
+                        assert not labels, panel["title"]
+                        assert fields and fields <= set(organize["options"]["includeByName"]), \
+                            panel["title"]
+                    else:
+                        assert not fields and labels == {"vessel", "name"}, panel["title"]
+                    assert "${datasource:queryparam}" in link["url"]
+                    checked += 1
+        assert checked >= 6
+
     def test_alert_and_receiver_links_point_at_our_dashboards(self):
         uids = {board["uid"] for board in BOARDS.values()}
         rules = yaml.safe_load((ROOT / "rules/fleet-sla.rules.yml").read_text())
@@ -133,7 +158,11 @@ class TestProvisioning:
         compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
         host_port = source["url"].removeprefix("http://")
         host, port = host_port.split(":")
-        assert f"{port}:{port}" in compose["services"][host]["ports"]
+        service = compose["services"][host]
+        assert service["image"].startswith("prom/prometheus:")
+        # The container listens on Prometheus's default port unless told otherwise.
+        assert not any("web.listen-address" in arg for arg in service["command"])
+        assert port == "9090"
 
     def test_dashboard_provider_reads_where_compose_mounts_the_json(self):
         doc = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/fleet-sla.yml")
