@@ -223,6 +223,7 @@ class TestFollow:
         newer = f"time > {anchor}s"
         try:
             assert proc.stdout and proc.stdout.readline().startswith("seeded 8 vessels")
+            assert proc.stdout.readline() == "following: one sample per device every 1 s\n"
             deadline = time.monotonic() + 30
             while (scalar(influxd.url, vessels["healthy"], f"{COUNT} {newer}") or 0) < 16:
                 assert proc.poll() is None, proc.communicate()
@@ -230,9 +231,8 @@ class TestFollow:
                 time.sleep(0.5)
         finally:
             proc.terminate()
-            out, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, err
-        assert out.startswith("following: one sample per device every 1 s")
+            _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err  # SIGTERM stops it cleanly
 
         def live(scenario: str, where: str = "") -> int:
             q = f"{COUNT} {newer}{where}"
