@@ -1,7 +1,7 @@
 """The backend seam: one call per vessel returns its observation or a CollectError.
 
 InfluxQL over the v1 ``/query`` API is spoken by InfluxDB 1.x, 2.x (v1 compatibility
-with a DBRP mapping) and 3.x, so it is the default backend.
+with a DBRP mapping) and 3.x, so it is the default backend; Flux is in flux_backend.py.
 """
 
 import base64
@@ -24,6 +24,24 @@ class Backend(Protocol):
     async def query(self, vessel: VesselConfig) -> Answer:
         """Collect one vessel with a single request; raise CollectError on failure."""
         ...
+
+    async def close(self) -> None:
+        """Release what the backend holds; it is not used afterwards."""
+        ...
+
+
+class ByApi:
+    """Sends each vessel to the backend of its `influx.api`."""
+
+    def __init__(self, backends: dict[str, Backend]) -> None:
+        self._backends = backends
+
+    async def query(self, vessel: VesselConfig) -> Answer:
+        return await self._backends[vessel.influx.api].query(vessel)
+
+    async def close(self) -> None:
+        for backend in self._backends.values():
+            await backend.close()
 
 
 def _decode_body(raw: bytes, encoding: str) -> bytes:
@@ -103,6 +121,9 @@ class InfluxQLBackend:
             }).encode()
             cached = self._requests[vessel.id] = (statements, form)
         return cached
+
+    async def close(self) -> None:
+        """The session belongs to the caller."""
 
     async def query(self, vessel: VesselConfig) -> Answer:
         statements, form = self._request(vessel)

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from .config import Config, ConfigError, load_config
 from .runlog import RunLog
-from .service import CollectionService, client_session, influxql_backend
+from .service import CollectionService, client_session, default_backend
 from .web import create_app
 
 log = logging.getLogger("exporter")
@@ -42,10 +42,14 @@ async def run_once(config: Config) -> bytes:
     runlog = await RunLog.open(config.state_path)
     try:
         async with client_session(config) as session:
-            service = CollectionService(config, influxql_backend(config, session), runlog)
-            await service.restore()
-            await service.run_once()
-            return service.cache.body(service.clock())
+            backend = default_backend(config, session)
+            try:
+                service = CollectionService(config, backend, runlog)
+                await service.restore()
+                await service.run_once()
+                return service.cache.body(service.clock())
+            finally:
+                await backend.close()
     finally:
         await runlog.close()
 

@@ -46,12 +46,15 @@ class Window:
 @dataclass(frozen=True, slots=True)
 class InfluxConfig:
     url: str
-    database: str
+    database: str = ""  # InfluxQL
     measurement: str = "ping"
     device_tag: str = "url"
     username: str | None = None
     password: Secret | None = None
     token: Secret | None = None
+    api: str = "influxql"  # or "flux"
+    org: str = ""  # Flux
+    bucket: str = ""  # Flux
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(s.reveal() for s in (self.password, self.token) if s is not None)
@@ -100,7 +103,12 @@ class Config:
 
 # --- sections -----------------------------------------------------------------------
 
-_INFLUX_KEYS = {"url", "database", "measurement", "device_tag", "username", "password", "token"}
+_INFLUX_KEYS = {"url", "database", "measurement", "device_tag", "username", "password", "token",
+                "api", "org", "bucket"}
+APIS = ("influxql", "flux")
+# Keys that only one API reads: a stray one is a mistake worth naming.
+_ONLY = {"database": "influxql", "username": "influxql", "password": "influxql",
+         "org": "flux", "bucket": "flux"}
 
 
 def _influx_fields(raw: Any, path: str) -> dict[str, Any]:
@@ -114,17 +122,33 @@ def _influx_fields(raw: Any, path: str) -> dict[str, Any]:
             out[key] = http_url(value, where)
         elif key in ("measurement", "device_tag"):
             out[key] = string(value, where, _IDENT)
+        elif key == "api":
+            if value not in APIS:
+                raise ConfigError(where, f"expected one of {', '.join(APIS)}, got {value!r}")
+            out[key] = value
         else:
             out[key] = string(value, where)
     return out
 
 
-def _build_influx(merged: dict[str, Any], path: str) -> InfluxConfig:
-    for key in ("url", "database"):
+def _build_influx(merged: dict[str, Any], path: str, own: dict[str, Any]) -> InfluxConfig:
+    api = merged.get("api", "influxql")
+    # Flux needs a token: for InfluxDB 1.8, "user:password".
+    required = ("url", "database") if api == "influxql" else ("url", "org", "bucket", "token")
+    for key in required:
         if key not in merged:
             raise ConfigError(
-                f"{path}.{key}", "required key is missing (set it here or in defaults)"
+                f"{path}.{key}", f"required key is missing for api {api} "
+                "(set it here or in defaults)"
             )
+    # A key set on the vessel that its API ignores is named; one inherited from defaults
+    # may be meant for the other vessels.
+    for key in own:
+        if _ONLY.get(key, api) != api:
+            raise ConfigError(f"{path}.{key}", f"not used with api {api}; "
+                              f"it is for api {_ONLY[key]}")
+    if api == "flux":
+        merged = {k: v for k, v in merged.items() if _ONLY.get(k, api) == api}
     if "token" in merged and ("username" in merged or "password" in merged):
         raise ConfigError(f"{path}.token", "use either token or username/password, not both")
     if ("username" in merged) != ("password" in merged):
@@ -211,7 +235,8 @@ def _vessel(
         raw, path, {"id", "name", "sla", "influx", "devices", "sample_interval"}, ("id", "devices")
     )
     vessel_id = string(raw["id"], f"{path}.id", _ID)
-    merged = {**defaults["influx"], **_influx_fields(raw.get("influx", {}), f"{path}.influx")}
+    own = _influx_fields(raw.get("influx", {}), f"{path}.influx")
+    merged = {**defaults["influx"], **own}
     devices: list[DeviceConfig] = []
     seen_names: set[str] = set()
     seen_addresses: set[str] = set()
@@ -237,7 +262,7 @@ def _vessel(
     return VesselConfig(
         id=vessel_id,
         name=string(raw["name"], f"{path}.name") if "name" in raw else vessel_id,
-        influx=_build_influx(merged, f"{path}.influx"),
+        influx=_build_influx(merged, f"{path}.influx", own),
         devices=tuple(devices),
         sample_interval=(
             duration(raw["sample_interval"], f"{path}.sample_interval")

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .aggregates import Row, observe
 from .config import InfluxConfig, VesselConfig, Window
-from .model import DeviceObservation, QueryError, VesselObservation
+from .model import QueryError, VesselObservation
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,6 @@ _WANTED = {
     "first": ("time",),
 }
 _NULLABLE = frozenset({"percent_packet_loss", "average_response_ms"})
-Row = tuple[float | None, ...]
 
 
 def _rows(result: Any, index: int, statement: Statement, tag: str) -> dict[str, Row]:
@@ -191,31 +191,4 @@ def parse_answer(
         for i, (st, result) in enumerate(zip(statements, results, strict=True))
     }
 
-    latest, last_reply, first = by_purpose["latest"], by_purpose["last_reply"], by_purpose["first"]
-    counted = [(w.label, by_purpose[f"total:{w.label}"], by_purpose[f"up:{w.label}"])
-               for w in windows]
-    devices: dict[str, DeviceObservation] = {}
-    for device in vessel.devices:
-        address = device.address
-        counts: dict[str, tuple[int, int]] = {}
-        for label, totals, ups in counted:
-            total = int(totals[address][0] or 0) if address in totals else 0
-            up = int(ups[address][0] or 0) if address in ups else 0
-            if total < 0 or up < 0:
-                raise QueryError(f"malformed answer: negative count for {address}")
-            counts[label] = (total, min(up, total))
-        last_sample = last_loss = last_rtt = None
-        if address in latest:
-            last_sample, pct, rtt_ms = latest[address]
-            # A ping error carries no loss field: no reply was seen, so it counts as 100%.
-            last_loss = 1.0 if pct is None else min(max(pct / 100.0, 0.0), 1.0)
-            last_rtt = None if rtt_ms is None else rtt_ms / 1000.0
-        devices[address] = DeviceObservation(
-            counts=counts,
-            last_sample=last_sample,
-            last_loss=last_loss,
-            last_rtt=last_rtt,
-            last_reply=last_reply[address][0] if address in last_reply else None,
-            first_sample=first[address][0] if address in first else None,
-        )
-    return VesselObservation(devices=devices)
+    return observe(vessel, windows, by_purpose)

@@ -7,11 +7,12 @@ import time
 
 import aiohttp
 
-from .backend import Backend, InfluxQLBackend
+from .backend import Backend, ByApi, InfluxQLBackend
 from .collector import Clock, Collector, RunResult
 from .config import Config
 from .exposition import MetricsCache, Renderer
 from .fleet import Fleet
+from .flux_backend import FluxBackend
 from .model import VesselStatus
 from .runlog import RunLog
 
@@ -24,8 +25,16 @@ def client_session(config: Config) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, auto_decompress=False)
 
 
-def influxql_backend(config: Config, session: aiohttp.ClientSession) -> Backend:
-    return InfluxQLBackend(session, config.collection.windows, config.collection.lookback)
+def default_backend(config: Config, session: aiohttp.ClientSession) -> Backend:
+    """InfluxQL over `session` for most vessels; a Flux client for each `api: flux` one."""
+    collection = config.collection
+    backends: dict[str, Backend] = {
+        "influxql": InfluxQLBackend(session, collection.windows, collection.lookback)}
+    flux = [v for v in config.vessels if v.influx.api == "flux"]
+    if flux:
+        backends["flux"] = FluxBackend(flux, collection.windows, collection.lookback,
+                                       collection.timeout)
+    return ByApi(backends)
 
 
 class CollectionService:

@@ -14,7 +14,7 @@ from .backend import Backend
 from .collector import Clock
 from .config import Config
 from .runlog import RunLog
-from .service import CollectionService, client_session, influxql_backend
+from .service import CollectionService, client_session, default_backend
 
 BackendFactory = Callable[[Config, aiohttp.ClientSession], Backend]
 
@@ -31,7 +31,7 @@ def setup_routes(app: web.Application) -> None:
 def create_app(
     config: Config,
     *,
-    backend_factory: BackendFactory = influxql_backend,
+    backend_factory: BackendFactory = default_backend,
     clock: Clock = time.time,
 ) -> web.Application:
     app = web.Application()
@@ -41,7 +41,8 @@ def create_app(
     async def collection(app: web.Application) -> AsyncIterator[None]:
         runlog = await RunLog.open(config.state_path)
         session = client_session(config)
-        service = CollectionService(config, backend_factory(config, session), runlog, clock=clock)
+        backend = backend_factory(config, session)
+        service = CollectionService(config, backend, runlog, clock=clock)
         await service.restore()
         app[SERVICE] = service
         task = asyncio.create_task(service.loop(), name="collection")
@@ -49,6 +50,7 @@ def create_app(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await backend.close()
         await session.close()
         await runlog.close()
 

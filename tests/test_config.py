@@ -23,6 +23,7 @@ def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytes
     monkeypatch.setenv("AURORA_USER", "reader")
     monkeypatch.setenv("AURORA_PASS", SECRET)
     monkeypatch.setenv("BOREALIS_TOKEN", SECRET + "-token")
+    monkeypatch.setenv("CALEDONIA_TOKEN", SECRET + "-flux")
 
     def run(document: Any) -> tuple[int, str]:
         path = tmp_path / "fleet.yml"
@@ -58,7 +59,7 @@ class TestValidConfig:
     def test_shipped_example_is_valid(self, check):
         code, output = check(EXAMPLE)
         assert code == 0
-        assert "config ok: 2 vessels, 4 devices" in output
+        assert "config ok: 3 vessels, 6 devices" in output
 
 
 class TestInvalidConfig:
@@ -105,6 +106,20 @@ class TestInvalidConfig:
              "vessels[0].influx.token: use either token or username/password"),
             (edited(vessels__0__influx__database=DELETE, defaults={}),
              "vessels[0].influx.database: required key is missing"),
+            (edited(vessels__2__influx__bucket=DELETE),
+             "vessels[2].influx.bucket: required key is missing for api flux"),
+            (edited(vessels__2__influx__token=DELETE),
+             "vessels[2].influx.token: required key is missing for api flux"),
+            (edited(vessels__2__influx__org=DELETE),
+             "vessels[2].influx.org: required key is missing for api flux"),
+            (edited(vessels__2__influx__api="sql"),
+             "vessels[2].influx.api: expected one of influxql, flux, got 'sql'"),
+            (edited(vessels__2__influx__database="telegraf"),
+             "vessels[2].influx.database: not used with api flux; it is for api influxql"),
+            (edited(vessels__1__influx__bucket="telegraf"),
+             "vessels[1].influx.bucket: not used with api influxql; it is for api flux"),
+            (edited(defaults__influx__api="flux"),
+             "vessels[0].influx.org: required key is missing for api flux"),
             (edited(components=["access_point", "access_point"]),
              "components: must be a non-empty"),
             ("vessels: [\n  - id: a\n   bad", "is not valid YAML at line"),

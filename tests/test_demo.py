@@ -193,10 +193,14 @@ def test_demo_refuses_a_taken_port(tmp_path: Path, option: str, offset: int):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        # influxd also binds --influx-port + 2 for RPC.
+        # influxd also binds --influx-port + 2 for RPC. The other ports are free ones, so a
+        # demo already running on the defaults does not matter.
+        ports = {"influx": _influx_port(), **{name: free_port() for name in
+                                               ("exporter", "receiver", "prometheus",
+                                                "alertmanager")}, option: port - offset}
         result = subprocess.run(
             [sys.executable, str(ROOT / "deploy" / "demo.py"), "--dir", str(tmp_path / "d"),
-             f"--{option}-port", str(port - offset)],
+             *[arg for name, p in ports.items() for arg in (f"--{name}-port", str(p))]],
             capture_output=True, text=True, timeout=60, env={**os.environ, "VESSELS": "1"})
     assert result.returncode != 0
     assert f"port {port} ({option}) is taken; pass --{option}-port" in result.stderr

@@ -1,0 +1,219 @@
+"""The Flux script for one vessel, and strict parsing of its annotated-CSV answer.
+
+One script yields every figure the InfluxQL statements give, aggregated on the server:
+counts per window, and per series the newest and oldest points. Only the few rows per
+device that the selectors return are reduced here (several series may carry one device).
+"""
+
+import csv
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .aggregates import Row, observe
+from .config import VesselConfig, Window
+from .model import QueryError, VesselObservation
+
+LOSS, RTT, CODE = "percent_packet_loss", "average_response_ms", "result_code"
+
+
+def _string(value: str) -> str:
+    # `${` would start an interpolation inside a Flux string.
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
+    return f'"{escaped}"'
+
+
+def _regex(values: Sequence[str]) -> str:
+    """An anchored Flux regex literal matching exactly `values`."""
+
+    def escape(value: str) -> str:
+        # RE2 reads a backslash before ASCII punctuation as that character; `/` ends the literal.
+        return "".join("\\" + c if c.isascii() and not c.isalnum() else c for c in value)
+
+    return "/^(" + "|".join(escape(v) for v in values) + ")$/"
+
+
+def build_script(vessel: VesselConfig, windows: Sequence[Window], lookback: float) -> str:
+    influx = vessel.influx
+    tag = _string(influx.device_tag)
+    devices = _regex([d.address for d in vessel.devices])
+    reply = f'r._field == "{LOSS}" and r._value < 100.0'
+    lines = [
+        f"src = (start) => from(bucket: {_string(influx.bucket)})",
+        "  |> range(start: start)",
+        f"  |> filter(fn: (r) => r._measurement == {_string(influx.measurement)}"
+        f" and r[{tag}] =~ {devices})",
+    ]
+    for window in windows:
+        since = f"src(start: -{int(window.seconds)}s)"
+        # group() merges the series of one device (several hosts may ping it).
+        lines.append(f'{since} |> filter(fn: (r) => r._field == "{CODE}") '
+                     f"|> group(columns: [{tag}]) |> count() "
+                     f'|> yield(name: "total:{window.label}")')
+        lines.append(f"{since} |> filter(fn: (r) => {reply}) "
+                     f"|> group(columns: [{tag}]) |> count() "
+                     f'|> yield(name: "up:{window.label}")')
+    since = f"src(start: -{int(lookback)}s)"
+    # Selectors per series and field: a handful of rows per device.
+    lines.append(f'{since} |> filter(fn: (r) => r._field == "{CODE}" or r._field == "{LOSS}"'
+                 f' or r._field == "{RTT}") |> last() |> yield(name: "latest")')
+    lines.append(f'{since} |> filter(fn: (r) => {reply}) |> last() |> yield(name: "last_reply")')
+    lines.append(f'{since} |> filter(fn: (r) => r._field == "{CODE}") |> first() '
+                 '|> yield(name: "first")')
+    return "\n".join(lines) + "\n"
+
+
+# --- annotated CSV --------------------------------------------------------------------------
+
+Value = str | int | float | bool | None
+
+
+@dataclass
+class _Block:
+    """One annotation block: the tables of one result sharing a schema."""
+
+    datatypes: list[str] = field(default_factory=list)
+    defaults: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+
+
+def _rfc3339_ns(text: str) -> int:
+    """Nanoseconds since the epoch; datetime alone would drop the last three digits."""
+    base, dot, rest = text.partition(".")
+    fraction = ""
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        fraction, zone = rest[:digits], rest[digits:]
+        base += zone
+    moment = datetime.fromisoformat(base.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("no time zone")
+    seconds = int(moment.timestamp())
+    return seconds * 1_000_000_000 + int((fraction + "000000000")[:9] or 0)
+
+
+def _convert(raw: str, datatype: str) -> Value:
+    if raw == "":
+        return None
+    if datatype in ("long", "unsignedLong"):
+        return int(raw)
+    if datatype == "double":
+        number = float(raw)
+        if not math.isfinite(number):
+            raise ValueError(f"not a finite number: {raw}")
+        return number
+    if datatype.startswith("dateTime"):
+        return _rfc3339_ns(raw)
+    if datatype == "boolean":
+        if raw not in ("true", "false"):
+            raise ValueError(f"not a boolean: {raw}")
+        return raw == "true"
+    return raw
+
+
+def records(text: str) -> Iterator[dict[str, Value]]:
+    """Every data row of an annotated CSV answer, by column name; errors raise QueryError."""
+    block: _Block | None = None
+    for line, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or row == [""]:
+            block = None  # a blank line ends a block
+            continue
+        if row[0].startswith("#"):
+            if block is None or block.columns:
+                block = _Block()
+            if row[0] == "#datatype":
+                block.datatypes = row[1:]
+            elif row[0] == "#default":
+                block.defaults = row[1:]
+            continue
+        if block is None:
+            raise QueryError(f"malformed answer: line {line}: a table without annotations")
+        if not block.columns:
+            block.columns = row[1:]
+            if block.columns[:2] == ["error", "reference"]:
+                block.columns = ["error", "reference"]
+            elif len(block.datatypes) != len(block.columns):
+                raise QueryError(f"malformed answer: line {line}: "
+                                 f"{len(block.columns)} columns, "
+                                 f"{len(block.datatypes)} datatypes")
+            continue
+        if block.columns == ["error", "reference"]:
+            # InfluxDB reports a failure after the header, even mid-stream, as a table.
+            message = row[1] if len(row) > 1 else ""
+            raise QueryError(f"InfluxDB error: {message[:300] or 'no message'}")
+        cells = row[1:]
+        if len(cells) != len(block.columns):
+            raise QueryError(f"malformed answer: line {line}: {len(cells)} values for "
+                             f"{len(block.columns)} columns")
+        values: dict[str, Value] = {}
+        for i, (name, raw) in enumerate(zip(block.columns, cells, strict=True)):
+            if raw == "" and i < len(block.defaults):
+                raw = block.defaults[i]
+            try:
+                values[name] = _convert(raw, block.datatypes[i])
+            except ValueError:
+                raise QueryError(f"malformed answer: line {line} column {name}: expected "
+                                 f"{block.datatypes[i]}, got {raw[:40]!r}") from None
+        yield values
+
+
+# --- figures -------------------------------------------------------------------------------
+
+def _require(values: dict[str, Value], name: str, kind: type | tuple[type, ...],
+             where: str) -> Value:
+    value = values.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise QueryError(f"malformed answer: {where}: column {name} missing or not "
+                         f"{'a number' if kind is not str else 'a string'}")
+    return value
+
+
+def parse_answer(text: str, vessel: VesselConfig, windows: Sequence[Window]) -> VesselObservation:
+    """Reduce the answer to the figures the InfluxQL backend gets, then observe them."""
+    tag = vessel.influx.device_tag
+    counts = {f"{kind}:{w.label}" for w in windows for kind in ("total", "up")}
+    found: dict[str, dict[str, Row]] = {name: {} for name in
+                                        (*counts, "latest", "last_reply", "first")}
+    # latest: address -> field -> (time ns, value); selectors: address -> time ns
+    newest: dict[str, dict[str, tuple[int, float | None]]] = {}
+    replies: dict[str, int] = {}
+    oldest: dict[str, int] = {}
+    for values in records(text):
+        result = values.get("result")
+        where = f"result {result}"
+        if result not in found:
+            raise QueryError(f"malformed answer: unexpected result {str(result)[:40]!r}")
+        address = str(_require(values, tag, str, where))
+        if result in counts:
+            count = _require(values, "_value", int, where)
+            before = found[result].get(address, (0,))[0] or 0
+            found[result][address] = (before + count,)
+            continue
+        at = int(_require(values, "_time", int, where))
+        if result == "latest":
+            name = _require(values, "_field", str, where)
+            value = values.get("_value")
+            number = float(value) if isinstance(value, int | float) and not isinstance(
+                value, bool) else None
+            fields = newest.setdefault(address, {})
+            if name not in fields or at > fields[str(name)][0]:
+                fields[str(name)] = (at, number)
+        elif result == "last_reply":
+            replies[address] = max(at, replies.get(address, at))
+        else:
+            oldest[address] = min(at, oldest.get(address, at))
+
+    def seconds(ns: int) -> float:
+        return float(ns // 1_000_000_000)  # as InfluxQL's epoch=s truncates
+
+    for address, fields in newest.items():
+        # The newest sample is the newest point of any field; its loss and RTT are the
+        # fields written at that instant, if any (a ping error writes only result_code).
+        at = max(t for t, _ in fields.values())
+        loss, rtt = (fields[n][1] if n in fields and fields[n][0] == at else None
+                     for n in (LOSS, RTT))
+        found["latest"][address] = (seconds(at), loss, rtt)
+    found["last_reply"] = {a: (seconds(t),) for a, t in replies.items()}
+    found["first"] = {a: (seconds(t),) for a, t in oldest.items()}
+    return observe(vessel, windows, found)

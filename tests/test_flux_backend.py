@@ -1,0 +1,219 @@
+"""The Flux backend, through the exporter's HTTP interface.
+
+Equivalence: for every simulator scenario, a Flux vessel reports exactly what an InfluxQL
+vessel reports from the same samples. No InfluxDB 2 runs here, so the Flux side is a
+loopback server speaking InfluxDB 2's wire format over a real influxd's points.
+"""
+
+import asyncio
+import copy
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from simulator.fleetconfig import fleet_config, unused_loopback_url
+from simulator.flux_csv import error_table, healthy_answer
+from simulator.influx import seed
+from simulator.scenarios import plan_fleet
+from tests.fake_flux import FakeFlux, Responder, csv_response, reply
+from tests.helpers import Metrics, scrape, vessel, write_config
+from tests.servers import InfluxServer
+
+TOKEN = "reader:Fl0x-Secret-77"
+# Per-run figures that depend on the wire format or the moment, not on the data.
+RUN_ONLY = {"fleet_vessel_response_bytes", "fleet_vessel_collect_duration_seconds",
+            "fleet_vessel_last_success_timestamp_seconds"}
+
+
+def flux_influx(url: str, database: str) -> dict[str, Any]:
+    return {"url": url, "api": "flux", "org": "-", "bucket": f"{database}/autogen",
+            "token": TOKEN}
+
+
+@pytest.fixture
+async def fake_flux(aiohttp_server) -> Callable[..., Awaitable[tuple[FakeFlux, str]]]:
+    async def start(influx_url: str = "") -> tuple[FakeFlux, str]:
+        fake = FakeFlux(influx_url=influx_url, token=TOKEN)
+        server = await aiohttp_server(fake.app())
+        return fake, f"http://127.0.0.1:{server.port}"
+
+    return start
+
+
+def fleet_figures(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {key: value for key, value in metrics.samples.items()
+            if key[0].startswith(("fleet_device_", "fleet_component_", "fleet_vessel_"))
+            and key[0] not in RUN_ONLY}
+
+
+class TestEquivalence:
+    async def test_every_scenario_gives_the_same_figures(
+        self, influxd: InfluxServer, fake_flux, exporter, tmp_path: Path
+    ):
+        vessels = plan_fleet(8, id_prefix="flx")
+        # Anchored 15 s ahead: both collections, within 45 s, see the same window edges.
+        await seed(influxd.url, vessels, int(time.time()) + 15, days=5)
+        fake, flux_url = await fake_flux(influxd.url)
+        dead = unused_loopback_url()
+        influxql = fleet_config(vessels, influxd.url, dead, attempts=1, timeout="30s",
+                                state_path=str(tmp_path / "influxql.db"))
+        flux = copy.deepcopy(influxql)
+        flux["state"]["path"] = str(tmp_path / "flux.db")
+        for entry in flux["vessels"]:
+            url = dead if entry["influx"]["url"] == dead else flux_url
+            entry["influx"] = flux_influx(url, entry["influx"]["database"])
+        configs = {}
+        for name, document in (("influxql", influxql), ("flux", flux)):
+            path = tmp_path / f"{name}.yml"
+            write_config(path, document.pop("vessels"), **document)
+            configs[name] = path
+
+        results = {name: await scrape(await exporter(path)) for name, path in configs.items()}
+
+        assert len(fake.requests) == 7  # one per reachable vessel
+        by_scenario = {v.scenario: v.id for v in vessels}
+        for metrics in results.values():
+            assert {s: metrics.status(v) for s, v in by_scenario.items()} == {
+                "healthy": "ok", "flapping": "ok", "down_4d": "ok", "breach": "ok",
+                "gap": "ok", "stale": "stale", "no_data": "no_data",
+                "unreachable": "unreachable"}
+            down = metrics.series("fleet_device_up", vessel=by_scenario["down_4d"])
+            assert sorted(down.values()) == [0, 1, 1, 1]
+        expected, got = (fleet_figures(results[n]) for n in ("influxql", "flux"))
+        assert len(expected) > 300
+        ages = {k for k in expected if k[0].endswith("_age_seconds")}
+        assert ages and all(abs(expected[k] - got[k]) < 10 for k in ages)
+        mismatched = {k: (expected.get(k), got.get(k)) for k in expected.keys() | got.keys()
+                      if k not in ages and expected.get(k) != got.get(k)}
+        assert mismatched == {}
+
+
+@pytest.fixture
+async def flux_vessel(tmp_path: Path, fake_flux, exporter):
+    """Factory: a one-vessel Flux fleet whose server answers with `responders`."""
+
+    async def start(*responders, attempts: int = 3, interval: str = "1h"):
+        fake, url = await fake_flux()
+        fake.script.extend(responders)
+        entry = vessel("aurora", url)
+        entry["influx"] = flux_influx(url, "telegraf")
+        config = write_config(
+            tmp_path / "fleet.yml", [entry],
+            collection={"interval": interval, "timeout": "2s", "attempts": attempts,
+                        "backoff": "10ms"},
+        )
+        client = await exporter(config)
+        runs = await (await client.get("/api/v1/runs?limit=1")).json()
+        run = await (await client.get(f"/api/v1/runs/{runs['runs'][0]['id']}")).json()
+        return fake, client, await scrape(client), run["vessels"][0]
+
+    return start
+
+
+def healthy(then: str = "") -> Responder:
+    """Every device up for a day, newest sample 30 s old; `then` is appended to the CSV."""
+    async def respond(request: web.Request) -> web.Response:
+        script = (await request.json())["query"]
+        return csv_response(healthy_answer(script, int(time.time())) + then)
+    return respond
+
+
+class TestAnswers:
+    async def test_an_empty_answer_is_no_data(self, flux_vessel):
+        _, _, metrics, entry = await flux_vessel(reply(text=""))
+        assert metrics.status("aurora") == "no_data"
+        assert entry["attempts"] == 1 and entry["error"] is None
+        assert metrics.series("fleet_device_up") == {}
+
+    async def test_a_well_formed_answer_is_read(self, flux_vessel):
+        _, _, metrics, _ = await flux_vessel(healthy())
+        assert metrics.status("aurora") == "ok"
+        assert sorted(metrics.series("fleet_device_up").values()) == [1, 1]
+        assert sorted(metrics.series("fleet_device_uptime_ratio").values()) == [1, 1]
+        newest = metrics.get("fleet_vessel_newest_sample_timestamp_seconds", vessel="aurora")
+        assert 0 <= time.time() - 30 - newest < 5
+
+    async def test_an_error_in_the_middle_of_the_stream(self, flux_vessel):
+        broken = healthy(then="\r\n" + error_table("panic: out of memory"))
+        fake, _, metrics, entry = await flux_vessel(broken)
+        assert metrics.status("aurora") == "query_error"
+        assert entry["error"] == "InfluxDB error: panic: out of memory"
+        assert len(fake.requests) == 1, "a query error is not retried"
+        assert metrics.series("fleet_device_up") == {}, "nothing half-read is claimed"
+
+    @pytest.mark.parametrize("status", [401, 403])
+    async def test_auth_errors_are_not_retried(self, flux_vessel, status):
+        body = '{"code":"unauthorized","message":"unauthorized access"}'
+        fake, _, metrics, entry = await flux_vessel(
+            reply(status, body, content_type="application/json"))
+        assert metrics.status("aurora") == "auth_error"
+        assert entry["error"] == f"HTTP {status}: unauthorized access"
+        assert len(fake.requests) == 1
+
+    async def test_a_rejected_query_is_not_retried(self, flux_vessel):
+        body = '{"code":"invalid","message":"compilation failed: bucket \\"x\\" not found"}'
+        fake, _, metrics, entry = await flux_vessel(
+            reply(400, body, content_type="application/json"))
+        assert metrics.status("aurora") == "query_error"
+        assert entry["error"] == 'HTTP 400: compilation failed: bucket "x" not found'
+        assert len(fake.requests) == 1
+
+    async def test_5xx_is_retried(self, flux_vessel):
+        fake, _, metrics, entry = await flux_vessel(*[reply(503, "busy")] * 3)
+        assert metrics.status("aurora") == "unreachable"
+        assert entry == {**entry, "attempts": 3, "error": "HTTP 503"}
+        assert len(fake.requests) == 3
+
+    @pytest.mark.parametrize(("text", "message"), [
+        pytest.param("#datatype,string,long,string,long\r\n#group,false,false,true,false\r\n"
+                     "#default,total:24h,,,\r\n,result,table,url,_value\r\n,,0,10.10.1.5,many\r\n",
+                     "column _value: expected long, got 'many'", id="non-numeric"),
+        pytest.param(",result,table,url\r\n,,0,10.10.1.5\r\n",
+                     "a table without annotations", id="no-annotations"),
+        pytest.param("#datatype,string,long,string\r\n#default,nonsense,,\r\n"
+                     ",result,table,url\r\n,,0,10.10.1.5\r\n",
+                     "unexpected result 'nonsense'", id="unknown-result"),
+        pytest.param("#datatype,string,long,long\r\n#default,total:24h,,\r\n"
+                     ",result,table,_value\r\n,,0,5\r\n",
+                     "result total:24h: column url missing", id="no-device-tag"),
+    ])
+    async def test_malformed_answers_name_what_is_wrong(self, flux_vessel, text, message):
+        fake, _, metrics, entry = await flux_vessel(reply(text=text))
+        assert metrics.status("aurora") == "query_error"
+        assert message in entry["error"]
+        assert len(fake.requests) == 1
+
+
+class TestRequest:
+    async def test_one_gzip_request_with_one_script(self, flux_vessel):
+        fake, _, _, _ = await flux_vessel(reply(text=""))
+        [request] = fake.requests
+        assert request["headers"]["Authorization"] == f"Token {TOKEN}"
+        assert "gzip" in request["headers"]["Accept-Encoding"]
+        assert request["query"] == {"org": "-"}
+        script = request["body"]["query"]
+        assert 'from(bucket: "telegraf/autogen")' in script
+        assert script.count("yield(") == 5  # 2 per window + latest, last reply, first
+        assert '=~ /^(10\\.10\\.1\\.5|10\\.10\\.1\\.20)$/' in script
+        assert request["body"]["dialect"]["annotations"] == ["datatype", "group", "default"]
+
+    async def test_a_secret_in_an_answer_is_redacted(self, flux_vessel):
+        body = f'{{"message":"bad token {TOKEN}"}}'
+        _, client, metrics, entry = await flux_vessel(
+            reply(400, body, content_type="application/json"))
+        assert entry["error"] == "HTTP 400: bad token ***"
+        page = await (await client.get("/")).text()
+        assert TOKEN not in page and TOKEN not in metrics.text
+
+    async def test_the_client_is_kept_between_runs(self, flux_vessel):
+        fake, *_ = await flux_vessel(interval="200ms")
+        deadline = time.monotonic() + 10
+        while len(fake.requests) < 3:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        # The same client keeps its connection: every run arrives on one socket.
+        assert len({r["peer"] for r in fake.requests}) == 1
