@@ -59,7 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--interval", default="5s",
                         help="scrape, rule evaluation and collection interval (default 5s)")
     for name, port in PORTS.items():
-        parser.add_argument(f"--{name}-port", type=int, default=port, help=f"default {port}")
+        extra = "; influxd also binds this + 2 for RPC" if name == "influx" else ""
+        parser.add_argument(f"--{name}-port", type=int, default=port,
+                            help=f"default {port}{extra}")
     args = parser.parse_args(argv)
     if args.vessels < 1:
         parser.error("--vessels must be at least 1")
@@ -290,7 +292,7 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
   exporter       {urls['exporter']}/          metrics at /metrics
   prometheus     {urls['prometheus']}/classic/alerts
   alertmanager   {urls['alertmanager']}/api/v2/alerts   (Debian's package has no web UI; amtool)
-  influxdb       {influx_url}
+  influxdb       {influx_url}   (/ping, /query)
   logs, configs  {directory}/
 
 Alert `for:` durations are cut to {args.alert_for} so the 3-day alerts show within a minute

@@ -103,10 +103,19 @@ def _incident_id(request: web.Request) -> int:
     return incident_id
 
 
+def _require_json(request: web.Request) -> None:
+    """A browser sends application/json cross-site only after a CORS preflight, which we
+    never grant; so a page elsewhere cannot make a signed-in approver's browser decide."""
+    if request.content_type != "application/json":
+        raise json_error(web.HTTPUnsupportedMediaType,
+                         "Content-Type: expected application/json")
+
+
 async def _decide(request: web.Request, kind: str) -> web.Response:
     user = current_user(request)
     if not user.can_decide:
         raise json_error(web.HTTPForbidden, f"{user.name} is a {user.role} and cannot decide")
+    _require_json(request)
     try:
         document = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -158,6 +167,7 @@ async def retry(request: web.Request) -> web.Response:
     user = current_user(request)
     if not user.can_decide:
         raise json_error(web.HTTPForbidden, f"{user.name} is a {user.role} and cannot retry")
+    _require_json(request)
     retried = await retry_ticket_work(request.app, _incident_id(request), user.name)
     return web.json_response({"retried": retried})
 

@@ -40,6 +40,17 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", handlers.readyz)
 
 
+# The approval page must not be framed (clickjacking an Approve button) or sniffed.
+SECURITY_HEADERS = {"X-Frame-Options": "DENY",
+                    "Content-Security-Policy": "frame-ancestors 'none'",
+                    "X-Content-Type-Options": "nosniff",
+                    "Referrer-Policy": "same-origin"}
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(SECURITY_HEADERS)
+
+
 def _tickets(config: ReceiverConfig, metrics: ReceiverMetrics) -> Tickets:
     if config.jira is None:
         return DryRunTickets()
@@ -55,6 +66,7 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
     app[CSRF_SECRET] = os.urandom(32)  # tokens die with the process: reload the page
     app[METRICS] = ReceiverMetrics()
     setup_routes(app)
+    app.on_response_prepare.append(_security_headers)
 
     async def store(app: web.Application) -> AsyncIterator[None]:
         app[STORE] = await Store.open(config.database)

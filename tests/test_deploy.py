@@ -102,14 +102,16 @@ class TestCompose:
             [config] = [v for v in service["volumes"] if isinstance(v, dict)]
             assert config["read_only"] and config["bind"] == {"create_host_path": False}
 
-    def test_only_grafana_and_the_approval_page_listen_beyond_loopback(self):
-        public = {}
+    def test_every_port_is_published_on_loopback_only(self):
+        """A trusted_header sign-in must not be reachable around the reverse proxy."""
+        published = {}
         for name, service in compose()["services"].items():
             for mapping in service.get("ports", []):
-                host = mapping.rsplit(":", 2)[0] if mapping.count(":") == 2 else "0.0.0.0"
-                if host != "127.0.0.1":
-                    public[name] = mapping
-        assert public == {"grafana": "3000:3000", "receiver": "9471:9471"}
+                host, _, ports = mapping.partition(":")
+                assert host == "127.0.0.1" and ports.count(":") == 1, (name, mapping)
+                published[name] = int(ports.split(":")[0])
+        assert published == {"exporter": 9470, "receiver": 9471, "prometheus": 9090,
+                             "alertmanager": 9093, "grafana": 3000}
 
     def test_the_configs_env_example_names_are_valid(self, capsys):
         from exporter.cli import main as exporter_main

@@ -68,6 +68,19 @@ class TestApprove:
         assert response.status == 409
         assert "not waiting for approval" in (await response.json())["error"]
 
+    @pytest.mark.parametrize("action", ["approve", "reject", "retry"])
+    async def test_a_cross_site_form_cannot_decide(self, receiver, action):
+        """A page elsewhere can post text/plain with the approver's cached credentials."""
+        client = await receiver()
+        incident = await fire(client, alert())
+        response = await client.post(
+            f"/api/v1/incidents/{incident}/{action}", data='{"comment": "x", "p": "=y"}',
+            headers={**signed_in(), "Content-Type": "text/plain"})
+        assert response.status == 415
+        assert (await response.json())["error"] == "Content-Type: expected application/json"
+        found = await detail(client, incident)
+        assert found["approval"] == "pending" and found["ticket_work"] == []
+
     @pytest.mark.parametrize(("path", "status"), [("999", 404), ("x", 400)])
     async def test_unknown_incident(self, receiver, path, status):
         client = await receiver()

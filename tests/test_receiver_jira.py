@@ -131,10 +131,10 @@ class TestServer:
         assert found["ticket_key"] is None and fake.issues == {}
         # JIRA gets fixed; a viewer may not retry, an approver may.
         fake.project = "NOPE"
-        viewer = await client.post(f"/api/v1/incidents/{incident}/retry",
+        viewer = await client.post(f"/api/v1/incidents/{incident}/retry", json={},
                                    headers=signed_in("bob"))
         assert viewer.status == 403
-        retried = await client.post(f"/api/v1/incidents/{incident}/retry",
+        retried = await client.post(f"/api/v1/incidents/{incident}/retry", json={},
                                     headers=signed_in())
         assert (await retried.json()) == {"retried": 1}
         found = await work(client, incident, "create")

@@ -32,6 +32,15 @@ class TestPage:
         assert (await client.get("/")).status == 401
         assert (await client.get("/", headers=signed_in("alice", "wrong"))).status == 401
 
+    async def test_pages_cannot_be_framed(self, receiver):
+        client = await receiver()
+        incident = await fire(client, alert())
+        for path in ("/", f"/incidents/{incident}", "/audit"):
+            response = await client.get(path, headers=signed_in())
+            assert response.headers["X-Frame-Options"] == "DENY", path
+            assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+
     async def test_pending_approval_with_its_facts(self, receiver):
         clock = Clock()
         client = await receiver(clock=clock, links={
