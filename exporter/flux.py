@@ -76,6 +76,7 @@ class _Block:
     datatypes: list[str] = field(default_factory=list)
     defaults: list[str] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
+    picks: list[tuple[int, str, str, str]] = field(default_factory=list)  # read columns
 
 
 def _rfc3339_ns(text: str) -> int:
@@ -112,8 +113,9 @@ def _convert(raw: str, datatype: str) -> Value:
     return raw
 
 
-def records(text: str) -> Iterator[dict[str, Value]]:
-    """Every data row of an annotated CSV answer, by column name; errors raise QueryError."""
+def records(text: str, wanted: frozenset[str]) -> Iterator[dict[str, Value]]:
+    """Every data row of an annotated CSV answer, its `wanted` columns by name; errors
+    raise QueryError. Only wanted columns are converted: most of a row is never read."""
     block: _Block | None = None
     for line, row in enumerate(csv.reader(text.splitlines()), start=1):
         if not row or row == [""]:
@@ -137,6 +139,10 @@ def records(text: str) -> Iterator[dict[str, Value]]:
                 raise QueryError(f"malformed answer: line {line}: "
                                  f"{len(block.columns)} columns, "
                                  f"{len(block.datatypes)} datatypes")
+            block.picks = [
+                (i, name, block.datatypes[i],
+                 block.defaults[i] if i < len(block.defaults) else "")
+                for i, name in enumerate(block.columns) if name in wanted]
             continue
         if block.columns == ["error", "reference"]:
             # InfluxDB reports a failure after the header, even mid-stream, as a table.
@@ -147,14 +153,13 @@ def records(text: str) -> Iterator[dict[str, Value]]:
             raise QueryError(f"malformed answer: line {line}: {len(cells)} values for "
                              f"{len(block.columns)} columns")
         values: dict[str, Value] = {}
-        for i, (name, raw) in enumerate(zip(block.columns, cells, strict=True)):
-            if raw == "" and i < len(block.defaults):
-                raw = block.defaults[i]
+        for i, name, datatype, default in block.picks:
+            raw = cells[i] or default
             try:
-                values[name] = _convert(raw, block.datatypes[i])
+                values[name] = _convert(raw, datatype)
             except ValueError:
                 raise QueryError(f"malformed answer: line {line} column {name}: expected "
-                                 f"{block.datatypes[i]}, got {raw[:40]!r}") from None
+                                 f"{datatype}, got {raw[:40]!r}") from None
         yield values
 
 
@@ -179,7 +184,7 @@ def parse_answer(text: str, vessel: VesselConfig, windows: Sequence[Window]) -> 
     newest: dict[str, dict[str, tuple[int, float | None]]] = {}
     replies: dict[str, int] = {}
     oldest: dict[str, int] = {}
-    for values in records(text):
+    for values in records(text, frozenset({"result", tag, "_field", "_time", "_value"})):
         result = values.get("result")
         where = f"result {result}"
         if result not in found:
