@@ -245,16 +245,17 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
                 f"{influx_url}/ping")
     vessels = plan_fleet(args.vessels)
     say(f"seeding {len(vessels)} vessels (5 days of pings each) into {influx_url}")
-    started = time.monotonic()
+    started, anchor = time.monotonic(), int(time.time())
     try:
-        points = asyncio.run(seed(influx_url, vessels, int(time.time())))
+        points = asyncio.run(seed(influx_url, vessels, anchor))
     except SeedError as exc:
         say(f"seeding failed: {exc}")
         return 1
     say(f"seeded {points:,} points in {time.monotonic() - started:.0f} s")
     # Keeps the fleet live, one sample per device a minute, so nothing goes stale.
     stack.start("simulator", [sys.executable, "-m", "simulator.cli", "--influx-url", influx_url,
-                              "--vessels", str(args.vessels), "--no-seed", "--follow"], None)
+                              "--vessels", str(args.vessels), "--now", str(anchor),
+                              "--no-seed", "--follow"], None)
 
     exporter = fleet_config(vessels, influx_url, unused_loopback_url(), interval=args.interval,
                             state_path=str(directory / "exporter.db"))

@@ -39,8 +39,8 @@ def _parser() -> argparse.ArgumentParser:
         "each device keeping its scenario's state",
     )
     parser.add_argument(
-        "--no-seed", action="store_true", help="write no history (with --follow: go on "
-        "from an earlier seeding)",
+        "--no-seed", action="store_true", help="write no history (with --follow and the "
+        "earlier seeding's --now: go on from it)",
     )
     parser.add_argument(
         "--unreachable-url",
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Stop cleanly on SIGTERM too, also as a container's PID 1 (which ignores it).
         signal.signal(signal.SIGTERM, _interrupt)
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(follow(args.influx_url, vessels, args.interval, args.username,
+            asyncio.run(follow(args.influx_url, vessels, now, args.interval, args.username,
                                args.password, on_error=_report))
     return 0
 

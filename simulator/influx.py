@@ -3,12 +3,13 @@
 import asyncio
 import base64
 import io
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import aiohttp
 
-from simulator.scenarios import Vessel, live_samples, samples
+from simulator.scenarios import OFFSET, Vessel, live_samples, samples
 
 BATCH_LINES = 5000
 # Enough writes in flight to keep influxd busy while the next batch is generated.
@@ -132,27 +133,29 @@ async def seed(
 async def follow(
     influx_url: str,
     vessels: Sequence[Vessel],
+    now: int,
     interval: int = 60,
     username: str | None = None,
     password: str | None = None,
     on_error: Callable[[SeedError], None] = lambda exc: None,
 ) -> None:
-    """Write one live sample per device every `interval` seconds, as Telegraf would.
+    """Write one live sample per device every `interval` seconds, as Telegraf would, on the
+    grid of a history seeded at anchor `now`.
 
-    Timestamps are aligned to the interval. A failed round is reported to `on_error` and
-    the next one tried, so a restarting InfluxDB only leaves a gap. Runs until cancelled.
+    A failed round is reported to `on_error` and the next one tried, so a restarting
+    InfluxDB only leaves a gap. Runs until cancelled.
     """
     if interval <= 0:
         raise ValueError(f"interval must be positive, got {interval}")
+    start = now - OFFSET
     async with _session(username, password) as session:
         influx = _Influx(session, influx_url)
-        tick = 0
+        # Started late (a restart): go on from the next slot, leaving a gap, as Telegraf would.
+        tick = max(1, math.ceil((time.time() - start) / interval))
         while True:
-            at = (int(time.time()) // interval + 1) * interval
-            await asyncio.sleep(max(0.0, at - time.time()))
-            tick += 1
+            await asyncio.sleep(max(0.0, start + tick * interval - time.time()))
             writes = [influx.write(v.id, lines) for v in vessels
-                      if (lines := live_samples(v, at, tick))]
+                      if (lines := live_samples(v, now, tick, interval))]
             results = await asyncio.gather(*writes, return_exceptions=True)
             for result in results:
                 if isinstance(result, SeedError):
@@ -161,3 +164,4 @@ async def follow(
                     on_error(_unreachable(influx_url, result))
                 elif isinstance(result, BaseException):
                     raise result
+            tick += 1

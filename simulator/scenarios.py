@@ -203,18 +203,21 @@ def samples(
             yield f"{prefix}{fields} {now - age}"
 
 
-def live_samples(vessel: Vessel, at: int, tick: int, seed: int = 0) -> list[str]:
-    """One `ping` point per device at `at` (epoch s), continuing the seeded history.
+def live_samples(vessel: Vessel, now: int, tick: int, interval: int = 60,
+                 seed: int = 0) -> list[str]:
+    """The `tick`-th (1, 2, ...) point per device after a history seeded at anchor `now`.
 
-    Each device keeps its scenario's state at the anchor: the 4-day outage goes on, the
-    stale vessel stays silent, the flapping device keeps flapping (`tick` counts up).
+    It sits on the history's grid, so every window holds as many samples as before, and
+    each device keeps its scenario's state at the anchor: the 4-day outage goes on, the
+    stale vessel stays silent, the flapping device keeps its one-in-ten rhythm.
     """
+    at = now - OFFSET + tick * interval
     if vessel.scenario in EMPTY_SCENARIOS:
         return []
     host = _escape_tag(vessel.id)
     lines = []
     for device in vessel.devices:
-        state = _rule(vessel.scenario, device)(0, tick)
+        state = _rule(vessel.scenario, device)(0, -tick)  # sample index k = -tick
         if state is None:
             continue
         if state:

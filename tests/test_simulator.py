@@ -225,7 +225,8 @@ class TestFollow:
             assert proc.stdout and proc.stdout.readline().startswith("seeded 8 vessels")
             assert proc.stdout.readline() == "following: one sample per device every 1 s\n"
             deadline = time.monotonic() + 30
-            while (scalar(influxd.url, vessels["healthy"], f"{COUNT} {newer}") or 0) < 16:
+            # Twelve rounds: the flapping device's one-in-ten comes round at least once.
+            while (scalar(influxd.url, vessels["healthy"], f"{COUNT} {newer}") or 0) < 48:
                 assert proc.poll() is None, proc.communicate()
                 assert time.monotonic() < deadline, "no live samples within 30 s"
                 time.sleep(0.5)
@@ -239,12 +240,22 @@ class TestFollow:
             return scalar(influxd.url, vessels[scenario], q) or 0
 
         healthy = live("healthy")
-        assert healthy >= 16 and healthy % 4 == 0  # every device, every round
+        assert healthy >= 48 and healthy % 4 == 0  # every device, every round
         assert live("healthy", f" AND {UP}") == healthy
         srv = f" AND url = '{plan_fleet(8)[2].devices[3].address}'"
         assert live("down_4d", srv) == healthy // 4
         assert live("down_4d", f" AND {UP}") == 3 * healthy // 4  # srv-1 is still down
         assert live("stale") == 0  # a stale vessel stays stale
         assert live("no_data") == 0
-        # The flapping device keeps flapping, at one sample in ten.
-        assert 0 < healthy - live("flapping", f" AND {UP}") <= healthy // 40 + 1
+        # Live samples sit on the seeded grid (anchor - 30 s + k s) and the flapping device
+        # keeps its phase: down at k = 7 mod 10, as the history's k = -3 mod 10, so every
+        # 24 h window keeps exactly one sample in ten down.
+        ap2 = plan_fleet(8)[1].devices[1].address
+        rows = influx_query(influxd.url, vessels["flapping"],
+                            f"SELECT result_code, percent_packet_loss FROM ping WHERE {newer}"
+                            f" AND url = '{ap2}'")[0]["values"]
+        steps = [t - (anchor - 30) for t, _, _ in rows]
+        assert steps == list(range(steps[0], steps[0] + len(steps)))
+        down = [k for k, (_, _, loss) in zip(steps, rows, strict=True)
+                if loss is None or loss >= 100]
+        assert down and {k % 10 for k in down} == {7}
