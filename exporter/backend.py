@@ -44,7 +44,7 @@ class ByApi:
             await backend.close()
 
 
-def _decode_body(raw: bytes, encoding: str) -> bytes:
+def decode_body(raw: bytes, encoding: str) -> bytes:
     if encoding in ("", "identity"):
         if len(raw) > MAX_ANSWER_BYTES:
             raise QueryError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
@@ -64,7 +64,7 @@ def _decode_body(raw: bytes, encoding: str) -> bytes:
     return body
 
 
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+async def read_capped(response: aiohttp.ClientResponse) -> bytes:
     """The body, refusing to buffer more than MAX_ANSWER_BYTES of it."""
     if (response.content_length or 0) > MAX_ANSWER_BYTES:
         raise QueryError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
@@ -77,15 +77,21 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
     return b"".join(chunks)
 
 
-def _error_text(body: bytes) -> str:
-    """InfluxDB puts its reason in {"error": ...}; anything else is summarised, not echoed."""
+NO_MESSAGE = "no JSON error message"
+
+
+def error_text(body: bytes) -> str:
+    """InfluxDB says why in {"error": ...} (1.x) or {"message": ...} (2.x); anything else is
+    summarised, not echoed. Not cut short: the collector redacts secrets, then shortens."""
     try:
         document = json.loads(body)
     except ValueError:
-        return "no JSON error message"
-    if isinstance(document, dict) and isinstance(document.get("error"), str):
-        return document["error"][:300]
-    return "no JSON error message"
+        return NO_MESSAGE
+    if isinstance(document, dict):
+        for key in ("error", "message"):
+            if isinstance(document.get(key), str):
+                return document[key]
+    return NO_MESSAGE
 
 
 class InfluxQLBackend:
@@ -132,7 +138,7 @@ class InfluxQLBackend:
             async with self._session.post(
                 f"{vessel.influx.url}/query", data=form, headers=headers
             ) as response:
-                raw = await _read_capped(response)
+                raw = await read_capped(response)
                 status = response.status
                 ctype = response.content_type
                 encoding = response.headers.get("Content-Encoding", "").lower()
@@ -141,14 +147,14 @@ class InfluxQLBackend:
             raise TransientError(f"{type(exc).__name__}: {reason}") from None
 
         if status in (401, 403):
-            raise AuthError(f"HTTP {status}: {_error_text(_decode_body(raw, encoding))}")
+            raise AuthError(f"HTTP {status}: {error_text(decode_body(raw, encoding))}")
         if status >= 500 or status == 429:
             raise TransientError(f"HTTP {status}")
         if status != 200:
-            raise QueryError(f"HTTP {status}: {_error_text(_decode_body(raw, encoding))}")
+            raise QueryError(f"HTTP {status}: {error_text(decode_body(raw, encoding))}")
         if "json" not in ctype:
             raise QueryError(f"expected a JSON answer, got {ctype or 'no content type'}")
-        body = _decode_body(raw, encoding)
+        body = decode_body(raw, encoding)
         try:
             document = json.loads(body)
         except ValueError as exc:

@@ -13,6 +13,7 @@ from .model import CollectError, TransientError, VesselObservation, VesselStatus
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+MAX_ERROR_CHARS = 400
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -110,7 +111,8 @@ class Collector:
             if not error.retryable or attempt == cfg.attempts:
                 break
             await self._sleep(cfg.backoff * 2 ** (attempt - 1))
-        message = redact(str(error), vessel.influx.secrets())
+        # Redacted before it is cut short, so no part of a secret survives the cut.
+        message = redact(str(error), vessel.influx.secrets())[:MAX_ERROR_CHARS]
         log.warning(
             "vessel %s: %s after %d attempt(s): %s", vessel.id, error.status, attempt, message
         )

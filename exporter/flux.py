@@ -6,6 +6,7 @@ device that the selectors return are reduced here (several series may carry one 
 """
 
 import csv
+import io
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,12 +25,16 @@ def _string(value: str) -> str:
     return f'"{escaped}"'
 
 
+_REGEX_SPECIAL = frozenset("\\.+*?()|[]{}^$/")
+
+
 def _regex(values: Sequence[str]) -> str:
     """An anchored Flux regex literal matching exactly `values`."""
 
     def escape(value: str) -> str:
-        # RE2 reads a backslash before ASCII punctuation as that character; `/` ends the literal.
-        return "".join("\\" + c if c.isascii() and not c.isalnum() else c for c in value)
+        # Only regex syntax and the literal's `/`: Flux's Rust parser (before regex 1.8)
+        # rejects escapes such as \_ or \: that Go's RE2 takes.
+        return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in value)
 
     return "/^(" + "|".join(escape(v) for v in values) + ")$/"
 
@@ -116,8 +121,18 @@ def _convert(raw: str, datatype: str) -> Value:
 def records(text: str, wanted: frozenset[str]) -> Iterator[dict[str, Value]]:
     """Every data row of an annotated CSV answer, its `wanted` columns by name; errors
     raise QueryError. Only wanted columns are converted: most of a row is never read."""
+    # newline="": only CR/LF end a row (splitlines() also splits on \u2028 and the like),
+    # and a quoted cell may hold a line break.
+    rows = csv.reader(io.StringIO(text, newline=""))
+    try:
+        yield from _rows(rows, wanted)
+    except csv.Error as exc:
+        raise QueryError(f"malformed answer: line {rows.line_num}: {exc}") from None
+
+
+def _rows(rows: Iterator[list[str]], wanted: frozenset[str]) -> Iterator[dict[str, Value]]:
     block: _Block | None = None
-    for line, row in enumerate(csv.reader(text.splitlines()), start=1):
+    for line, row in enumerate(rows, start=1):
         if not row or row == [""]:
             block = None  # a blank line ends a block
             continue

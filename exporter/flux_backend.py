@@ -1,36 +1,29 @@
 """The Flux backend: InfluxDB 2.x (and 1.8 with Flux on) through influxdb-client.
 
 One InfluxDBClientAsync per vessel, made when collection starts and kept until shutdown.
-Errors are classified as the InfluxQL backend's: 401/403 auth, other 4xx the query, network
-errors, 429 and 5xx worth another attempt.
+The client sends the query (auth, org, dialect, Accept-Encoding: gzip); the answer is read
+here, as the InfluxQL backend reads its own: capped, gunzipped with a check for a cut-off
+stream, counted on the wire. Errors are classified as the InfluxQL backend's.
 """
 
-import json
 import ssl
 from collections.abc import Sequence
-from typing import Any
 
 import aiohttp
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.client.query_api_async import QueryApiAsync
-from influxdb_client.rest import ApiException
+from influxdb_client.domain.query import Query
+from influxdb_client.service.query_service import QueryService
 
+from .backend import NO_MESSAGE, decode_body, error_text, read_capped
 from .config import VesselConfig, Window
 from .flux import build_script, parse_answer
 from .model import Answer, AuthError, QueryError, TransientError
 
-
-def _error_text(body: Any) -> str:
-    """InfluxDB 2 says why in {"message": ...}, 1.8 in {"error": ...}; others are summarised."""
-    try:
-        document = json.loads(body)
-    except (TypeError, ValueError):
-        return "no JSON error message"
-    if isinstance(document, dict):
-        for key in ("message", "error"):
-            if isinstance(document.get(key), str):
-                return document[key][:300]
-    return "no JSON error message"
+# The collector's own timeout should fire first: it says "timed out after ...".
+_CLIENT_GRACE_SECONDS = 5.0
+# InfluxDB 1.8 answers a query with Flux switched off like this, with 403.
+_FLUX_DISABLED = b"Flux query service disabled"
 
 
 class FluxBackend:
@@ -43,37 +36,58 @@ class FluxBackend:
         # about 0.8 MB a vessel.
         tls = ssl.create_default_context()
         self._clients: dict[str, InfluxDBClientAsync] = {}
-        self._queries: dict[str, tuple[QueryApiAsync, str]] = {}
+        self._queries: dict[str, tuple[QueryService, Query]] = {}
         for vessel in vessels:
             influx = vessel.influx
             token = influx.token.reveal() if influx.token is not None else None
-            client = InfluxDBClientAsync(url=influx.url, token=token, org=influx.org,
-                                         timeout=int(timeout * 1000), enable_gzip=True,
-                                         ssl_context=tls)
+            client = InfluxDBClientAsync(
+                url=influx.url, token=token, org=influx.org, enable_gzip=True, ssl_context=tls,
+                timeout=int((timeout + _CLIENT_GRACE_SECONDS) * 1000),
+                # The raw body: our own gunzip notices a stream cut short and counts bytes.
+                client_session_kwargs={"auto_decompress": False})
             self._clients[vessel.id] = client
-            # The script depends on the config only: build it once.
-            self._queries[vessel.id] = (client.query_api(),
-                                        build_script(vessel, windows, lookback))
+            # The query depends on the config only: build it once.
+            query = Query(query=build_script(vessel, windows, lookback), type="flux",
+                          dialect=QueryApiAsync.default_dialect)
+            self._queries[vessel.id] = (QueryService(client.api_client), query)
 
     async def query(self, vessel: VesselConfig) -> Answer:
-        api, script = self._queries[vessel.id]
+        service, query = self._queries[vessel.id]
         try:
-            text = await api.query_raw(script, org=vessel.influx.org)
-        except ApiException as exc:
-            status = exc.status or 0
-            if status in (401, 403):
-                raise AuthError(f"HTTP {status}: {_error_text(exc.body)}") from None
-            if status >= 500 or status == 429:
-                raise TransientError(f"HTTP {status}") from None
-            raise QueryError(f"HTTP {status}: {_error_text(exc.body)}") from None
+            response = await service.post_query_async(
+                org=vessel.influx.org, query=query, async_req=False, _preload_content=False,
+                _return_http_data_only=True)
+            try:
+                raw = await read_capped(response)
+                status = response.status
+                encoding = response.headers.get("Content-Encoding", "").lower()
+            finally:
+                response.release()
         except (aiohttp.ClientError, OSError) as exc:
             reason = str(exc) or type(exc).__name__
             raise TransientError(f"{type(exc).__name__}: {reason}") from None
+
+        if status == 403 and _FLUX_DISABLED in raw:
+            raise QueryError("HTTP 403: Flux is disabled on this InfluxDB 1.8; set "
+                             "[http] flux-enabled = true, or use api: influxql")
+        if status in (401, 403):
+            raise AuthError(f"HTTP {status}: {error_text(decode_body(raw, encoding))}")
+        if status >= 500 or status == 429:
+            # InfluxDB 1.8 answers a Flux compile error with 500 too: keep its reason.
+            try:
+                reason = error_text(decode_body(raw, encoding))
+            except QueryError:
+                reason = NO_MESSAGE
+            raise TransientError(f"HTTP {status}" + ("" if reason == NO_MESSAGE
+                                                      else f": {reason}"))
+        if status != 200:
+            raise QueryError(f"HTTP {status}: {error_text(decode_body(raw, encoding))}")
+        try:
+            text = decode_body(raw, encoding).decode("utf-8")
         except UnicodeDecodeError:
             raise QueryError("answer is not UTF-8") from None
         observation = parse_answer(text, vessel, self._windows)
-        # The client library decodes gzip itself: this is the decoded size.
-        return Answer(observation=observation, response_bytes=len(text.encode()))
+        return Answer(observation=observation, response_bytes=len(raw))
 
     async def close(self) -> None:
         for client in self._clients.values():

@@ -195,8 +195,7 @@ class StatusCollector:
             "fleet_vessel_collect_attempts", "Attempts used by the last collection.", labels
         )
         size = _gauge(
-            "fleet_vessel_response_bytes",
-            "Bytes of the last answer: on the wire for InfluxQL, decoded CSV for Flux.", labels
+            "fleet_vessel_response_bytes", "Bytes on the wire of the last answer.", labels
         )
         info = _gauge("fleet_vessel_info", "Vessel metadata.", ["vessel", "name"])
         for state in self._vessels:

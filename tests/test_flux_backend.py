@@ -7,7 +7,9 @@ loopback server speaking InfluxDB 2's wire format over a real influxd's points.
 
 import asyncio
 import copy
+import json
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -96,10 +98,10 @@ class TestEquivalence:
 async def flux_vessel(tmp_path: Path, fake_flux, exporter):
     """Factory: a one-vessel Flux fleet whose server answers with `responders`."""
 
-    async def start(*responders, attempts: int = 3, interval: str = "1h"):
+    async def start(*responders, attempts: int = 3, interval: str = "1h", **extra):
         fake, url = await fake_flux()
         fake.script.extend(responders)
-        entry = vessel("aurora", url)
+        entry = vessel("aurora", url, **extra)
         entry["influx"] = flux_influx(url, "telegraf")
         config = write_config(
             tmp_path / "fleet.yml", [entry],
@@ -162,6 +164,48 @@ class TestAnswers:
         assert entry["error"] == 'HTTP 400: compilation failed: bucket "x" not found'
         assert len(fake.requests) == 1
 
+    async def test_a_gzip_stream_cut_short_is_not_taken_for_no_data(self, flux_vessel):
+        """InfluxDB flushes after each result: a cut stream can decode to whole results."""
+        async def cut(request: web.Request) -> web.Response:
+            text = healthy_answer((await request.json())["query"], int(time.time()))
+            packer = zlib.compressobj(wbits=31)
+            body = packer.compress(text.encode()) + packer.flush(zlib.Z_SYNC_FLUSH)
+            return web.Response(body=body[: len(body) // 2], content_type="text/csv",
+                                headers={"Content-Encoding": "gzip"})
+
+        fake, _, metrics, entry = await flux_vessel(cut)
+        assert metrics.status("aurora") == "query_error"
+        assert entry["error"] == "truncated gzip answer"
+        assert len(fake.requests) == 1
+
+    async def test_bytes_on_the_wire_are_counted(self, flux_vessel):
+        _, _, metrics, _ = await flux_vessel(healthy())
+        wire = metrics.get("fleet_vessel_response_bytes", vessel="aurora")
+        assert wire and wire < 1500  # gzip: the CSV itself is several times that
+
+    async def test_a_flux_compile_error_from_influxdb_1_8_keeps_its_reason(self, flux_vessel):
+        body = '{"error": "type error 2:4-2:20: missing required argument bucket"}'
+        fake, _, metrics, entry = await flux_vessel(
+            *[reply(500, body, content_type="application/json")] * 3)
+        assert metrics.status("aurora") == "unreachable"
+        assert len(fake.requests) == 3
+        assert entry["error"] == "HTTP 500: type error 2:4-2:20: missing required argument bucket"
+
+    async def test_influxdb_1_8_without_flux_says_how_to_fix_it(self, flux_vessel):
+        body = "Flux query service disabled. Verify flux-enabled=true in the [http] section"
+        fake, _, metrics, entry = await flux_vessel(reply(403, body, content_type="text/plain"))
+        assert metrics.status("aurora") == "query_error"
+        assert "set [http] flux-enabled = true, or use api: influxql" in entry["error"]
+        assert len(fake.requests) == 1
+
+    async def test_only_line_breaks_end_a_row(self, flux_vessel):
+        text = ("#group,false,false,true,false,false\r\n"
+                "#datatype,string,long,string,string,long\r\n#default,total:24h,,,,\r\n"
+                ",result,table,url,host,_value\r\n,,0,10.10.1.5,bridge\u2028deck,1440\r\n")
+        _, _, metrics, entry = await flux_vessel(reply(text=text))
+        assert entry["error"] is None
+        assert metrics.status("aurora") == "no_data"  # counts, but no newest sample
+
     async def test_5xx_is_retried(self, flux_vessel):
         fake, _, metrics, entry = await flux_vessel(*[reply(503, "busy")] * 3)
         assert metrics.status("aurora") == "unreachable"
@@ -208,6 +252,18 @@ class TestRequest:
         assert entry["error"] == "HTTP 400: bad token ***"
         page = await (await client.get("/")).text()
         assert TOKEN not in page and TOKEN not in metrics.text
+
+    async def test_a_secret_at_the_cut_is_still_redacted(self, flux_vessel):
+        body = json.dumps({"message": "x" * 380 + " " + TOKEN})
+        _, _, _, entry = await flux_vessel(reply(400, body, content_type="application/json"))
+        assert entry["error"].endswith("x ***") and TOKEN[:6] not in entry["error"]
+
+    async def test_addresses_are_escaped_for_every_flux_parser(self, flux_vessel):
+        devices = [{"address": "fe80::1", "component": "server", "name": "nav"},
+                   {"address": "gw_main.ship/1", "component": "access_point", "name": "gw"}]
+        fake, *_ = await flux_vessel(reply(text=""), devices=devices)
+        # Rust's regex crate before 1.8 rejects \: and \_; RE2 takes both forms.
+        assert "=~ /^(fe80::1|gw_main\\.ship\\/1)$/" in fake.requests[0]["body"]["query"]
 
     async def test_the_client_is_kept_between_runs(self, flux_vessel):
         fake, *_ = await flux_vessel(interval="200ms")
