@@ -3,6 +3,7 @@
 import base64
 import binascii
 import hmac
+import ipaddress
 
 from aiohttp import web
 
@@ -21,14 +22,23 @@ def check_bearer(request: web.Request) -> None:
             content_type="application/json", headers={"WWW-Authenticate": "Bearer"})
 
 
+def _from_proxy(request: web.Request) -> bool:
+    try:
+        peer = ipaddress.ip_address(request.remote or "")
+    except ValueError:
+        return False
+    return any(peer in network for network in request.app[CONFIG].trusted_proxies)
+
+
 def current_user(request: web.Request) -> User:
     """The signed-in user, from the auth proxy's header or HTTP basic auth; else 401."""
     config = request.app[CONFIG]
-    if config.trusted_header is not None:
+    if config.trusted_header is not None and _from_proxy(request):
         user = config.user(request.headers.get(config.trusted_header, ""))
         if user is not None:
             return user
         raise web.HTTPUnauthorized(text="unknown user")
+    # Anyone else, the proxy's header or not, signs in with a password.
     scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "basic":
         try:

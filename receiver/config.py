@@ -1,5 +1,6 @@
 """Strict loading of the receiver's YAML config; errors name the key at fault."""
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from fleet_common.config import (
 )
 
 from .passwords import is_password_hash
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 __all__ = ["ConfigError", "ReceiverConfig", "load_config", "parse_config"]
 
@@ -78,6 +81,8 @@ class ReceiverConfig:
     users: tuple[User, ...]
     incidents: IncidentPolicy
     trusted_header: str | None = None
+    # Only requests from these addresses may sign in through trusted_header.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     notify_url: str | None = None
     jira: JiraConfig | None = None
     links: Mapping[str, str] = field(default_factory=dict)
@@ -85,6 +90,28 @@ class ReceiverConfig:
 
     def user(self, name: str) -> User | None:
         return next((u for u in self.users if u.name == name), None)
+
+
+def _proxies(raw: dict[str, Any], trusted_header: bool) -> tuple[IPNetwork, ...]:
+    """Whoever reaches the receiver can set any header: only the proxy's is believed."""
+    if "trusted_proxies" not in raw:
+        if trusted_header:
+            raise ConfigError("trusted_proxies", "required with trusted_header: the "
+                              "addresses your auth proxy connects from, e.g. [127.0.0.1]")
+        return ()
+    if not trusted_header:
+        raise ConfigError("trusted_proxies", "only used with trusted_header")
+    networks = []
+    for i, item in enumerate(listing(raw["trusted_proxies"], "trusted_proxies")):
+        try:
+            networks.append(ipaddress.ip_network(string(item, f"trusted_proxies[{i}]"),
+                                                 strict=False))
+        except ValueError:
+            raise ConfigError(f"trusted_proxies[{i}]",
+                              f"expected an IP address or network, got {item!r}") from None
+    if not networks:
+        raise ConfigError("trusted_proxies", "must name at least one address")
+    return tuple(networks)
 
 
 def _users(raw: Any) -> tuple[User, ...]:
@@ -180,6 +207,7 @@ def _jira(raw: Any) -> JiraConfig:
 
 def parse_config(raw: Any, env: Mapping[str, str]) -> ReceiverConfig:
     raw = mapping(raw, "", {"listen", "database", "webhook", "users", "trusted_header",
+                            "trusted_proxies",
                             "incidents", "notify_url", "jira", "links", "max_body_bytes"},
                   ("webhook",))
     raw = expand_env(raw, "", env)
@@ -204,6 +232,7 @@ def parse_config(raw: Any, env: Mapping[str, str]) -> ReceiverConfig:
         users=users,
         incidents=_incidents(raw.get("incidents", {})),
         trusted_header=string(trusted, "trusted_header", _HEADER) if trusted is not None else None,
+        trusted_proxies=_proxies(raw, trusted is not None),
         notify_url=http_url(raw["notify_url"], "notify_url") if "notify_url" in raw else None,
         jira=_jira(raw["jira"]) if "jira" in raw else None,
         links={k: string(v, f"links.{k}") for k, v in links.items()},

@@ -50,6 +50,13 @@ class TestReceiverConfig:
         ({"jira": {"url": "https://jira.example", "project": "OPS"}},
          "jira: set username + api_token (Cloud) or personal_access_token"),
         ({"notify_url": "chat.example/hook"}, "notify_url: expected an http:// or https:// URL"),
+        ({"trusted_header": "X-Forwarded-User"},
+         "trusted_proxies: required with trusted_header"),
+        ({"trusted_proxies": ["127.0.0.1"]}, "trusted_proxies: only used with trusted_header"),
+        ({"trusted_header": "X-Forwarded-User", "trusted_proxies": ["10.0.0.0/33"]},
+         "trusted_proxies[0]: expected an IP address or network, got '10.0.0.0/33'"),
+        ({"trusted_header": "X-Forwarded-User", "trusted_proxies": []},
+         "trusted_proxies: must name at least one address"),
     ])
     def test_error_names_the_key(self, check, sections, expected):
         code, output = check(**sections)
@@ -61,7 +68,7 @@ class TestReceiverConfig:
         assert code == 2 and "webhook: required key is missing" in output
 
     def test_users_may_come_from_an_auth_proxy(self, check):
-        code, output = check(trusted_header="X-Forwarded-User",
+        code, output = check(trusted_header="X-Forwarded-User", trusted_proxies=["172.18.0.1"],
                              users=[{"name": "carol", "role": "approver"}])
         assert code == 0, output
 

@@ -32,6 +32,24 @@ class TestPage:
         assert (await client.get("/")).status == 401
         assert (await client.get("/", headers=signed_in("alice", "wrong"))).status == 401
 
+    async def test_an_auth_proxy_signs_users_in(self, receiver):
+        client = await receiver(trusted_header="X-Forwarded-User",
+                                trusted_proxies=["127.0.0.1/32"],
+                                users=[{"name": "carol", "role": "approver"}])
+        response = await client.get("/", headers={"X-Forwarded-User": "carol"})
+        assert response.status == 200 and "carol" in await response.text()
+        assert (await client.get("/", headers={"X-Forwarded-User": "mallory"})).status == 401
+
+    async def test_the_header_from_anyone_but_the_proxy_is_ignored(self, receiver):
+        """Reaching the receiver around the proxy must not make anyone an approver."""
+        client = await receiver(trusted_header="X-Forwarded-User",
+                                trusted_proxies=["10.9.0.0/16"])
+        spoofed = await client.get("/", headers={"X-Forwarded-User": "alice"})
+        assert spoofed.status == 401
+        assert "Basic" in spoofed.headers["WWW-Authenticate"]
+        # Users with a password can still sign in directly.
+        assert (await client.get("/", headers=signed_in("alice"))).status == 200
+
     async def test_pages_cannot_be_framed(self, receiver):
         client = await receiver()
         incident = await fire(client, alert())
