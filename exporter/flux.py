@@ -162,7 +162,8 @@ def _rows(rows: Iterator[list[str]], wanted: frozenset[str]) -> Iterator[dict[st
         if block.columns == ["error", "reference"]:
             # InfluxDB reports a failure after the header, even mid-stream, as a table.
             message = row[1] if len(row) > 1 else ""
-            raise QueryError(f"InfluxDB error: {message[:300] or 'no message'}")
+            # Not cut short here: the collector redacts secrets, then shortens.
+            raise QueryError(f"InfluxDB error: {message or 'no message'}")
         cells = row[1:]
         if len(cells) != len(block.columns):
             raise QueryError(f"malformed answer: line {line}: {len(cells)} values for "
