@@ -31,6 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the checkout's packages, also when not installed
 
+from receiver.incidents import facts  # noqa: E402
 from receiver.passwords import hash_password  # noqa: E402
 from simulator.fleetconfig import fleet_config, unused_loopback_url, write_fleet_config  # noqa: E402
 from simulator.influx import SeedError, seed  # noqa: E402
@@ -228,13 +229,6 @@ def pending(args: argparse.Namespace) -> list[dict[str, Any]]:
         return []
 
 
-def vessel_name(incident: dict[str, Any]) -> str:
-    for alert in incident["details"].values():
-        if name := alert["annotations"].get("vessel_name"):
-            return str(name)
-    return str(incident["labels"].get("vessel", "?"))
-
-
 def run(args: argparse.Namespace, stack: Stack) -> int:
     directory: Path = args.dir
     influx_url = f"http://127.0.0.1:{args.influx_port}"
@@ -307,7 +301,8 @@ or two. Tickets are dry-run. Ctrl-C stops everything.
             say(failed)
             return 1
         if not announced and (waiting := pending(args)):
-            names = sorted({vessel_name(i) for i in waiting})
+            names = sorted({facts(i["details"], i["labels"], i["opened_at"])["vessel_name"]
+                            for i in waiting})
             count = f"{len(waiting)} incident{'s' if len(waiting) != 1 else ''}"
             say(f"{count} wait{'s' if len(waiting) == 1 else ''} for approval "
                 f"({', '.join(names)}): {urls['receiver']}/")
