@@ -5,13 +5,16 @@ one JSON line (and starts counting afresh), and exits when stdin closes or its l
 runs out, so no helper outlives the benchmark.
 """
 
+import argparse
 import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 Stats = dict[str, Any]
 START_SECONDS = 30.0
@@ -32,6 +35,30 @@ async def serve_control(port: int, stats: Callable[[], Stats], lifetime: float) 
                 if line.strip() == b"stats":
                     sys.stdout.write(json.dumps(stats()) + "\n")
                     sys.stdout.flush()
+
+
+def endpoint_args(description: str) -> argparse.Namespace:
+    """A synthetic endpoint's options: how long it waits before answering, and lives."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--delay", type=float, default=0.6, help="seconds before answering")
+    parser.add_argument("--lifetime", type=float, default=900.0, help="exit after this long")
+    return parser.parse_args()
+
+
+async def serve_endpoint(path: str, handler: Callable[[web.Request], Awaitable[web.Response]],
+                         stats: Callable[[], Stats], lifetime: float) -> None:
+    """Child side: serve POST `path` on a free loopback port until told to stop."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    # The default backlog of 128 would drop connection bursts from 256 concurrent clients.
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=2048)
+    await site.start()
+    try:
+        await serve_control(runner.addresses[0][1], stats, lifetime)
+    finally:
+        await runner.cleanup()
 
 
 class Helper:

@@ -7,7 +7,6 @@ query and the server stays cheap enough to keep hundreds of requests in flight.
 Run: ``python bench/synthetic_influx.py --delay 0.6``
 """
 
-import argparse
 import asyncio
 import gzip
 import json
@@ -17,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from aiohttp import web
-from childproc import Stats, serve_control
+from childproc import Stats, endpoint_args, serve_endpoint
 
 from simulator.answers import DeviceFacts, addresses, answer
 
@@ -86,24 +85,9 @@ class SyntheticInflux:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--delay", type=float, default=0.6, help="seconds before answering")
-    parser.add_argument("--lifetime", type=float, default=900.0, help="exit after this long")
-    args = parser.parse_args()
+    args = endpoint_args(__doc__.splitlines()[0])
     influx = SyntheticInflux(args.delay)
-    app = web.Application()
-    app.router.add_post("/query", influx.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    # The default backlog of 128 would drop connection bursts from 256 concurrent clients.
-    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=2048)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
-        await serve_control(port, influx.stats, args.lifetime)
-    finally:
-        await runner.cleanup()
-
+    await serve_endpoint("/query", influx.handle, influx.stats, args.lifetime)
 
 if __name__ == "__main__":
     asyncio.run(main())
