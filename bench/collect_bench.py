@@ -27,7 +27,7 @@ import tempfile
 import time
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,11 +37,10 @@ from childproc import Helper
 
 from exporter.appkeys import SERVICE
 from exporter.collector import RunResult
-from exporter.config import Config, VesselConfig, Window, parse_config
+from exporter.config import VesselConfig, Window, parse_config
 from exporter.exposition import Renderer
 from exporter.model import Answer, DeviceObservation, VesselObservation
-from exporter.runlog import RunLog
-from exporter.service import CollectionService, client_session, default_backend
+from exporter.service import CollectionService, open_service
 from exporter.web import create_app
 from simulator.fleetconfig import fleet_config, unused_loopback_url
 from simulator.scenarios import plan_fleet
@@ -176,20 +175,6 @@ async def run_cycle(
     )
 
 
-@contextlib.asynccontextmanager
-async def collection_service(config: Config) -> AsyncIterator[CollectionService]:
-    runlog = await RunLog.open(config.state_path)
-    try:
-        async with client_session(config) as session:
-            backend = default_backend(config, session)
-            try:
-                yield CollectionService(config, backend, runlog)
-            finally:
-                await backend.close()
-    finally:
-        await runlog.close()
-
-
 def progress(message: str) -> None:
     print(f"... {message}", file=sys.stderr, flush=True)
 
@@ -243,7 +228,7 @@ async def proxied_cycles(
             vessels, url, unused_loopback_url(), concurrency=REAL_CONCURRENCY, state_path=state
         )
         config = parse_config(raw)
-        async with collection_service(config) as service:
+        async with open_service(config) as service:
             for label in labels:
                 progress(f"real influxd, RTT {rtt:g} s: {label} cycle")
                 cycle = await run_cycle(f"real {len(vessels)}: {label}", service, proxy, phases)
@@ -287,7 +272,7 @@ async def synthetic_phase(
     started = time.perf_counter()
     config = parse_config(raw)
     parse_s = time.perf_counter() - started
-    async with collection_service(config) as service:
+    async with open_service(config) as service:
         cycle = await run_cycle(f"synthetic {count}", service, server, phases)
     cycle.label = f"{count:,}"
     cycle.config_parse = parse_s

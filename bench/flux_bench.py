@@ -23,8 +23,7 @@ from pathlib import Path
 from childproc import Helper
 
 from exporter.config import parse_config
-from exporter.runlog import RunLog
-from exporter.service import CollectionService, client_session, default_backend
+from exporter.service import open_service
 from simulator.fleetconfig import fleet_config, unused_loopback_url
 from simulator.scenarios import plan_fleet
 
@@ -57,31 +56,24 @@ async def phase(api: str, count: int, rtt: float, tmp: Path) -> dict[str, float 
                 entry["influx"].update(api="flux", org="-", bucket=f"{database}/autogen",
                                        token="bench:bench")
         config = parse_config(raw)
-        runlog = await RunLog.open(config.state_path)
         figures: dict[str, float | str] = {"rss_start": rss_mb()}
-        async with client_session(config) as session:
-            backend = default_backend(config, session)
+        async with open_service(config) as service:
             figures["rss_backend"] = rss_mb()
-            try:
-                service = CollectionService(config, backend, runlog)
-                for label in ("cold", "warm"):
-                    await server.stats()
-                    before = cpu()
-                    run = await service.run_once()
-                    traffic = await server.stats()
-                    bad = [v for v in run.vessels if not v.status.collected]
-                    if bad:
-                        raise RuntimeError(f"{len(bad)} vessels failed: {bad[0].error}")
-                    figures[f"collect_{label}"] = run.duration
-                    figures[f"cpu_{label}"] = cpu() - before
-                figures["wire_per_vessel"] = traffic["body_bytes"] / count
-                figures["bytes_metric_per_vessel"] = (
-                    sum(v.response_bytes for v in run.vessels) / count)
-            finally:
-                await backend.close()
+            for label in ("cold", "warm"):
+                await server.stats()
+                before = cpu()
+                run = await service.run_once()
+                traffic = await server.stats()
+                bad = [v for v in run.vessels if not v.status.collected]
+                if bad:
+                    raise RuntimeError(f"{len(bad)} vessels failed: {bad[0].error}")
+                figures[f"collect_{label}"] = run.duration
+                figures[f"cpu_{label}"] = cpu() - before
+            figures["wire_per_vessel"] = traffic["body_bytes"] / count
+            figures["bytes_metric_per_vessel"] = (
+                sum(v.response_bytes for v in run.vessels) / count)
         figures["rss_end"] = rss_mb()
         figures["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        await runlog.close()
         return figures
     finally:
         await server.stop()

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from .config import Config, ConfigError, load_config
-from .runlog import RunLog
-from .service import CollectionService, client_session, default_backend
+from .service import open_service
 from .web import create_app
 
 log = logging.getLogger("exporter")
@@ -39,19 +38,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 async def run_once(config: Config) -> bytes:
-    runlog = await RunLog.open(config.state_path)
-    try:
-        async with client_session(config) as session:
-            backend = default_backend(config, session)
-            try:
-                service = CollectionService(config, backend, runlog)
-                await service.restore()
-                await service.run_once()
-                return service.cache.body(service.clock())
-            finally:
-                await backend.close()
-    finally:
-        await runlog.close()
+    async with open_service(config) as service:
+        await service.run_once()
+        return service.cache.body(service.clock())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,6 +27,7 @@ class VesselResult:
     response_bytes: int = 0
     error: str | None = None
     observation: VesselObservation | None = None  # set when the vessel answered
+    clock_skew: float | None = None  # newest sample ahead of our clock; None: no sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +59,23 @@ def redact(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
-def classify(observation: VesselObservation, now: float, stale_after: float) -> VesselStatus:
+def assess(
+    observation: VesselObservation, now: float, config: CollectionConfig
+) -> tuple[VesselStatus, VesselObservation]:
+    """The vessel's data status, and its observation with freshness and skew applied."""
+    skew = observation.clock_skew(now)
+    if skew is None:
+        return VesselStatus.NO_DATA, observation
+    if skew > config.clock_skew_tolerance:
+        # Its newest sample is the latest word whatever its stamp; its times are shifted
+        # back by the skew so that outage ages stay true.
+        return VesselStatus.CLOCK_SKEW, observation.with_offset(skew).aged(
+            now, config.stale_after)
+    observation = observation.aged(now, config.stale_after)
     newest = observation.newest_sample
-    if newest is None:
-        return VesselStatus.NO_DATA
-    return VesselStatus.STALE if now - newest > stale_after else VesselStatus.OK
+    assert newest is not None
+    stale = now - newest > config.stale_after
+    return (VesselStatus.STALE if stale else VesselStatus.OK), observation
 
 
 class Collector:
@@ -98,22 +111,24 @@ class Collector:
                 error = CollectError(f"unexpected error: {type(exc).__name__}")
             else:
                 now = self._clock()
-                observation = answer.observation.aged(now, cfg.stale_after)
+                status, observation = assess(answer.observation, now, cfg)
                 return VesselResult(
                     vessel=vessel.id,
-                    status=classify(observation, now, cfg.stale_after),
+                    status=status,
                     attempts=attempt,
                     duration=time.monotonic() - started,
                     finished_at=now,
                     response_bytes=answer.response_bytes,
                     observation=observation,
+                    clock_skew=answer.observation.clock_skew(now),
                 )
             if not error.retryable or attempt == cfg.attempts:
                 break
             await self._sleep(cfg.backoff * 2 ** (attempt - 1))
         # Redacted before it is cut short, so no part of a secret survives the cut.
         message = redact(str(error), vessel.influx.secrets())[:MAX_ERROR_CHARS]
-        log.warning(
+        # Status changes are logged by the service; each failure only at debug level.
+        log.debug(
             "vessel %s: %s after %d attempt(s): %s", vessel.id, error.status, attempt, message
         )
         return VesselResult(

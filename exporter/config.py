@@ -87,6 +87,8 @@ class CollectionConfig:
     windows: tuple[Window, ...] = (Window("24h", 86400.0),)
     stale_after: float = 900.0
     lookback: float = 30 * 86400.0
+    # Newest samples stamped further ahead of our clock than this make status clock_skew.
+    clock_skew_tolerance: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +173,7 @@ def _collection(raw: Any) -> CollectionConfig:
             "windows",
             "stale_after",
             "lookback",
+            "clock_skew_tolerance",
         },
     )
     base = CollectionConfig()
@@ -201,6 +204,7 @@ def _collection(raw: Any) -> CollectionConfig:
         windows=windows,
         stale_after=dur("stale_after", base.stale_after),
         lookback=dur("lookback", base.lookback),
+        clock_skew_tolerance=dur("clock_skew_tolerance", base.clock_skew_tolerance),
     )
     if config.lookback > MAX_LOOKBACK:
         raise ConfigError(f"{path}.lookback", "must be at most 400d")

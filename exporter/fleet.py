@@ -21,6 +21,7 @@ class VesselState:
     attempts: int = 0
     duration: float = 0.0
     response_bytes: int = 0
+    clock_skew: float | None = None  # of the last answer with a sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,8 @@ class FleetSnapshot:
 
 
 class Fleet:
-    def __init__(self, vessels: Sequence[VesselConfig]) -> None:
+    def __init__(self, vessels: Sequence[VesselConfig], stale_after: float) -> None:
+        self._stale_after = stale_after
         self._states = {v.id: VesselState(config=v) for v in vessels}
         self._runs_total = dict.fromkeys(RUN_RESULTS, 0)
         self._last_run: RunResult | None = None
@@ -65,6 +67,15 @@ class Fleet:
     def restore_good_run(self, finished_at: float | None) -> None:
         self._last_good_run_at = finished_at
 
+    def reassess(self, now: float) -> None:
+        """Age every kept observation to `now`, answered this run or not: a reply seen
+        longer than stale_after ago says nothing about now."""
+        for vid, state in self._states.items():
+            if state.observation is not None:
+                aged = state.observation.aged(now, self._stale_after)
+                if aged is not state.observation:
+                    self._states[vid] = dataclasses.replace(state, observation=aged)
+
     def apply(self, run: RunResult) -> None:
         for result in run.vessels:
             state = self._states[result.vessel]
@@ -74,11 +85,13 @@ class Fleet:
                 status=result.status,
                 observation=result.observation if answered else state.observation,
                 last_success=result.finished_at if answered else state.last_success,
+                clock_skew=result.clock_skew if answered else state.clock_skew,
                 error=result.error,
                 attempts=result.attempts,
                 duration=result.duration,
                 response_bytes=result.response_bytes,
             )
+        self.reassess(run.finished_at)
         self._runs_total[run.result] += 1
         self._last_run = run
         if run.result != "failed":

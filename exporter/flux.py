@@ -17,6 +17,7 @@ from .config import VesselConfig, Window
 from .model import QueryError, VesselObservation
 
 LOSS, RTT, CODE = "percent_packet_loss", "average_response_ms", "result_code"
+FAR_FUTURE = "2262-04-11T00:00:00Z"  # just before Flux's latest time
 
 
 def _string(value: str) -> str:
@@ -45,13 +46,14 @@ def build_script(vessel: VesselConfig, windows: Sequence[Window], lookback: floa
     devices = _regex([d.address for d in vessel.devices])
     reply = f'r._field == "{LOSS}" and r._value < 100.0'
     lines = [
-        f"src = (start) => from(bucket: {_string(influx.bucket)})",
-        "  |> range(start: start)",
+        f"src = (start, stop) => from(bucket: {_string(influx.bucket)})",
+        "  |> range(start: start, stop: stop)",
         f"  |> filter(fn: (r) => r._measurement == {_string(influx.measurement)}"
         f" and r[{tag}] =~ {devices})",
     ]
     for window in windows:
-        since = f"src(start: -{int(window.seconds)}s)"
+        # Counts stop at now(): points stamped ahead by a fast clock stay out of them.
+        since = f"src(start: -{int(window.seconds)}s, stop: now())"
         # group() merges the series of one device (several hosts may ping it).
         lines.append(f'{since} |> filter(fn: (r) => r._field == "{CODE}") '
                      f"|> group(columns: [{tag}]) |> count() "
@@ -59,7 +61,9 @@ def build_script(vessel: VesselConfig, windows: Sequence[Window], lookback: floa
         lines.append(f"{since} |> filter(fn: (r) => {reply}) "
                      f"|> group(columns: [{tag}]) |> count() "
                      f'|> yield(name: "up:{window.label}")')
-    since = f"src(start: -{int(lookback)}s)"
+    # No stop before the end of time: the newest sample is the latest word even when
+    # stamped ahead; how far ahead is measured, and beyond a tolerance it is clock_skew.
+    since = f"src(start: -{int(lookback)}s, stop: {FAR_FUTURE})"
     # Selectors per series and field: a handful of rows per device.
     lines.append(f'{since} |> filter(fn: (r) => r._field == "{CODE}" or r._field == "{LOSS}"'
                  f' or r._field == "{RTT}") |> last() |> yield(name: "latest")')

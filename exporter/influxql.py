@@ -48,6 +48,11 @@ def build_statements(
         # The upper bound keeps points from a clock that runs ahead out of every count.
         return f"time > now() - {int(seconds)}s AND time <= now() AND {only}"
 
+    def newest(seconds: float) -> str:
+        # No upper bound: the newest sample is the latest word even when stamped ahead;
+        # how far ahead is measured, and beyond a tolerance the vessel is in clock_skew.
+        return f"time > now() - {int(seconds)}s AND {only}"
+
     statements: list[Statement] = []
     for window in windows:
         statements.append(
@@ -70,7 +75,7 @@ def build_statements(
         Statement(
             "latest",
             f'SELECT "result_code", {loss}, "average_response_ms" FROM {source} '
-            f"WHERE {since(lookback)} GROUP BY {tag} ORDER BY time DESC LIMIT 1",
+            f"WHERE {newest(lookback)} GROUP BY {tag} ORDER BY time DESC LIMIT 1",
         )
     )
     # Raw reads with LIMIT 1 stop at the first match; last() with a field condition reads
@@ -78,7 +83,7 @@ def build_statements(
     statements.append(
         Statement(
             "last_reply",
-            f"SELECT {loss} FROM {source} WHERE {reply} AND {since(lookback)} "
+            f"SELECT {loss} FROM {source} WHERE {reply} AND {newest(lookback)} "
             f"GROUP BY {tag} ORDER BY time DESC LIMIT 1",
         )
     )

@@ -88,7 +88,8 @@ class ObservedCollector:
                     obs = m.observation
                     if obs is None:
                         continue
-                    for window in self._windows:
+                    # A clock running ahead shifts its windows: their figures are unknown.
+                    for window in () if obs.offset else self._windows:
                         total, replied = obs.counts.get(window.label, (0, 0))
                         wl = [*m.labels, window.label]
                         coverage.add_metric(wl, _coverage(obs, window, state.config))
@@ -149,7 +150,7 @@ class ObservedCollector:
                 elif counts["up"] == len(members):
                     up.add_metric(labels, 1.0)
                 observed = [m.observation for m in members if m.observation is not None]
-                for window in self._windows:
+                for window in () if state.observation.skewed else self._windows:
                     total = sum(o.counts.get(window.label, (0, 0))[0] for o in observed)
                     replied = sum(o.counts.get(window.label, (0, 0))[1] for o in observed)
                     if total:
@@ -197,6 +198,12 @@ class StatusCollector:
         size = _gauge(
             "fleet_vessel_response_bytes", "Bytes on the wire of the last answer.", labels
         )
+        skew = _gauge(
+            "fleet_vessel_clock_skew_seconds",
+            "How far the newest sample of the last answer is stamped ahead of the exporter's "
+            "clock; 0 when it is not.",
+            labels,
+        )
         info = _gauge("fleet_vessel_info", "Vessel metadata.", ["vessel", "name"])
         for state in self._vessels:
             vid = state.config.id
@@ -205,6 +212,8 @@ class StatusCollector:
                 success.add_metric([vid], state.last_success)
             if state.observation is not None and state.observation.newest_sample is not None:
                 newest.add_metric([vid], state.observation.newest_sample)
+            if state.clock_skew is not None:
+                skew.add_metric([vid], state.clock_skew)
             if state.status is None:
                 continue
             up.add_metric([vid], 1.0 if state.status.collected else 0.0)
@@ -213,7 +222,7 @@ class StatusCollector:
             duration.add_metric([vid], state.duration)
             attempts.add_metric([vid], state.attempts)
             size.add_metric([vid], state.response_bytes)
-        yield from (up, status, success, newest, duration, attempts, size, info)
+        yield from (up, status, success, newest, skew, duration, attempts, size, info)
 
 
 

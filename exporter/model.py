@@ -9,6 +9,7 @@ class VesselStatus(StrEnum):
     OK = "ok"
     STALE = "stale"
     NO_DATA = "no_data"
+    CLOCK_SKEW = "clock_skew"
     UNREACHABLE = "unreachable"
     AUTH_ERROR = "auth_error"
     QUERY_ERROR = "query_error"
@@ -16,7 +17,8 @@ class VesselStatus(StrEnum):
     @property
     def collected(self) -> bool:
         """The vessel answered: its data may be old or absent, but the query worked."""
-        return self in (VesselStatus.OK, VesselStatus.STALE, VesselStatus.NO_DATA)
+        return self in (VesselStatus.OK, VesselStatus.STALE, VesselStatus.NO_DATA,
+                        VesselStatus.CLOCK_SKEW)
 
 
 class CollectError(Exception):
@@ -51,7 +53,10 @@ class DeviceObservation:
     last_rtt: float | None = None  # average RTT of the newest sample, seconds
     last_reply: float | None = None  # time of the newest sample that had a reply
     first_sample: float | None = None  # time of the oldest sample
-    fresh: bool = True  # the newest sample was recent when collected
+    fresh: bool = True  # the newest sample is recent at the last assessment
+    # How far the vessel's clock ran ahead, beyond tolerance, when this was collected: its
+    # times are that much later than the real ones.
+    offset: float = 0.0
 
     @property
     def up(self) -> bool | None:
@@ -73,7 +78,7 @@ class DeviceObservation:
             return None
         for candidate in (self.last_reply, self.first_sample, self.last_sample):
             if candidate is not None:
-                return candidate
+                return candidate - self.offset
         return None
 
 
@@ -86,14 +91,34 @@ class VesselObservation:
         times = [d.last_sample for d in self.devices.values() if d.last_sample is not None]
         return max(times) if times else None
 
+    @property
+    def skewed(self) -> bool:
+        """Collected while the vessel's clock ran ahead: its windows are misaligned."""
+        return any(d.offset for d in self.devices.values())
+
+    def clock_skew(self, now: float) -> float | None:
+        """How far the newest sample is stamped ahead of `now`; 0 when it is not."""
+        newest = self.newest_sample
+        return None if newest is None else max(0.0, newest - now)
+
+    def with_offset(self, offset: float) -> "VesselObservation":
+        return VesselObservation(
+            devices={a: replace(d, offset=offset) for a, d in self.devices.items()})
+
     def aged(self, now: float, stale_after: float) -> "VesselObservation":
-        """Mark devices whose newest sample is older than `stale_after` at `now`."""
-        devices = dict(self.devices)
-        for address, d in devices.items():
-            fresh = d.last_sample is not None and now - d.last_sample <= stale_after
+        """Mark devices whose newest sample is older than `stale_after` at `now`.
+
+        Returns self when nothing changed, so an unchanged vessel is not rendered again.
+        """
+        changed: dict[str, DeviceObservation] = {}
+        for address, d in self.devices.items():
+            fresh = (d.last_sample is not None
+                     and now - (d.last_sample - d.offset) <= stale_after)
             if fresh != d.fresh:  # usually none: replace() is slow enough to matter here
-                devices[address] = replace(d, fresh=fresh)
-        return VesselObservation(devices=devices)
+                changed[address] = replace(d, fresh=fresh)
+        if not changed:
+            return self
+        return VesselObservation(devices={**self.devices, **changed})
 
 
 @dataclass(frozen=True, slots=True)

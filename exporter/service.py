@@ -1,9 +1,11 @@
 """Runs collections on the interval and keeps the rendered metrics current."""
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 
@@ -15,8 +17,12 @@ from .fleet import Fleet
 from .flux_backend import FluxBackend
 from .model import VesselStatus
 from .runlog import RunLog
+from .vessel_log import VesselLog
 
 log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+BackendFactory = Callable[[Config, aiohttp.ClientSession], Backend]
 
 
 def client_session(config: Config) -> aiohttp.ClientSession:
@@ -39,16 +45,26 @@ def default_backend(config: Config, session: aiohttp.ClientSession) -> Backend:
 
 class CollectionService:
     def __init__(
-        self, config: Config, backend: Backend, runlog: RunLog, *, clock: Clock = time.time
+        self,
+        config: Config,
+        backend: Backend,
+        runlog: RunLog,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.config = config
-        self.fleet = Fleet(config.vessels)
+        self.fleet = Fleet(config.vessels, config.collection.stale_after)
         self.runlog = runlog
         self.clock = clock
+        self._sleep = sleep
         self.collector = Collector(config.collection, backend, clock=clock)
         self.renderer = Renderer(config.collection.windows, config.collection.interval)
         self.cache = MetricsCache(b"", [])  # replaced by restore() before serving
         self.ready = asyncio.Event()
+        self.vessel_log = VesselLog()
+        self.runs_done = 0
+        self._run_done = asyncio.Condition()
 
     async def restore(self) -> None:
         """Bring back the last known state, so a restart does not forget outages."""
@@ -62,20 +78,41 @@ class CollectionService:
             self.fleet.restore_outcome(row["vessel"], status, row["error"], row["attempts"],
                                        row["duration_seconds"], row["response_bytes"])
         self.fleet.restore_good_run(await self.runlog.last_good_run_at())
+        self.fleet.reassess(self.clock())
         self.cache = await self.renderer.render(self.fleet.snapshot())
 
     async def run_once(self) -> RunResult:
         run = await self.collector.run(self.fleet.configs)
+        # Recorded before anything is shown, and shielded: a stop during the write must not
+        # leave metrics that the run log and the next start know nothing of.
+        write = asyncio.ensure_future(self._record(run))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await write
+            raise
+        before = self.fleet.snapshot()
         self.fleet.apply(run)
+        self.vessel_log.run(before, run)
         self.cache = await self.renderer.render(self.fleet.snapshot())
         self.ready.set()
+        log.info("run %s: %d ok, %d failed in %.2fs", run.result, run.ok, run.failed, run.duration)
+        async with self._run_done:
+            self.runs_done += 1
+            self._run_done.notify_all()
+        return run
+
+    async def _record(self, run: RunResult) -> None:
         try:
             await self.runlog.record(run, self.config.run_retention)
         except (sqlite3.Error, OSError) as exc:
-            # The metrics are current; a run log that can't be written must not hide them.
+            # The metrics stay current; a run log that can't be written must not hide them.
             log.error("cannot record run in %s: %s", self.config.state_path, exc)
-        log.info("run %s: %d ok, %d failed in %.2fs", run.result, run.ok, run.failed, run.duration)
-        return run
+
+    async def wait_runs(self, count: int) -> None:
+        """Return once `count` runs have finished since the service started."""
+        async with self._run_done:
+            await self._run_done.wait_for(lambda: self.runs_done >= count)
 
     async def loop(self) -> None:
         interval = self.config.collection.interval
@@ -85,4 +122,25 @@ class CollectionService:
                 await self.run_once()
             except Exception:
                 log.exception("collection run failed")
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            await self._sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+@contextlib.asynccontextmanager
+async def open_service(
+    config: Config,
+    *,
+    backend_factory: BackendFactory = default_backend,
+    clock: Clock = time.time,
+    sleep: Sleep = asyncio.sleep,
+) -> AsyncIterator[CollectionService]:
+    """The run log, HTTP session and backend of a restored service; all released on exit,
+    including when opening or restoring fails half-way."""
+    async with contextlib.AsyncExitStack() as stack:
+        runlog = await RunLog.open(config.state_path)
+        stack.push_async_callback(runlog.close)
+        session = await stack.enter_async_context(client_session(config))
+        backend = backend_factory(config, session)
+        stack.push_async_callback(backend.close)
+        service = CollectionService(config, backend, runlog, clock=clock, sleep=sleep)
+        await service.restore()
+        yield service

@@ -3,20 +3,15 @@
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from . import handlers
 from .appkeys import CONFIG, SERVICE
-from .backend import Backend
 from .collector import Clock
 from .config import Config
-from .runlog import RunLog
-from .service import CollectionService, client_session, default_backend
-
-BackendFactory = Callable[[Config, aiohttp.ClientSession], Backend]
+from .service import BackendFactory, Sleep, default_backend, open_service
 
 
 def setup_routes(app: web.Application) -> None:
@@ -33,26 +28,22 @@ def create_app(
     *,
     backend_factory: BackendFactory = default_backend,
     clock: Clock = time.time,
+    sleep: Sleep = asyncio.sleep,
 ) -> web.Application:
+    """`sleep` waits between runs; tests pass one they control."""
     app = web.Application()
     app[CONFIG] = config
     setup_routes(app)
 
     async def collection(app: web.Application) -> AsyncIterator[None]:
-        runlog = await RunLog.open(config.state_path)
-        session = client_session(config)
-        backend = backend_factory(config, session)
-        service = CollectionService(config, backend, runlog, clock=clock)
-        await service.restore()
-        app[SERVICE] = service
-        task = asyncio.create_task(service.loop(), name="collection")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await backend.close()
-        await session.close()
-        await runlog.close()
+        async with open_service(config, backend_factory=backend_factory, clock=clock,
+                                sleep=sleep) as service:
+            app[SERVICE] = service
+            task = asyncio.create_task(service.loop(), name="collection")
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     app.cleanup_ctx.append(collection)
     return app

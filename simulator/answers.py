@@ -13,17 +13,20 @@ _DEVICES = re.compile(r'"url" =~ /\^\((.*?)\)\$/')
 _LATEST = ["time", "result_code", "percent_packet_loss", "average_response_ms"]
 
 
+FAKE_NOW = 1_800_000_000  # where the default facts' samples sit
+
+
 @dataclass
 class DeviceFacts:
     """What a vessel's InfluxDB holds about one device; None where it has no such sample."""
 
     total: int = 1440  # samples in each window
     up: int = 1440  # samples with a reply in each window
-    last_sample: int = 1_800_000_000
+    last_sample: int = FAKE_NOW
     result_code: int | None = 0  # of the newest sample
     loss: float | None = 0.0  # percent, of the newest sample
     rtt_ms: float | None = 20.0  # of the newest sample
-    last_reply: int | None = 1_800_000_000
+    last_reply: int | None = FAKE_NOW
     first_sample: int = 1_797_000_000
 
 

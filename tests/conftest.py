@@ -11,8 +11,9 @@ from exporter.config import load_config
 from exporter.web import create_app
 from receiver.config import load_config as load_receiver_config
 from receiver.web import create_app as create_receiver_app
+from simulator.answers import FAKE_NOW
 from tests.fake_influx import DeviceFacts, FakeInflux
-from tests.helpers import wait_ready
+from tests.helpers import Clock, wait_ready
 from tests.receiver_helpers import write_receiver_config
 from tests.servers import InfluxServer, require_binary
 
@@ -48,6 +49,8 @@ async def exporter(aiohttp_client) -> Callable[..., Awaitable[TestClient]]:
     """Factory: serve the exporter for a config file; waits for the first collection."""
 
     async def start(config_path: Path, ready: bool = True, **options: Any) -> TestClient:
+        # The fakes' samples sit at FAKE_NOW: the wall clock would make every figure drift.
+        options.setdefault("clock", Clock(FAKE_NOW + 60))
         client = await aiohttp_client(create_app(load_config(config_path), **options))
         if ready:
             await wait_ready(client)

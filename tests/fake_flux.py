@@ -18,6 +18,7 @@ import urllib.request
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -26,7 +27,8 @@ from simulator.flux_csv import Table, csv_answer
 
 Responder = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_YIELD = re.compile(r'^src\(start: -(\d+)s\) (.*) \|> yield\(name: "([^"]+)"\)$')
+_YIELD = re.compile(
+    r'^src\(start: -(\d+)s, stop: (now\(\)|[0-9TZ:-]+)\) (.*) \|> yield\(name: "([^"]+)"\)$')
 _TAG_FILTER = re.compile(r'r\._measurement == "([^"]+)" and r\["(\w+)"\] =~ /(.*)/\)$')
 
 
@@ -40,6 +42,12 @@ class Point:
 
 def _datatype(value: Any) -> str:
     return "double" if isinstance(value, float) else "long"
+
+
+def _stop_ns(stop: str, now_ns: int) -> int:
+    if stop == "now()":
+        return now_ns
+    return int(datetime.fromisoformat(stop.replace("Z", "+00:00")).timestamp()) * 10**9
 
 
 @dataclass
@@ -88,16 +96,17 @@ class FakeFlux:
         devices = re.compile(regex)
         yields = [m.groups() for line in lines[3:] if (m := _YIELD.match(line))]
         assert len(yields) == len(lines) - 3, script
-        longest = max(int(seconds) for seconds, _, _ in yields)
+        longest = max(int(seconds) for seconds, _, _, _ in yields)
         fields = set(re.findall(r'r\._field == "(\w+)"', script))
         data = [p for p in self.points(bucket[1], measurement, fields, now_ns - longest * 10**9)
                 if devices.match(dict(p.tags).get(tag, ""))]
-        return [(name, self._pipeline(data, int(seconds), chain, tag, measurement, now_ns))
-                for seconds, chain, name in yields]
+        return [(name, self._pipeline(data, int(seconds), _stop_ns(stop, now_ns), chain, tag,
+                                      measurement, now_ns))
+                for seconds, stop, chain, name in yields]
 
-    def _pipeline(self, data: list[Point], seconds: int, chain: str, tag: str, measurement: str,
-                  now_ns: int) -> list[Table]:
-        start, stop = now_ns - seconds * 10**9, now_ns
+    def _pipeline(self, data: list[Point], seconds: int, stop: int, chain: str, tag: str,
+                  measurement: str, now_ns: int) -> list[Table]:
+        start = now_ns - seconds * 10**9
         ops = chain.split(" |> ")
         fields = set(re.findall(r'r\._field == "(\w+)"', ops[0]))
         below = re.search(r"r\._value < ([\d.]+)", ops[0])

@@ -7,6 +7,8 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.appkeys import SERVICE
+
 DEVICES = [
     {"address": "10.10.1.5", "component": "access_point", "name": "ap-bridge"},
     {"address": "10.10.1.20", "component": "server", "name": "nav-server"},
@@ -40,6 +42,24 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class Ticks:
+    """The collection loop's sleep: the next run starts only when a test lets it."""
+
+    def __init__(self) -> None:
+        self._go = asyncio.Semaphore(0)
+
+    async def __call__(self, seconds: float) -> None:
+        await self._go.acquire()
+
+    async def runs(self, client: Any, count: int = 1) -> None:
+        """Let `count` more runs happen and wait until they have finished."""
+        service = client.app[SERVICE]
+        target = service.runs_done + count
+        for _ in range(count):
+            self._go.release()
+        await asyncio.wait_for(service.wait_runs(target), timeout=30)
 
 
 class Metrics:

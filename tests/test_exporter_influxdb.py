@@ -311,3 +311,46 @@ class TestAuthentication:
         assert "auth_error" in proc.stderr
         for secret in (influxd_auth.password, "not-the-password"):
             assert secret not in proc.stdout + proc.stderr
+
+
+class TestClockSkew:
+    """Telegraf's clock runs 2 h ahead of InfluxDB's and ours; the server has been down for
+    the last 2 real hours, so every one of its points stamped up to InfluxDB's now() says up."""
+
+    AHEAD = 7200
+
+    def test_the_outage_is_seen_and_the_windows_are_unknown(
+        self, influxd: InfluxServer, tmp_path: Path
+    ):
+        now = int(time.time())
+        lines = []
+        for k in range(24 * 60):  # one sample a minute, real times now - k minutes
+            stamp = now - 60 * k + self.AHEAD
+            server = "result_code=0i,percent_packet_loss=0" if k > 120 else \
+                "result_code=1i,percent_packet_loss=100"
+            lines.append(f"ping,url=10.0.0.1 {server} {stamp}")
+            lines.append(f"ping,url=10.0.0.2 result_code=0i,percent_packet_loss=0 {stamp}")
+        influxd.write("skewed", lines)
+        path = tmp_path / "fleet.yml"
+        write_fleet_config(path, {
+            "state": {"path": str(tmp_path / "state.db")},
+            "vessels": [{"id": "skewed", "influx": {"url": influxd.url, "database": "skewed"},
+                         "devices": [
+                             {"address": "10.0.0.1", "component": "server", "name": "srv-1"},
+                             {"address": "10.0.0.2", "component": "access_point",
+                              "name": "ap-1"}]}],
+        })
+        metrics, scraped = run_once(path)
+        assert metrics.status("skewed") == "clock_skew"
+        skew = metrics.get("fleet_vessel_clock_skew_seconds", vessel="skewed")
+        assert now + self.AHEAD - scraped <= skew <= self.AHEAD
+        server = {"vessel": "skewed", "component": "server", "device": "srv-1",
+                  "address": "10.0.0.1"}
+        assert metrics.get("fleet_device_up", **server) == 0
+        # The last reply, 121 real minutes ago, shifted back by the measured skew.
+        age = metrics.get("fleet_device_downtime_age_seconds", **server)
+        assert 121 * 60 <= age <= 121 * 60 + (scraped - now)
+        assert metrics.get("fleet_device_up", vessel="skewed", component="access_point",
+                           device="ap-1", address="10.0.0.2") == 1
+        assert metrics.series("fleet_device_uptime_ratio", vessel="skewed") == {}
+        assert metrics.series("fleet_component_uptime_ratio", vessel="skewed") == {}

@@ -5,7 +5,6 @@ vessel reports from the same samples. No InfluxDB 2 runs here, so the Flux side 
 loopback server speaking InfluxDB 2's wire format over a real influxd's points.
 """
 
-import asyncio
 import copy
 import json
 import time
@@ -17,12 +16,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from exporter.service import Sleep
+from simulator.answers import FAKE_NOW
 from simulator.fleetconfig import fleet_config, unused_loopback_url
 from simulator.flux_csv import error_table, healthy_answer
 from simulator.influx import seed
 from simulator.scenarios import plan_fleet
 from tests.fake_flux import FakeFlux, Responder, csv_response, reply
-from tests.helpers import Metrics, scrape, vessel, write_config
+from tests.helpers import Metrics, Ticks, scrape, vessel, write_config
 from tests.servers import InfluxServer
 
 TOKEN = "reader:Fl0x-Secret-77"
@@ -74,7 +75,9 @@ class TestEquivalence:
             write_config(path, document.pop("vessels"), **document)
             configs[name] = path
 
-        results = {name: await scrape(await exporter(path)) for name, path in configs.items()}
+        # InfluxDB's now() is the wall clock's, so the exporter's must be too.
+        results = {name: await scrape(await exporter(path, clock=time.time))
+                   for name, path in configs.items()}
 
         assert len(fake.requests) == 7  # one per reachable vessel
         by_scenario = {v.scenario: v.id for v in vessels}
@@ -98,7 +101,8 @@ class TestEquivalence:
 async def flux_vessel(tmp_path: Path, fake_flux, exporter):
     """Factory: a one-vessel Flux fleet whose server answers with `responders`."""
 
-    async def start(*responders, attempts: int = 3, interval: str = "1h", **extra):
+    async def start(*responders, attempts: int = 3, interval: str = "1h",
+                    sleep: Sleep | None = None, **extra):
         fake, url = await fake_flux()
         fake.script.extend(responders)
         entry = vessel("aurora", url, **extra)
@@ -108,7 +112,7 @@ async def flux_vessel(tmp_path: Path, fake_flux, exporter):
             collection={"interval": interval, "timeout": "2s", "attempts": attempts,
                         "backoff": "10ms"},
         )
-        client = await exporter(config)
+        client = await exporter(config, **({"sleep": sleep} if sleep else {}))
         runs = await (await client.get("/api/v1/runs?limit=1")).json()
         run = await (await client.get(f"/api/v1/runs/{runs['runs'][0]['id']}")).json()
         return fake, client, await scrape(client), run["vessels"][0]
@@ -120,7 +124,7 @@ def healthy(then: str = "") -> Responder:
     """Every device up for a day, newest sample 30 s old; `then` is appended to the CSV."""
     async def respond(request: web.Request) -> web.Response:
         script = (await request.json())["query"]
-        return csv_response(healthy_answer(script, int(time.time())) + then)
+        return csv_response(healthy_answer(script, FAKE_NOW) + then)
     return respond
 
 
@@ -137,7 +141,7 @@ class TestAnswers:
         assert sorted(metrics.series("fleet_device_up").values()) == [1, 1]
         assert sorted(metrics.series("fleet_device_uptime_ratio").values()) == [1, 1]
         newest = metrics.get("fleet_vessel_newest_sample_timestamp_seconds", vessel="aurora")
-        assert 0 <= time.time() - 30 - newest < 5
+        assert newest == FAKE_NOW - 30
 
     async def test_an_error_in_the_middle_of_the_stream(self, flux_vessel):
         broken = healthy(then="\r\n" + error_table("panic: out of memory"))
@@ -167,7 +171,7 @@ class TestAnswers:
     async def test_a_gzip_stream_cut_short_is_not_taken_for_no_data(self, flux_vessel):
         """InfluxDB flushes after each result: a cut stream can decode to whole results."""
         async def cut(request: web.Request) -> web.Response:
-            text = healthy_answer((await request.json())["query"], int(time.time()))
+            text = healthy_answer((await request.json())["query"], FAKE_NOW)
             packer = zlib.compressobj(wbits=31)
             body = packer.compress(text.encode()) + packer.flush(zlib.Z_SYNC_FLUSH)
             return web.Response(body=body[: len(body) // 2], content_type="text/csv",
@@ -266,10 +270,9 @@ class TestRequest:
         assert "=~ /^(fe80::1|gw_main\\.ship\\/1)$/" in fake.requests[0]["body"]["query"]
 
     async def test_the_client_is_kept_between_runs(self, flux_vessel):
-        fake, *_ = await flux_vessel(interval="200ms")
-        deadline = time.monotonic() + 10
-        while len(fake.requests) < 3:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        ticks = Ticks()
+        fake, client, *_ = await flux_vessel(sleep=ticks)
+        await ticks.runs(client, 2)
+        assert len(fake.requests) == 3
         # The same client keeps its connection: every run arrives on one socket.
         assert len({r["peer"] for r in fake.requests}) == 1

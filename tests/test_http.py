@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_influx import DeviceFacts, reply, slow
-from tests.helpers import Clock, scrape, vessel, write_config
+from tests.helpers import Clock, Ticks, scrape, vessel, write_config
 
 T0 = 1_800_000_000.0
 DOWN = DeviceFacts(up=1000, result_code=1, loss=100.0, rtt_ms=None,
@@ -19,8 +19,8 @@ async def fleet(tmp_path: Path, fake_influx, exporter):
     """Factory: an exporter over one fake vessel with an ap (up) and a server (down)."""
 
     async def start(*responders, interval="1h", query_timeout="2s", ready=True, server=DOWN,
-                    **options):
-        fake, url = await fake_influx(**{"10_10_1_5": DeviceFacts(), "10_10_1_20": server})
+                    ap=None, **options):
+        fake, url = await fake_influx(**{"10_10_1_5": ap or DeviceFacts(), "10_10_1_20": server})
         fake.script.extend(responders)
         config = write_config(
             tmp_path / "fleet.yml",
@@ -36,14 +36,6 @@ async def runs_page(client, query: str = "") -> dict:
     response = await client.get(f"/api/v1/runs{query}")
     assert response.status == 200
     return await response.json()
-
-
-async def wait_for_runs(client, count: int) -> None:
-    for _ in range(500):
-        if len((await runs_page(client, f"?limit={count}"))["runs"]) >= count:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"fewer than {count} runs recorded")
 
 
 class TestMetricsEndpoint:
@@ -92,6 +84,8 @@ class TestMetricsEndpoint:
 
 SERVER = {"vessel": "aurora", "component": "server", "device": "nav-server",
           "address": "10.10.1.20"}
+AP = {"vessel": "aurora", "component": "access_point", "device": "ap-bridge",
+      "address": "10.10.1.5"}
 
 
 class TestDeviceState:
@@ -128,16 +122,13 @@ class TestDeviceState:
 
 
     async def test_unreachable_vessel_keeps_last_known_values(self, fleet):
-        clock = Clock(T0)
-        fake, client = await fleet(interval="50ms", clock=clock)
+        clock, ticks = Clock(T0), Ticks()
+        fake, client = await fleet(clock=clock, sleep=ticks)
         before = await scrape(client)
-        fake.script.extend([reply(status=503)] * 1000)
-        clock.now += 100
-        for _ in range(200):
-            after = await scrape(client)
-            if after.status("aurora") == "unreachable":
-                break
-            await asyncio.sleep(0.02)
+        fake.script.extend([reply(status=503)] * 3)
+        clock.now += 100  # within stale_after (15 min) of the newest sample
+        await ticks.runs(client)
+        after = await scrape(client)
         assert after.status("aurora") == "unreachable"
         assert after.get("fleet_vessel_up", vessel="aurora") == 0
         for name in ("fleet_device_up", "fleet_device_uptime_ratio", "fleet_component_devices",
@@ -147,6 +138,44 @@ class TestDeviceState:
         age = "fleet_device_downtime_age_seconds"
         assert after.get(age, **SERVER) == before.get(age, **SERVER) + 100
 
+    async def test_an_old_reply_is_not_up_once_its_vessel_is_unreachable(self, fleet):
+        clock, ticks = Clock(T0), Ticks()
+        fake, client = await fleet(clock=clock, sleep=ticks)
+        assert (await scrape(client)).get("fleet_device_up", **AP) == 1
+        fake.script.extend([reply(status=503)] * 3)
+        clock.now += 900  # the ap's newest sample (T0) is now exactly stale_after old
+        await ticks.runs(client)
+        assert (await scrape(client)).get("fleet_device_up", **AP) == 1
+        fake.script.extend([reply(status=503)] * 3)
+        clock.now += 1
+        await ticks.runs(client)
+        metrics = await scrape(client)
+        assert metrics.status("aurora") == "unreachable"
+        assert metrics.get("fleet_device_up", **AP) is None, "an old reply says nothing of now"
+        assert metrics.get("fleet_device_downtime_age_seconds", **AP) is None
+        ap = {"vessel": "aurora", "component": "access_point"}
+        assert metrics.get("fleet_component_up", **ap) is None
+        assert metrics.get("fleet_component_devices", **ap, state="unknown") == 1
+        # The device that was down stays down, and its outage keeps growing.
+        assert metrics.get("fleet_device_up", **SERVER) == 0
+        assert metrics.get("fleet_device_downtime_age_seconds", **SERVER) == 3600 + 901
+
+    async def test_an_old_reply_is_not_up_after_a_restart(
+        self, tmp_path: Path, fake_influx, exporter
+    ):
+        fake, url = await fake_influx(**{"10_10_1_5": DeviceFacts(), "10_10_1_20": DOWN})
+        config = write_config(tmp_path / "fleet.yml", [vessel("aurora", url)],
+                              collection={"interval": "1h", "timeout": "2s", "attempts": 1})
+        first = await exporter(config, clock=Clock(T0))
+        assert (await scrape(first)).get("fleet_device_up", **AP) == 1
+        await first.close()
+        fake.script.append(slow(1))
+        again = await exporter(config, ready=False, clock=Clock(T0 + 3600))
+        metrics = await scrape(again)  # restored, before the first collection ends
+        assert metrics.get("fleet_device_up", **AP) is None
+        assert metrics.get("fleet_device_up", **SERVER) == 0
+        assert metrics.get("fleet_device_downtime_age_seconds", **SERVER) == 2 * 3600
+
 
 class TestRestart:
     async def test_last_outcome_is_served_before_the_first_collection(
@@ -155,11 +184,11 @@ class TestRestart:
         fake, url = await fake_influx(**{"10_10_1_5": DeviceFacts(), "10_10_1_20": DOWN})
         config = write_config(tmp_path / "fleet.yml", [vessel("aurora", url)],
                               collection={"interval": "1h", "timeout": "2s", "attempts": 1})
-        first = await exporter(config)
+        first = await exporter(config, clock=Clock(T0))
         assert (await scrape(first)).status("aurora") == "ok"
         await first.close()
         fake.script.append(slow(1))  # the restarted exporter's first collection is slow
-        again = await exporter(config, ready=False)
+        again = await exporter(config, ready=False, clock=Clock(T0 + 60))
         metrics = await scrape(again)
         assert (await again.get("/readyz")).status == 503
         assert metrics.status("aurora") == "ok"
@@ -181,8 +210,9 @@ class TestHealth:
 
 class TestRunsApi:
     async def test_pages_newest_first(self, fleet):
-        _, client = await fleet(interval="50ms")
-        await wait_for_runs(client, 5)
+        ticks = Ticks()
+        _, client = await fleet(sleep=ticks)
+        await ticks.runs(client, 4)
         first = await runs_page(client, "?limit=2")
         assert len(first["runs"]) == 2 and first["next"]
         second = await runs_page(client, first["next"].removeprefix("/api/v1/runs"))
@@ -227,11 +257,11 @@ class TestRunsApi:
             assert (await response.json())["error"].startswith("id: ")
 
     async def test_runs_older_than_30_days_are_pruned(self, fleet):
-        clock = Clock(T0)
-        _, client = await fleet(interval="50ms", clock=clock)
+        clock, ticks = Clock(T0), Ticks()
+        _, client = await fleet(clock=clock, sleep=ticks)
         first_id = (await runs_page(client))["runs"][-1]["id"]
         clock.now += 31 * 86400
-        await wait_for_runs(client, 2)
+        await ticks.runs(client)
         ids = [r["id"] for r in (await runs_page(client, "?limit=500"))["runs"]]
         assert first_id not in ids
         assert (await client.get(f"/api/v1/runs/{first_id}")).status == 404
@@ -249,3 +279,43 @@ class TestStatusPage:
         _, client = await fleet(slow(1), query_timeout="200ms")
         page = await (await client.get("/")).text()
         assert "Failing vessels" in page and "timed out after 0.2s" in page
+
+
+class TestClockSkew:
+    """A vessel whose clock runs 2 h ahead: its server has been down for those 2 hours."""
+
+    AHEAD = 7200
+
+    async def test_a_fast_clock_shows_the_outage_and_hides_the_windows(self, fleet):
+        ahead = int(T0) + self.AHEAD
+        down = DeviceFacts(up=1000, result_code=1, loss=100.0, rtt_ms=None,
+                           last_sample=ahead, last_reply=int(T0))
+        _, client = await fleet(server=down, clock=Clock(T0 + 60),
+                                ap=DeviceFacts(last_sample=ahead, last_reply=ahead))
+        metrics = await scrape(client)
+        assert metrics.status("aurora") == "clock_skew"
+        assert metrics.get("fleet_vessel_up", vessel="aurora") == 1
+        assert metrics.get("fleet_vessel_clock_skew_seconds", vessel="aurora") == self.AHEAD - 60
+        assert metrics.get("fleet_device_up", **SERVER) == 0
+        assert metrics.get("fleet_device_up", **AP) == 1
+        # The last reply was stamped T0, 2 h ahead of the truth: down for 2 h, not 60 s.
+        assert metrics.get("fleet_device_downtime_age_seconds", **SERVER) == self.AHEAD
+        assert metrics.get("fleet_component_downtime_age_seconds", vessel="aurora",
+                           component="server") == self.AHEAD
+        for name in ("fleet_device_uptime_ratio", "fleet_device_coverage_ratio",
+                     "fleet_component_uptime_ratio", "fleet_component_coverage_ratio"):
+            assert metrics.series(name, vessel="aurora") == {}, name
+
+    async def test_a_clock_ahead_within_tolerance_is_ok(self, fleet):
+        _, client = await fleet(server=DeviceFacts(last_sample=int(T0) + 240),
+                                clock=Clock(T0))
+        metrics = await scrape(client)
+        assert metrics.status("aurora") == "ok"
+        assert metrics.get("fleet_vessel_clock_skew_seconds", vessel="aurora") == 240
+        assert metrics.series("fleet_device_uptime_ratio", vessel="aurora") != {}
+
+    async def test_a_clock_behind_measures_no_skew(self, fleet):
+        _, client = await fleet(clock=Clock(T0 + 60))
+        metrics = await scrape(client)
+        assert metrics.status("aurora") == "ok"
+        assert metrics.get("fleet_vessel_clock_skew_seconds", vessel="aurora") == 0
