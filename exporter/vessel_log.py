@@ -25,8 +25,8 @@ class VesselLog:
             old, new = was.get(result.vessel), result.status
             if new is not VesselStatus.OK:
                 failing.append(f"{result.vessel} ({new})")
-            if new is old:
-                continue
+            if new is old or (old is None and new is VesselStatus.OK):
+                continue  # the first ok is in the run's summary line
             detail = f": {result.error}" if result.error else ""
             if new is VesselStatus.OK:
                 log.info("vessel %s: ok (was %s)", result.vessel, old or "not collected")
