@@ -25,7 +25,7 @@ THREE_DAYS = 3 * 86400
 
 # Colours with a meaning, used the same way on every dashboard.
 RED, AMBER, GREEN, GREY = "red", "orange", "green", "#8e8e8e"
-BLUE, PURPLE, DARK_RED = "blue", "purple", "dark-red"
+BLUE, PURPLE, DARK_RED, YELLOW = "blue", "purple", "dark-red", "yellow"
 
 Panel = dict[str, Any]
 
@@ -260,6 +260,7 @@ def overview() -> dict[str, Any]:
         'max by (vessel) (fleet_vessel_data_status{status=~"auth_error|query_error"} == 1) * 5',
         'max by (vessel) (fleet_vessel_data_status{status="stale"} == 1) * 2',
         'max by (vessel) (fleet_vessel_data_status{status="no_data"} == 1) * 4',
+        'max by (vessel) (fleet_vessel_data_status{status="clock_skew"} == 1) * 6',
         "max by (vessel) (fleet_component_up == 0) + 1",
     ])
     panels = [
@@ -324,6 +325,7 @@ def overview() -> dict[str, Any]:
                             "3": ("unreachable (collection failed)", PURPLE),
                             "4": ("no data", BLUE),
                             "5": ("auth or query error", DARK_RED),
+                            "6": ("clock ahead (clock_skew)", YELLOW),
                         }),
                         "custom": {"fillOpacity": 80, "lineWidth": 0}},
               options={"showValue": "never", "mergeValues": True, "rowHeight": 0.9,
@@ -360,8 +362,8 @@ def overview() -> dict[str, Any]:
 
 V = 'vessel="$vessel"'
 DEVICE = "vessel, component, device, address"
-STATUS_COLOURS = {"ok": GREEN, "stale": AMBER, "no_data": BLUE, "unreachable": PURPLE,
-                  "auth_error": DARK_RED, "query_error": DARK_RED}
+STATUS_COLOURS = {"ok": GREEN, "stale": AMBER, "no_data": BLUE, "clock_skew": YELLOW,
+                  "unreachable": PURPLE, "auth_error": DARK_RED, "query_error": DARK_RED}
 
 
 def vessel() -> dict[str, Any]:
@@ -370,7 +372,8 @@ def vessel() -> dict[str, Any]:
              [target(f"fleet_vessel_data_status{{{V}}} == 1", legend="{{status}}",
                      instant=True)],
              text_mode="name",
-             description="ok, stale (sync stopped), no_data, unreachable, auth_error or "
+             description="ok, stale (sync stopped), no_data, clock_skew (its clock runs "
+                         "ahead: window ratios unknown), unreachable, auth_error or "
                          "query_error. An unreachable vessel keeps its last known values.",
              overrides=[override("byName", s, color=fixed(c))
                         for s, c in STATUS_COLOURS.items()]),

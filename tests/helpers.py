@@ -88,16 +88,13 @@ class Metrics:
         return found[0]
 
 
-async def wait_ready(client: Any, within: float = 15.0) -> None:
-    """Poll /readyz until the first collection has finished."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        response = await client.get("/readyz")
-        if response.status == 200:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the exporter did not become ready")
+async def wait_ready(client: Any, within: float = 30.0) -> None:
+    """Wait for the first collection to finish; /readyz must then say so."""
+    try:
+        await asyncio.wait_for(client.app[SERVICE].ready.wait(), within)
+    except TimeoutError:
+        raise AssertionError("the exporter did not become ready") from None
+    assert (await client.get("/readyz")).status == 200
 
 
 async def scrape(client: Any) -> Metrics:

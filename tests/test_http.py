@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_influx import DeviceFacts, reply, slow
-from tests.helpers import Clock, Ticks, scrape, vessel, write_config
+from tests.helpers import Clock, Ticks, scrape, vessel, wait_ready, write_config
 
 T0 = 1_800_000_000.0
 DOWN = DeviceFacts(up=1000, result_code=1, loss=100.0, rtt_ms=None,
@@ -201,11 +201,7 @@ class TestHealth:
         _, client = await fleet(slow(0.5), ready=False)
         assert (await client.get("/healthz")).status == 200
         assert (await client.get("/readyz")).status == 503
-        for _ in range(200):
-            if (await client.get("/readyz")).status == 200:
-                break
-            await asyncio.sleep(0.02)
-        assert (await client.get("/readyz")).status == 200
+        await wait_ready(client)  # asserts /readyz says 200 once the run is in
 
 
 class TestRunsApi:
