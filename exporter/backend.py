@@ -89,8 +89,8 @@ def error_text(body: bytes) -> str:
         return NO_MESSAGE
     if isinstance(document, dict):
         for key in ("error", "message"):
-            if isinstance(document.get(key), str):
-                return document[key]
+            if isinstance(message := document.get(key), str):
+                return message
     return NO_MESSAGE
 
 
