@@ -18,6 +18,7 @@ deps:
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: deps venv lint
 	$(VENV)/bin/python -m pytest
@@ -26,5 +27,5 @@ demo: deps venv
 	$(VENV)/bin/python deploy/demo.py
 
 clean:
-	rm -rf $(VENV) .demo build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .demo build *.egg-info .pytest_cache .ruff_cache .mypy_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

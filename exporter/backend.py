@@ -89,8 +89,8 @@ def error_text(body: bytes) -> str:
         return NO_MESSAGE
     if isinstance(document, dict):
         for key in ("error", "message"):
-            if isinstance(document.get(key), str):
-                return document[key]
+            if isinstance(message := document.get(key), str):
+                return message
     return NO_MESSAGE
 
 
@@ -157,7 +157,9 @@ class InfluxQLBackend:
         body = decode_body(raw, encoding)
         try:
             document = json.loads(body)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise QueryError(f"invalid JSON in answer ({len(body)} bytes): {exc.msg}") from None
+        except UnicodeDecodeError as exc:  # bytes in no encoding JSON allows
+            raise QueryError(f"invalid JSON in answer ({len(body)} bytes): {exc}") from None
         observation = parse_answer(document, statements, vessel, self._windows)
         return Answer(observation=observation, response_bytes=len(raw))

@@ -290,7 +290,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
     raw = expand_env(raw, "", os.environ if env is None else env)
     host, port = listen_address(raw.get("listen", "0.0.0.0:9470"))
 
-    components = DEFAULT_COMPONENTS
+    components: tuple[str, ...] = DEFAULT_COMPONENTS
     if "components" in raw:
         items = listing(raw["components"], "components")
         components = tuple(string(c, f"components[{i}]", _ID) for i, c in enumerate(items))

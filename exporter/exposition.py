@@ -15,6 +15,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from prometheus_client import generate_latest
+from prometheus_client.registry import Collector
 
 from .config import Window
 from .fleet import FleetSnapshot, VesselState
@@ -27,10 +28,10 @@ SLICE_SECONDS = 0.005  # longest stretch of formatting before scrapes get a turn
 Template = list[bytes | tuple[bytes, float]]  # text, or (line up to the value, outage start)
 
 
-def _blocks(collector: object) -> dict[str, tuple[bytes, bytes]]:
+def _blocks(collector: Collector) -> dict[str, tuple[bytes, bytes]]:
     """generate_latest output cut per family: name -> (HELP and TYPE lines, samples)."""
     blocks: dict[str, tuple[bytes, bytes]] = {}
-    text = b"\n" + generate_latest(collector)  # type: ignore[arg-type]
+    text = b"\n" + generate_latest(collector)
     # Sample lines never start with "#" (label values escape newlines), so this cut is safe.
     for chunk in text.split(b"\n# HELP ")[1:]:
         name = chunk[: chunk.index(b" ")].decode()
@@ -96,7 +97,7 @@ class Renderer:
             if time.monotonic() - slice_started > SLICE_SECONDS:
                 await asyncio.sleep(0)
                 slice_started = time.monotonic()
-        exporter = generate_latest(ExporterCollector(snapshot, self.interval))  # type: ignore[arg-type]
+        exporter = generate_latest(ExporterCollector(snapshot, self.interval))
 
         # Ages of devices that are up never change: they join the prefix. What changes
         # per scrape (down devices, then every component age) forms the tail.

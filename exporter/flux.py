@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from .aggregates import Row, observe
 from .config import VesselConfig, Window
@@ -185,8 +186,10 @@ def _rows(rows: Iterator[list[str]], wanted: frozenset[str]) -> Iterator[dict[st
 
 # --- figures -------------------------------------------------------------------------------
 
-def _require(values: dict[str, Value], name: str, kind: type | tuple[type, ...],
-             where: str) -> Value:
+_T = TypeVar("_T", str, int)
+
+
+def _require(values: dict[str, Value], name: str, kind: type[_T], where: str) -> _T:
     value = values.get(name)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise QueryError(f"malformed answer: {where}: column {name} missing or not "

@@ -40,8 +40,9 @@ class FluxBackend:
         for vessel in vessels:
             influx = vessel.influx
             token = influx.token.reveal() if influx.token is not None else None
+            # influxdb-client annotates `token: str = None`: None, its own default, is no token.
             client = InfluxDBClientAsync(
-                url=influx.url, token=token, org=influx.org, enable_gzip=True, ssl_context=tls,
+                url=influx.url, token=token, org=influx.org, enable_gzip=True, ssl_context=tls,  # type: ignore[arg-type]
                 timeout=int((timeout + _CLIENT_GRACE_SECONDS) * 1000),
                 # The raw body: our own gunzip notices a stream cut short and counts bytes.
                 client_session_kwargs={"auto_decompress": False})

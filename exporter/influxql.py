@@ -153,7 +153,8 @@ def _check_values(values: Row, wanted: tuple[str, ...], where: str) -> None:
     for column, value in zip(wanted, values, strict=True):
         if value is None and column in _NULLABLE:
             continue
-        if type(value) not in (int, float) or not math.isfinite(value):
+        # `is None` first: the type checker narrows on it, not on type() in (...).
+        if value is None or type(value) not in (int, float) or not math.isfinite(value):
             raise QueryError(f"malformed answer: {where} column {column}: "
                              f"expected a number, got {value!r}")
 

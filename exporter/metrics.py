@@ -288,6 +288,7 @@ class AgeCollector:
                     m for m in members if m.observation is not None and m.observation.up is not None
                 ]
                 for m in known:
+                    assert m.observation is not None  # for the type checker: filtered above
                     device.add_metric(m.labels, m.observation.down_since or 0.0)
                 if known:
                     component.add_metric([state.config.id, name], _oldest_outage(known) or 0.0)

@@ -176,7 +176,8 @@ class RunLog:
         self, limit: int, before: int | None = None, result: str | None = None
     ) -> list[dict[str, Any]]:
         """Newest first; `before` is the id cursor from the previous page."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[int | str] = []
         if before is not None:
             where.append("id < ?")
             args.append(before)

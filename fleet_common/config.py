@@ -53,7 +53,9 @@ class Secret:
         return hash(self._value)
 
 
-def mapping(value: Any, path: str, allowed: set[str], required: tuple[str, ...] = ()) -> dict:
+def mapping(
+    value: Any, path: str, allowed: set[str], required: tuple[str, ...] = ()
+) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(path, f"expected a mapping, got {type(value).__name__}")
     for key in value:
@@ -97,7 +99,7 @@ def ratio(value: Any, path: str) -> float:
     return float(value)
 
 
-def listing(value: Any, path: str) -> list:
+def listing(value: Any, path: str) -> list[Any]:
     if not isinstance(value, list):
         raise ConfigError(path, f"expected a list, got {type(value).__name__}")
     return value

@@ -13,7 +13,8 @@ from .store import Store
 CONFIG = web.AppKey("config", ReceiverConfig)
 STORE = web.AppKey("store", Store)
 METRICS = web.AppKey("metrics", ReceiverMetrics)
-CLOCK = web.AppKey("clock", Callable[[], float])
+# A callable type is no class: it goes in the annotation, not the constructor.
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 WORKER = web.AppKey("worker", OutboxWorker)
 CSRF_SECRET = web.AppKey("csrf_secret", bytes)
 INGEST = web.AppKey("ingest", Ingest)

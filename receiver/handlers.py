@@ -75,7 +75,8 @@ async def list_incidents(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in STATES:
         raise json_error(web.HTTPBadRequest, f"state: expected one of {', '.join(STATES)}")
-    where, args = "", ()
+    where = ""
+    args: tuple[str, ...] = ()
     if state == "pending":
         where = "WHERE state = 'firing' AND approval = 'pending'"
     elif state is not None:

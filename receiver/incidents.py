@@ -54,7 +54,7 @@ def _details(previous: str | None, alert: Alert) -> str:
     return dumps(details)
 
 
-def _entry(alert: Alert) -> dict:
+def _entry(alert: Alert) -> dict[str, Any]:
     return {
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
@@ -68,16 +68,18 @@ async def _firing(db: aiosqlite.Connection, alert: Alert, key: str, now: float,
                   policy: IncidentPolicy) -> Change:
     if _SAFE_FINGERPRINT.match(alert.fingerprint):
         # Most notifications repeat an open incident: one statement updates it in place.
-        updated = await db.execute_fetchall(  # one round trip to the database thread
+        # list(): aiosqlite declares an Iterable; it is fetchall()'s list.
+        updated = list(await db.execute_fetchall(  # one round trip to the database thread
             "UPDATE incidents SET last_seen = ?, notifications = notifications + 1,"
             " details = json_set(details, ?, json(?))"
             " WHERE dedupe_key = ? AND state = 'firing' RETURNING id",
             (now, f'$."{alert.fingerprint}"', dumps(_entry(alert)), key),
-        )
+        ))
         if updated:
             return Change(updated[0][0], "updated")
-    [latest] = await rows(db, "SELECT * FROM incidents WHERE dedupe_key = ? ORDER BY id DESC"
-                              " LIMIT 1", key) or [None]
+    found = await rows(db, "SELECT * FROM incidents WHERE dedupe_key = ? ORDER BY id DESC"
+                           " LIMIT 1", key)
+    latest = found[0] if found else None
     if latest is not None and latest["state"] == "firing":
         await db.execute(
             "UPDATE incidents SET last_seen = ?, notifications = notifications + 1,"

@@ -9,7 +9,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
 from jira import JIRA, JIRAError
@@ -45,6 +45,7 @@ class JiraTickets:
                 auth: dict[str, Any] = (
                     {"token_auth": cfg.personal_access_token.reveal()}
                     if cfg.personal_access_token is not None
+                    # The config requires username + api_token when there is no token.
                     else {"basic_auth": (cfg.username, cfg.api_token.reveal())}  # type: ignore[union-attr]
                 )
                 self._client = JIRA(server=cfg.url, timeout=TIMEOUT, max_retries=0,
@@ -70,8 +71,9 @@ class JiraTickets:
 
         def search(client: JIRA) -> dict[str, Any]:
             if client._is_cloud:
-                return client.enhanced_search_issues(jql, fields=["key"], maxResults=1,
-                                                     json_result=True)
+                # A dict (json_result=True); jira's @cloud_api decorator erases the type.
+                return cast(dict[str, Any], client.enhanced_search_issues(
+                    jql, fields=["key"], maxResults=1, json_result=True))
             return client.search_issues(jql, fields="key", maxResults=1, json_result=True)
 
         found = await self._call("search", search)

@@ -123,7 +123,7 @@ class OutboxWorker:
         jira = self._config.jira
         if item["kind"] == "create":
             if incident["ticket_key"]:
-                return incident["ticket_key"]  # our own mapping first: JIRA search lags
+                return str(incident["ticket_key"])  # our own mapping first: JIRA search lags
             earlier = await self._store.fetch_all(
                 "SELECT opened_at, duration_seconds, ticket_key FROM incidents"
                 " WHERE labels = ? AND id < ? ORDER BY id DESC", incident["labels"],

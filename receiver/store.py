@@ -123,7 +123,9 @@ class Store:
 
     @staticmethod
     async def _migrate(db: aiosqlite.Connection) -> None:
-        version = (await (await db.execute("PRAGMA user_version")).fetchone())[0]
+        row = await (await db.execute("PRAGMA user_version")).fetchone()
+        assert row is not None  # PRAGMA user_version always answers one row
+        version = row[0]
         if version > len(MIGRATIONS):
             raise RuntimeError(f"database schema {version} is newer than this receiver")
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):

@@ -44,6 +44,9 @@ BROKEN_ANSWERS = [
                  "expected a JSON answer, got text/html", id="html-page"),
     pytest.param(reply(body='{"results": [{"statement_id": 0, "series": [{"na'),
                  "invalid JSON in answer", id="truncated-json"),
+    # json.loads raises UnicodeDecodeError, a ValueError without the .msg of JSONDecodeError.
+    pytest.param(reply(body=b'{"results": "\xff"}'),
+                 "invalid JSON in answer", id="not-utf8"),
     pytest.param(reply(body=json.dumps({"results": [
         {"statement_id": i, "error": "database not found: telegraf"} for i in range(5)]})),
                  "statement 0 (total:24h): database not found: telegraf", id="statement-error"),
