@@ -32,7 +32,7 @@ def amtool() -> str:
 
 class TestPromtool:
     def test_rules_are_valid(self, promtool: str):
-        assert "SUCCESS: 17 rules found" in run(promtool, "check", "rules",
+        assert "SUCCESS: 21 rules found" in run(promtool, "check", "rules",
                                                 str(RULES / "fleet-sla.rules.yml"))
 
     def test_rule_unit_tests_pass(self, promtool: str):
@@ -58,6 +58,8 @@ class TestAlertmanagerConfig:
         (["alertname=FleetComponentSLABreach", "vessel=v002", "component=server"],
          "fleet-record"),
         (["alertname=FleetExporterDown"], "fleet-record"),
+        (["alertname=FleetVesselClockSkew", "vessel=aurora", "status=clock_skew"],
+         "fleet-record"),
     ])
     def test_routing(self, amtool: str, labels: list[str], receiver: str):
         output = run(amtool, "config", "routes", "test",
@@ -77,7 +79,7 @@ class TestAlertContract:
         sections = {line[3:].strip().lower() for line in runbook.splitlines()
                     if line.startswith("## ")}
         alerts = self.alerts()
-        assert len(alerts) == 8
+        assert len(alerts) == 9
         for alert in alerts:
             name = alert["alert"]
             annotations = alert["annotations"]
