@@ -1,17 +1,56 @@
 """A small HTML status page: vessels, the last run, and what is failing."""
 
 from collections.abc import Callable
-from html import escape
+from dataclasses import dataclass
+
+import jinja2
 
 from .fleet import FleetSnapshot, VesselState
+from .model import VesselStatus
 
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
-table{border-collapse:collapse;margin-bottom:2rem}
-th,td{padding:.3rem .8rem;border-bottom:1px solid #ddd;text-align:left}
-.ok{color:#1a7f37}.bad{color:#cf222e}.warn{color:#9a6700}
-"""
-_CLASS = {"ok": "ok", "stale": "warn", "no_data": "warn", None: "warn"}
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("exporter", "templates"),
+    autoescape=True,  # vessel names and errors come from config and remote servers
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCounts:
+    down: int
+    up: int
+    unknown: int
+
+    @property
+    def total(self) -> int:
+        return self.down + self.up + self.unknown
+
+
+def device_counts(state: VesselState) -> DeviceCounts:
+    """Down and up only where the data says so; everything else is unknown.
+
+    A device of a vessel that did not answer is unknown unless its last word was down:
+    the old "up" may no longer hold, while an old "down" is never taken for recovered.
+    """
+    answered = state.status is not None and state.status.collected
+    observed = state.observation.devices if state.observation is not None else {}
+    down = up = 0
+    for device in state.config.devices:
+        observation = observed.get(device.address)
+        known = observation.up if observation is not None else None
+        if known is False:
+            down += 1
+        elif known is True and answered:
+            up += 1
+    return DeviceCounts(down=down, up=up, unknown=len(state.config.devices) - down - up)
+
+
+def status_class(status: VesselStatus | None) -> str:
+    """ok when fresh; warn when answered without fresh data or not yet asked; bad otherwise."""
+    if status is None:
+        return "warn"
+    if status is VesselStatus.OK:
+        return "ok"
+    return "warn" if status.collected else "bad"
 
 
 def _age(now: float, ts: float | None) -> str:
@@ -24,54 +63,64 @@ def _age(now: float, ts: float | None) -> str:
     return f"{seconds}s ago"
 
 
-def _down_devices(state: VesselState) -> int:
-    if state.observation is None:
-        return 0
-    return sum(1 for d in state.observation.devices.values() if d.up is False)
+@dataclass(frozen=True, slots=True)
+class RunView:
+    result: str
+    finished: str
+    age: str
+    duration: str
+    ok: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class VesselRow:
+    id: str
+    name: str
+    status: str
+    css: str
+    devices: DeviceCounts
+    newest: str
+    last_success: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailingRow:
+    id: str
+    status: str
+    attempts: int
+    error: str
 
 
 def render_status_page(
     snap: FleetSnapshot, now: float, iso: Callable[[float | None], str | None]
 ) -> str:
     run = snap.last_run
-    if run is None:
-        summary = "<p>No collection has finished yet.</p>"
-    else:
-        summary = (
-            f"<p>Last run: <b>{escape(run.result)}</b>, "
-            f"finished {escape(iso(run.finished_at) or '')}"
-            f" ({_age(now, run.finished_at)}) in {run.duration:.2f}s: "
-            f"{run.ok} vessels answered, {run.failed} failed.</p>"
-        )
-    rows = []
+    run_view = None if run is None else RunView(
+        result=run.result,
+        finished=iso(run.finished_at) or "",
+        age=_age(now, run.finished_at),
+        duration=f"{run.duration:.2f}",
+        ok=run.ok,
+        failed=run.failed,
+    )
+    vessels = []
     failing = []
     for state in snap.vessels:
-        status = state.status.value if state.status else None
-        css = _CLASS.get(status, "bad")
-        newest = state.observation.newest_sample if state.observation else None
-        rows.append(
-            f"<tr><td>{escape(state.config.id)}</td><td>{escape(state.config.name)}</td>"
-            f"<td class={css}>{escape(status or 'pending')}</td>"
-            f"<td>{_down_devices(state)} / {len(state.config.devices)}</td>"
-            f"<td>{_age(now, newest)}</td><td>{_age(now, state.last_success)}</td></tr>"
-        )
+        status = state.status.value if state.status is not None else None
+        newest = state.observation.newest_sample if state.observation is not None else None
+        vessels.append(VesselRow(
+            id=state.config.id,
+            name=state.config.name,
+            status=status or "pending",
+            css=status_class(state.status),
+            devices=device_counts(state),
+            newest=_age(now, newest),
+            last_success=_age(now, state.last_success),
+        ))
         if state.error:
-            failing.append(
-                f"<tr><td>{escape(state.config.id)}</td><td class=bad>{escape(status or '')}</td>"
-                f"<td>{state.attempts}</td><td>{escape(state.error)}</td></tr>"
-            )
-    failing_html = (
-        "<h2>Failing vessels</h2><table><tr><th>vessel</th><th>status</th><th>attempts</th>"
-        f"<th>error</th></tr>{''.join(failing)}</table>"
-        if failing
-        else "<h2>Failing vessels</h2><p>None.</p>"
-    )
-    return (
-        "<!doctype html><html><head><meta charset=utf-8><title>fleet-exporter</title>"
-        f"<style>{STYLE}</style></head><body><h1>fleet-exporter</h1>{summary}"
-        f"{failing_html}<h2>Vessels</h2><table><tr><th>id</th><th>name</th><th>data</th>"
-        "<th>devices down</th><th>newest sample</th><th>last success</th></tr>"
-        f"{''.join(rows)}</table>"
-        '<p><a href="/metrics">metrics</a> · <a href="/api/v1/runs">runs</a></p>'
-        "</body></html>"
+            failing.append(FailingRow(id=state.config.id, status=status or "",
+                                      attempts=state.attempts, error=state.error))
+    return TEMPLATES.get_template("status.html").render(
+        run=run_view, vessels=vessels, failing=failing
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.scenarios import SCENARIOS, plan_fleet
+from simulator.scenarios import EXPECTATIONS, SCENARIOS, plan_fleet
 from tests.grafana import Prometheus, load_dashboards, panels, substitute, variables
 from tests.servers import free_port, require_binary
 
@@ -115,6 +115,29 @@ class TestDemo:
             assert vessel.name in page
         healthy = [v for v in FLEET if v.scenario == "healthy"]
         assert healthy and all(v.name not in page for v in healthy)
+
+    def test_each_vessel_raises_the_alerts_the_readme_says(self, demo: Demo):
+        def alerts(answer_series: list[dict]) -> set[tuple[str, str]]:
+            found = set()
+            for series in answer_series:
+                labels = series["metric"]
+                component = f" ({labels['component']})" if "component" in labels else ""
+                found.add((labels.get("vessel", ""), labels["alertname"] + component))
+            return found
+
+        expected = {(v.id, alert) for v in FLEET for alert in EXPECTATIONS[v.scenario].alerts}
+        deadline = time.monotonic() + 60
+        while True:  # the rules need a few evaluations after the first collection
+            now = time.time()
+            firing = alerts(demo.prometheus.query('ALERTS{alertstate="firing"}',
+                                                  instant=True, now=now).series)
+            if firing == expected or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert firing == expected
+        # Nothing else was even pending since the demo started.
+        ever = demo.prometheus.query("ALERTS", instant=False, now=now)
+        assert ever.error is None and alerts(ever.series) == expected
 
     def test_demo_prints_where_everything_is(self, demo: Demo):
         output = demo.output()

@@ -133,12 +133,12 @@ class TestUptime:
         assert 0.0 <= get("fleet_device_packet_loss_ratio") < 1
         assert 0.005 < get("fleet_device_rtt_seconds") < 0.2
 
-    def test_flapping_device_is_down_a_tenth_of_the_time(self, seeded: Seeded):
+    def test_flapping_device_is_down_a_sixteenth_of_the_time(self, seeded: Seeded):
         ratio = device(seeded, "flapping", "ap-2", "fleet_device_uptime_ratio", window="24h")
-        assert ratio == (FULL_DAY - 144) / FULL_DAY
+        assert ratio == (FULL_DAY - 90) / FULL_DAY
         both = component(seeded, "flapping", "access_point", "fleet_component_uptime_ratio",
                          window="24h")
-        assert both == (2 * FULL_DAY - 144) / (2 * FULL_DAY)
+        assert both == (2 * FULL_DAY - 90) / (2 * FULL_DAY)
         assert device(seeded, "flapping", "ap-2", "fleet_device_up") == 1
 
     def test_breach_component_below_objective(self, seeded: Seeded):
