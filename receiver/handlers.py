@@ -1,8 +1,8 @@
 """HTTP handlers: the Alertmanager webhook, the incidents API, metrics and health."""
 
+import dataclasses
 import json
 import logging
-import sqlite3
 from typing import Any
 
 from aiohttp import web
@@ -12,10 +12,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from fleet_common.ids import parse_id
 
 from . import decisions
-from .appkeys import CLOCK, INGEST, METRICS, STORE, WORKER
+from .appkeys import CLOCK, DB, INGEST, METRICS, WORKER
 from .auth import check_bearer, current_user
-from .errors import json_error
-from .incidents import history
+from .db import DecisionKind, EventKind, Incident, IncidentState
+from .errors import Conflict, Invalid, NotFound, Unavailable, json_error
+from .incidents import ChangeKind, history
 from .payload import PayloadError, parse_notification
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ async def _receive(request: web.Request) -> web.Response:
         raise json_error(web.HTTPBadRequest, str(exc)) from None
     try:
         changes = await request.app[INGEST].submit(notification, body)
-    except sqlite3.Error:
+    except Unavailable:
         # Not stored: a 5xx makes Alertmanager send it again.
         raise json_error(web.HTTPServiceUnavailable, "could not store the notification") from None
     except Exception:
@@ -56,18 +57,18 @@ async def _receive(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     for alert in notification.alerts:
         metrics.alerts_received.labels(alert.status).inc()
-    if any(c.kind in ("resolved", "reopened") for c in changes):
+    if any(c.kind in (ChangeKind.RESOLVED, ChangeKind.REOPENED) for c in changes):
         request.app[WORKER].wake()  # a ticket may need a comment or a transition
     for change in changes:
-        if change.kind != "updated":
+        if change.kind is not ChangeKind.UPDATED:
             log.info("incident %d %s", change.incident, change.kind,
                      extra={"incident": change.incident})
     return web.json_response({"status": "stored",
                               "incidents": sorted({c.incident for c in changes if c.incident})})
 
 
-def _incident_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "labels": json.loads(row["labels"]), "details": json.loads(row["details"])}
+def _incident_json(incident: Incident) -> dict[str, Any]:
+    return dataclasses.asdict(incident)
 
 
 async def list_incidents(request: web.Request) -> web.Response:
@@ -75,25 +76,25 @@ async def list_incidents(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in STATES:
         raise json_error(web.HTTPBadRequest, f"state: expected one of {', '.join(STATES)}")
-    where = ""
-    args: tuple[str, ...] = ()
-    if state == "pending":
-        where = "WHERE state = 'firing' AND approval = 'pending'"
-    elif state is not None:
-        where, args = "WHERE state = ?", (state,)
-    found = await request.app[STORE].fetch_all(
-        f"SELECT * FROM incidents {where} ORDER BY id DESC LIMIT 500", *args)
+    async with request.app[DB].snapshot() as reader:
+        if state == "pending":
+            found = await reader.incidents(pending_only=True)
+        else:
+            found = await reader.incidents(IncidentState(state) if state else None)
     return web.json_response({"incidents": [_incident_json(r) for r in found]})
 
 
 async def get_incident(request: web.Request) -> web.Response:
     current_user(request)
     incident_id = _incident_id(request)
-    incident, events, work = await history(request.app[STORE], incident_id)
+    incident, events, work = await history(request.app[DB], incident_id)
     if incident is None:
         raise json_error(web.HTTPNotFound, f"incident {incident_id} not found")
-    return web.json_response({**_incident_json(incident), "events": events,
-                              "ticket_work": work})
+    return web.json_response({
+        **_incident_json(incident),
+        "events": [{"at": e.at, "kind": e.kind, "detail": e.detail} for e in events],
+        "ticket_work": [{"kind": w.kind, "state": w.state, "attempts": w.attempts,
+                         "last_error": w.last_error} for w in work]})
 
 
 def _incident_id(request: web.Request) -> int:
@@ -112,7 +113,7 @@ def _require_json(request: web.Request) -> None:
                          "Content-Type: expected application/json")
 
 
-async def _decide(request: web.Request, kind: str) -> web.Response:
+async def _decide(request: web.Request, kind: DecisionKind) -> web.Response:
     user = current_user(request)
     if not user.can_decide:
         raise json_error(web.HTTPForbidden, f"{user.name} is a {user.role} and cannot decide")
@@ -130,15 +131,16 @@ async def _decide(request: web.Request, kind: str) -> web.Response:
                               "changed": outcome.changed})
 
 
-async def take_decision(app: web.Application, incident: int, kind: str, user: str,
+async def take_decision(app: web.Application, incident: int, kind: DecisionKind, user: str,
                         comment: str) -> decisions.Outcome:
     """Shared by the API and the approval page's forms."""
     try:
-        async with app[STORE].transaction() as db:
-            outcome = await decisions.decide(db, incident, kind, user, comment, app[CLOCK]())
-    except decisions.DecisionError as exc:
-        status = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 409: web.HTTPConflict}
-        raise json_error(status[exc.status], str(exc)) from None
+        async with app[DB].transaction() as tx:
+            outcome = await decisions.decide(tx, incident, kind, user, comment, app[CLOCK]())
+    except (Invalid, NotFound, Conflict) as exc:
+        status = {Invalid: web.HTTPBadRequest, NotFound: web.HTTPNotFound,
+                  Conflict: web.HTTPConflict}
+        raise json_error(status[type(exc)], str(exc)) from None
     if outcome.changed:
         app[METRICS].decisions.labels(kind).inc()
         app[WORKER].wake()
@@ -150,18 +152,15 @@ async def take_decision(app: web.Application, incident: int, kind: str, user: st
 async def retry_ticket_work(app: web.Application, incident: int, user: str) -> int:
     """Put an incident's failed ticket work back in the queue; shared with the page."""
     now = app[CLOCK]()
-    async with app[STORE].transaction() as db:
-        cursor = await db.execute(
-            "UPDATE outbox SET state = 'pending', next_attempt_at = ?, attempts = 0"
-            " WHERE incident_id = ? AND state = 'failed'", (now, incident))
-        if cursor.rowcount:
-            await db.execute("INSERT INTO incident_events (incident_id, at, kind, detail)"
-                             " VALUES (?, ?, 'ticket-retry', ?)", (incident, now, f"by {user}"))
-    if cursor.rowcount:
+    async with app[DB].transaction() as tx:
+        retried = await tx.retry_failed_work(incident, now)
+        if retried:
+            await tx.append_event(incident, now, EventKind.TICKET_RETRY, f"by {user}")
+    if retried:
         app[WORKER].wake()
         log.info("incident %d: %s retries ticket work", incident, user,
                  extra={"incident": incident})
-    return cursor.rowcount
+    return retried
 
 
 async def retry(request: web.Request) -> web.Response:
@@ -174,11 +173,11 @@ async def retry(request: web.Request) -> web.Response:
 
 
 async def approve(request: web.Request) -> web.Response:
-    return await _decide(request, "approve")
+    return await _decide(request, DecisionKind.APPROVE)
 
 
 async def reject(request: web.Request) -> web.Response:
-    return await _decide(request, "reject")
+    return await _decide(request, DecisionKind.REJECT)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -191,6 +190,6 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    if STORE in request.app:
+    if DB in request.app:
         return web.json_response({"status": "ready"})
     return web.json_response({"status": "starting"}, status=503)

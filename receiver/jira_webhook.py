@@ -11,7 +11,8 @@ import logging
 
 from aiohttp import web
 
-from .appkeys import CLOCK, CONFIG, STORE
+from .appkeys import CLOCK, CONFIG, DB
+from .db import EventKind
 from .errors import json_error
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,10 @@ async def receive(request: web.Request) -> web.Response:
     if not isinstance(key, str) or not isinstance(status, str):
         raise json_error(web.HTTPBadRequest, "issue.key and status: expected strings")
     now = request.app[CLOCK]()
-    async with request.app[STORE].transaction() as db:
-        cursor = await db.execute(
-            "UPDATE incidents SET ticket_status = ? WHERE ticket_key = ?", (status, key))
-        if cursor.rowcount:
-            await db.execute(
-                "INSERT INTO incident_events (incident_id, at, kind, detail)"
-                " SELECT id, ?, 'ticket-status', ? FROM incidents WHERE ticket_key = ?",
-                (now, f"{key} is now {status}", key))
-    log.info("ticket %s is now %s (%d incident(s))", key, status, cursor.rowcount)
-    return web.json_response({"status": "ok", "incidents": cursor.rowcount})
+    async with request.app[DB].transaction() as tx:
+        incidents = await tx.set_ticket_status(key, status)
+        for incident in incidents:
+            await tx.append_event(incident, now, EventKind.TICKET_STATUS,
+                                  f"{key} is now {status}")
+    log.info("ticket %s is now %s (%d incident(s))", key, status, len(incidents))
+    return web.json_response({"status": "ok", "incidents": len(incidents)})

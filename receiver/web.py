@@ -10,14 +10,14 @@ import aiohttp
 from aiohttp import web
 
 from . import handlers, jira_webhook, pages
-from .appkeys import CLOCK, CONFIG, CSRF_SECRET, INGEST, METRICS, STORE, WORKER
+from .appkeys import CLOCK, CONFIG, CSRF_SECRET, DB, INGEST, METRICS, WORKER
 from .approvals import Sweeper
 from .config import ReceiverConfig
+from .db import Database
 from .ingest import Ingest
 from .jira_tickets import JiraTickets
 from .metrics import ReceiverMetrics
 from .outbox import OutboxWorker
-from .store import Store
 from .tickets import DryRunTickets, Tickets
 
 
@@ -68,17 +68,17 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
     setup_routes(app)
     app.on_response_prepare.append(_security_headers)
 
-    async def store(app: web.Application) -> AsyncIterator[None]:
-        app[STORE] = await Store.open(config.database)
-        app[WORKER] = OutboxWorker(app[STORE], tickets or _tickets(config, app[METRICS]),
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        app[DB] = await Database.open(config.database)
+        app[WORKER] = OutboxWorker(app[DB], tickets or _tickets(config, app[METRICS]),
                                    config, clock)
-        sweeper = Sweeper(app[STORE], config, app[METRICS], clock, app[WORKER].wake)
+        sweeper = Sweeper(app[DB], config, app[METRICS], clock, app[WORKER].wake)
         session = aiohttp.ClientSession()
-        app[INGEST] = Ingest(app[STORE], config.incidents, clock)
+        app[INGEST] = Ingest(app[DB], config.incidents, clock)
         tasks = [asyncio.create_task(app[INGEST].run(), name="ingest"),
                  asyncio.create_task(app[WORKER].run(), name="outbox"),
                  asyncio.create_task(sweeper.run(sweep_every, session), name="approvals"),
-                 asyncio.create_task(app[STORE].checkpoint_forever(config.database),
+                 asyncio.create_task(app[DB].checkpoint_forever(config.database),
                                      name="checkpoint")]
         yield
         for task in tasks:
@@ -87,7 +87,7 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await session.close()
-        await app[STORE].close()
+        await app[DB].close()
 
-    app.cleanup_ctx.append(store)
+    app.cleanup_ctx.append(database)
     return app
