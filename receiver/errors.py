@@ -1,9 +1,5 @@
 """Domain errors: what went wrong, in the domain's words; each front end maps them to HTTP."""
 
-import json
-
-from aiohttp import web
-
 
 class DomainError(Exception):
     """An operation cannot be done; the message says why, naming the field or thing."""
@@ -32,6 +28,3 @@ class Invalid(DomainError):
 class Unavailable(DomainError):
     """The state could not be read or written (the database): trying again may help."""
 
-
-def json_error(status: type[web.HTTPException], message: str) -> web.HTTPException:
-    return status(text=json.dumps({"error": message}), content_type="application/json")

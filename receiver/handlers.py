@@ -1,4 +1,7 @@
-"""HTTP handlers: the Alertmanager webhook, the incidents API, metrics and health."""
+"""JSON handlers: the Alertmanager webhook, the incidents API, and health.
+
+Errors are raised; the error middleware answers them.
+"""
 
 import dataclasses
 import json
@@ -6,17 +9,16 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from fleet_common.ids import parse_id
 
-from . import decisions
-from .appkeys import CLOCK, DB, INGEST, METRICS, WORKER
+from .actions import require_decider, retry_ticket_work, take_decision
+from .appkeys import DB, INGEST, METRICS, WORKER
 from .auth import check_bearer, current_user
-from .db import DecisionKind, EventKind, Incident, IncidentState
-from .errors import Conflict, Invalid, NotFound, Unavailable, json_error
+from .db import DecisionKind, Incident, IncidentState
+from .errors import Invalid, NotFound, Unavailable
 from .incidents import ChangeKind, history
+from .middleware import status_of
 from .payload import PayloadError, parse_notification
 
 log = logging.getLogger(__name__)
@@ -27,8 +29,8 @@ async def receive_alerts(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     try:
         response = await _receive(request)
-    except web.HTTPException as exc:
-        metrics.webhook_requests.labels(str(exc.status)).inc()
+    except Exception as exc:
+        metrics.webhook_requests.labels(str(status_of(exc))).inc()
         raise
     metrics.webhook_requests.labels(str(response.status)).inc()
     return response
@@ -40,20 +42,20 @@ async def _receive(request: web.Request) -> web.Response:
     try:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise json_error(web.HTTPBadRequest, "body: not UTF-8") from None
+        raise Invalid("body", "not UTF-8") from None
     try:
         notification = parse_notification(json.loads(body))
     except json.JSONDecodeError as exc:
-        raise json_error(web.HTTPBadRequest, f"body: invalid JSON ({exc.msg})") from None
+        raise Invalid("body", f"invalid JSON ({exc.msg})") from None
     except PayloadError as exc:
-        raise json_error(web.HTTPBadRequest, str(exc)) from None
+        raise web.HTTPBadRequest(text=str(exc)) from None  # it names the field
     try:
         changes = await request.app[INGEST].submit(notification, body)
     except Unavailable:
         # Not stored: a 5xx makes Alertmanager send it again.
-        raise json_error(web.HTTPServiceUnavailable, "could not store the notification") from None
+        raise Unavailable("could not store the notification") from None
     except Exception:
-        raise json_error(web.HTTPInternalServerError, "could not store the notification") from None
+        raise web.HTTPInternalServerError(text="could not store the notification") from None
     metrics = request.app[METRICS]
     for alert in notification.alerts:
         metrics.alerts_received.labels(alert.status).inc()
@@ -75,7 +77,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     current_user(request)
     state = request.query.get("state")
     if state is not None and state not in STATES:
-        raise json_error(web.HTTPBadRequest, f"state: expected one of {', '.join(STATES)}")
+        raise Invalid("state", f"expected one of {', '.join(STATES)}")
     async with request.app[DB].snapshot() as reader:
         if state == "pending":
             found = await reader.incidents(pending_only=True)
@@ -89,7 +91,7 @@ async def get_incident(request: web.Request) -> web.Response:
     incident_id = _incident_id(request)
     incident, events, work = await history(request.app[DB], incident_id)
     if incident is None:
-        raise json_error(web.HTTPNotFound, f"incident {incident_id} not found")
+        raise NotFound(f"incident {incident_id} not found")
     return web.json_response({
         **_incident_json(incident),
         "events": [{"at": e.at, "kind": e.kind, "detail": e.detail} for e in events],
@@ -101,7 +103,7 @@ def _incident_id(request: web.Request) -> int:
     raw = request.match_info["id"]
     incident_id = parse_id(raw)
     if incident_id is None:
-        raise json_error(web.HTTPBadRequest, f"id: expected an incident id, got {raw!r}")
+        raise Invalid("id", f"expected an incident id, got {raw!r}")
     return incident_id
 
 
@@ -109,64 +111,28 @@ def _require_json(request: web.Request) -> None:
     """A browser sends application/json cross-site only after a CORS preflight, which we
     never grant; so a page elsewhere cannot make a signed-in approver's browser decide."""
     if request.content_type != "application/json":
-        raise json_error(web.HTTPUnsupportedMediaType,
-                         "Content-Type: expected application/json")
+        raise web.HTTPUnsupportedMediaType(text="Content-Type: expected application/json")
 
 
 async def _decide(request: web.Request, kind: DecisionKind) -> web.Response:
     user = current_user(request)
-    if not user.can_decide:
-        raise json_error(web.HTTPForbidden, f"{user.name} is a {user.role} and cannot decide")
+    require_decider(user)
     _require_json(request)
     try:
         document = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise json_error(web.HTTPBadRequest, "body: expected JSON like {\"comment\": \"...\"}") \
-            from None
+        raise Invalid("body", 'expected JSON like {"comment": "..."}') from None
     if not isinstance(document, dict) or not isinstance(document.get("comment", ""), str):
-        raise json_error(web.HTTPBadRequest, "comment: expected a string")
+        raise Invalid("comment", "expected a string")
     outcome = await take_decision(request.app, _incident_id(request), kind, user.name,
                                   document.get("comment", ""))
     return web.json_response({"incident": outcome.incident, "approval": outcome.approval,
                               "changed": outcome.changed})
 
 
-async def take_decision(app: web.Application, incident: int, kind: DecisionKind, user: str,
-                        comment: str) -> decisions.Outcome:
-    """Shared by the API and the approval page's forms."""
-    try:
-        async with app[DB].transaction() as tx:
-            outcome = await decisions.decide(tx, incident, kind, user, comment, app[CLOCK]())
-    except (Invalid, NotFound, Conflict) as exc:
-        status = {Invalid: web.HTTPBadRequest, NotFound: web.HTTPNotFound,
-                  Conflict: web.HTTPConflict}
-        raise json_error(status[type(exc)], str(exc)) from None
-    if outcome.changed:
-        app[METRICS].decisions.labels(kind).inc()
-        app[WORKER].wake()
-        log.info("incident %d %s by %s", incident, outcome.approval, user,
-                 extra={"incident": incident})
-    return outcome
-
-
-async def retry_ticket_work(app: web.Application, incident: int, user: str) -> int:
-    """Put an incident's failed ticket work back in the queue; shared with the page."""
-    now = app[CLOCK]()
-    async with app[DB].transaction() as tx:
-        retried = await tx.retry_failed_work(incident, now)
-        if retried:
-            await tx.append_event(incident, now, EventKind.TICKET_RETRY, f"by {user}")
-    if retried:
-        app[WORKER].wake()
-        log.info("incident %d: %s retries ticket work", incident, user,
-                 extra={"incident": incident})
-    return retried
-
-
 async def retry(request: web.Request) -> web.Response:
     user = current_user(request)
-    if not user.can_decide:
-        raise json_error(web.HTTPForbidden, f"{user.name} is a {user.role} and cannot retry")
+    require_decider(user, "retry")
     _require_json(request)
     retried = await retry_ticket_work(request.app, _incident_id(request), user.name)
     return web.json_response({"retried": retried})
@@ -178,11 +144,6 @@ async def approve(request: web.Request) -> web.Response:
 
 async def reject(request: web.Request) -> web.Response:
     return await _decide(request, DecisionKind.REJECT)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def healthz(request: web.Request) -> web.Response:

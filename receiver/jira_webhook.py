@@ -13,7 +13,7 @@ from aiohttp import web
 
 from .appkeys import CLOCK, CONFIG, DB
 from .db import EventKind
-from .errors import json_error
+from .errors import Invalid
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +33,15 @@ def _authentic(request: web.Request, body: bytes) -> bool:
 async def receive(request: web.Request) -> web.Response:
     body = await request.read()
     if not _authentic(request, body):
-        raise json_error(web.HTTPUnauthorized, "the JIRA webhook secret does not match")
+        raise web.HTTPUnauthorized(text="the JIRA webhook secret does not match")
     try:
         document = json.loads(body)
         key = document["issue"]["key"]
         status = document["issue"]["fields"]["status"]["name"]
     except (ValueError, KeyError, TypeError):
-        raise json_error(web.HTTPBadRequest,
-                     "body: expected issue.key and issue.fields.status.name") from None
+        raise Invalid("body", "expected issue.key and issue.fields.status.name") from None
     if not isinstance(key, str) or not isinstance(status, str):
-        raise json_error(web.HTTPBadRequest, "issue.key and status: expected strings")
+        raise Invalid("issue.key and status", "expected strings")
     now = request.app[CLOCK]()
     async with request.app[DB].transaction() as tx:
         incidents = await tx.set_ticket_status(key, status)

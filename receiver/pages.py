@@ -3,26 +3,22 @@
 import dataclasses
 import hashlib
 import hmac
-import json
 from typing import Any
 
-import jinja2
 from aiohttp import web
 
 from fleet_common.ids import parse_id
 
+from .actions import require_decider, retry_ticket_work, take_decision
 from .appkeys import CLOCK, CONFIG, CSRF_SECRET, DB
 from .auth import current_user
 from .config import ReceiverConfig, User
 from .db import DecisionKind, Incident
-from .handlers import retry_ticket_work, take_decision
+from .errors import Conflict, Forbidden, Invalid, NotFound
 from .incidents import facts, history
+from .middleware import status_of
+from .render import render
 from .timefmt import human_duration, iso
-
-TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("receiver", "templates"),
-    autoescape=True,  # alert labels come from anywhere: never trust them as HTML
-)
 
 
 def csrf_token(request: web.Request, user: User) -> str:
@@ -68,10 +64,9 @@ def _view(incident: Incident, now: float, config: ReceiverConfig) -> dict[str, A
     }
 
 
-def _render(request: web.Request, template: str, user: User, **context: Any) -> web.Response:
-    html = TEMPLATES.get_template(template).render(
-        user=user, csrf=csrf_token(request, user), **context)
-    return web.Response(text=html, content_type="text/html")
+def _render(request: web.Request, template: str, user: User, status: int = 200,
+            **context: Any) -> web.Response:
+    return render(template, status, user=user, csrf=csrf_token(request, user), **context)
 
 
 async def index(request: web.Request) -> web.Response:
@@ -100,19 +95,17 @@ async def _incident_page(request: web.Request, user: User, incident_id: int,
     now = request.app[CLOCK]()
     incident, events, work = await history(request.app[DB], incident_id)
     if incident is None:
-        raise web.HTTPNotFound(text=f"incident {incident_id} not found")
-    response = _render(request, "incident.html", user,
-                       i=_view(incident, now, request.app[CONFIG]), work=work, error=error,
-                       events=[{"at": iso(e.at), "kind": e.kind, "detail": e.detail}
-                               for e in events])
-    response.set_status(status)
-    return response
+        raise NotFound(f"incident {incident_id} not found")
+    return _render(request, "incident.html", user, status,
+                   i=_view(incident, now, request.app[CONFIG]), work=work, error=error,
+                   events=[{"at": iso(e.at), "kind": e.kind, "detail": e.detail}
+                           for e in events])
 
 
 def _page_id(request: web.Request) -> int:
     incident_id = parse_id(request.match_info["id"])
     if incident_id is None:
-        raise web.HTTPNotFound(text="no such incident")
+        raise NotFound("no such incident")
     return incident_id
 
 
@@ -125,9 +118,8 @@ async def _checked_form(request: web.Request, user: User) -> Any:
     form = await request.post()
     if not hmac.compare_digest(str(form.get("csrf", "")).encode(),
                                csrf_token(request, user).encode()):
-        raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page")
-    if not user.can_decide:
-        raise web.HTTPForbidden(text=f"{user.name} is a {user.role} and cannot decide")
+        raise Forbidden("missing or wrong CSRF token; reload the page")
+    require_decider(user)
     return form
 
 
@@ -138,12 +130,9 @@ async def _decide(request: web.Request, kind: DecisionKind) -> web.Response:
     try:
         await take_decision(request.app, incident_id, kind, user.name,
                             str(form.get("comment", "")))
-    except web.HTTPException as exc:
-        if exc.status == 404:
-            raise
-        message = json.loads(exc.text or "{}").get("error", exc.reason)
-        return await _incident_page(request, user, incident_id, error=message,
-                                    status=exc.status)
+    except (Invalid, Conflict) as exc:  # said on the page itself, above its forms
+        return await _incident_page(request, user, incident_id, error=str(exc),
+                                    status=status_of(exc))
     raise web.HTTPSeeOther(f"/incidents/{incident_id}")  # post/redirect/get
 
 

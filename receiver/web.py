@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
 
-from . import handlers, jira_webhook, pages
+from . import handlers, jira_webhook, middleware, pages
 from .appkeys import CLOCK, CONFIG, CSRF_SECRET, DB, INGEST, METRICS, WORKER
 from .approvals import Sweeper
 from .config import ReceiverConfig
@@ -35,7 +36,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/incidents/{id}/reject", handlers.reject)
     app.router.add_post("/api/v1/incidents/{id}/retry", handlers.retry)
     app.router.add_post("/api/v1/jira/webhook", jira_webhook.receive)
-    app.router.add_get("/metrics", handlers.metrics)
+    # Uncompressed, as before: the page is small and compressing it would hold the loop.
+    app.router.add_get("/metrics", make_aiohttp_handler(app[METRICS].registry,
+                                                        disable_compression=True))
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
 
@@ -60,7 +63,8 @@ def _tickets(config: ReceiverConfig, metrics: ReceiverMetrics) -> Tickets:
 
 def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time,
                tickets: Tickets | None = None, sweep_every: float = 30.0) -> web.Application:
-    app = web.Application(client_max_size=config.max_body_bytes)
+    app = web.Application(client_max_size=config.max_body_bytes,
+                          middlewares=[middleware.errors])
     app[CONFIG] = config
     app[CLOCK] = clock
     app[CSRF_SECRET] = os.urandom(32)  # tokens die with the process: reload the page
