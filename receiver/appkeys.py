@@ -5,13 +5,13 @@ from collections.abc import Callable
 from aiohttp import web
 
 from .config import ReceiverConfig
+from .db import Database
 from .ingest import Ingest
 from .metrics import ReceiverMetrics
 from .outbox import OutboxWorker
-from .store import Store
 
 CONFIG = web.AppKey("config", ReceiverConfig)
-STORE = web.AppKey("store", Store)
+DB = web.AppKey("db", Database)
 METRICS = web.AppKey("metrics", ReceiverMetrics)
 # A callable type is no class: it goes in the annotation, not the constructor.
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

@@ -8,17 +8,16 @@ again on the next sweep.
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import aiohttp
 
 from .config import ReceiverConfig
-from .decisions import DecisionError, decide
+from .db import Database, DecisionKind, EventKind, Incident
+from .decisions import decide
+from .errors import Conflict, Invalid, NotFound
 from .metrics import ReceiverMetrics
-from .store import Store, rows
 from .timefmt import human_duration
 
 log = logging.getLogger(__name__)
@@ -26,9 +25,9 @@ TIMEOUT_USER = "timeout"
 
 
 class Sweeper:
-    def __init__(self, store: Store, config: ReceiverConfig, metrics: ReceiverMetrics,
+    def __init__(self, db: Database, config: ReceiverConfig, metrics: ReceiverMetrics,
                  clock: Callable[[], float], wake_outbox: Callable[[], None]) -> None:
-        self._store = store
+        self._db = db
         self._config = config
         self._metrics = metrics
         self._clock = clock
@@ -45,71 +44,67 @@ class Sweeper:
     async def sweep(self, session: aiohttp.ClientSession) -> None:
         policy = self._config.incidents
         now = self._clock()
-        async with self._store.snapshot() as db:
-            pending = await rows(db, "SELECT * FROM incidents WHERE state = 'firing'"
-                                     " AND approval = 'pending' ORDER BY id")
-            depth = await rows(db, "SELECT count(*) AS n FROM outbox WHERE state = 'pending'")
-            by_state = await rows(db, "SELECT state, count(*) AS n FROM incidents GROUP BY state")
-        overdue = [i for i in pending if now - (i["asked_at"] or now) > policy.approval_timeout]
-        self._metrics.set_counts({r["state"]: r["n"] for r in by_state}, len(pending))
+        async with self._db.snapshot() as reader:
+            pending = await reader.pending_approvals()
+            depth = await reader.work_waiting()
+            by_state = await reader.counts_by_state()
+        overdue = [i for i in pending if now - (i.asked_at or now) > policy.approval_timeout]
+        self._metrics.set_counts(by_state, len(pending))
         self._metrics.approvals_overdue.set(len(overdue))
-        self._metrics.outbox_depth.set(depth[0]["n"])
+        self._metrics.outbox_depth.set(depth)
         for incident in pending:
-            if incident["announced_at"] is None and await self._post(
+            if incident.announced_at is None and await self._post(
                     session, incident, f"Approval needed: {_title(incident)}"):
-                await self._mark(incident["id"], "announced_at", now, "announced", "")
+                async with self._db.transaction() as tx:
+                    await tx.mark_announced(incident.id, now)
+                    await tx.append_event(incident.id, now, EventKind.ANNOUNCED)
         for incident in overdue:
             await self._overdue(session, incident, now)
 
-    async def _overdue(self, session: aiohttp.ClientSession, incident: dict[str, Any],
+    async def _overdue(self, session: aiohttp.ClientSession, incident: Incident,
                        now: float) -> None:
         policy = self._config.incidents
-        waited = human_duration(now - incident["asked_at"])
+        asked = incident.asked_at if incident.asked_at is not None else now
+        waited = human_duration(now - asked)
         if policy.on_timeout == "remind":
-            last = incident["reminded_at"] or incident["asked_at"]
+            last = incident.reminded_at or asked
             if now - last > policy.approval_timeout and await self._post(
                     session, incident, f"Still waiting {waited} for approval: {_title(incident)}"):
-                await self._mark(incident["id"], "reminded_at", now, "reminded",
-                                 f"after {waited}")
+                async with self._db.transaction() as tx:
+                    await tx.mark_reminded(incident.id, now)
+                    await tx.append_event(incident.id, now, EventKind.REMINDED,
+                                          f"after {waited}")
             return
-        kind = "approve" if policy.on_timeout == "approve" else "reject"
-        with contextlib.suppress(DecisionError):  # someone decided in the meantime
-            async with self._store.transaction() as db:
-                outcome = await decide(db, incident["id"], kind, TIMEOUT_USER,
+        kind = DecisionKind.APPROVE if policy.on_timeout == "approve" else DecisionKind.REJECT
+        with contextlib.suppress(NotFound, Conflict, Invalid):  # someone decided meanwhile
+            async with self._db.transaction() as tx:
+                outcome = await decide(tx, incident.id, kind, TIMEOUT_USER,
                                        f"no decision within {waited}", now)
             if outcome.changed:
                 self._metrics.decisions.labels(kind).inc()
                 self._wake_outbox()
-                log.info("incident %d %s by timeout", incident["id"], outcome.approval,
-                         extra={"incident": incident["id"]})
+                log.info("incident %d %s by timeout", incident.id, outcome.approval,
+                         extra={"incident": incident.id})
 
-    async def _post(self, session: aiohttp.ClientSession, incident: dict[str, Any],
+    async def _post(self, session: aiohttp.ClientSession, incident: Incident,
                     text: str) -> bool:
         if self._config.notify_url is None:
             return False
         try:
             async with session.post(self._config.notify_url, json={
-                "text": text, "incident": incident["id"],
-                "labels": json.loads(incident["labels"]),
+                "text": text, "incident": incident.id, "labels": incident.labels,
             }, timeout=aiohttp.ClientTimeout(total=10)) as response:
                 ok = response.status < 300
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("notify_url: %s", type(exc).__name__, extra={"incident": incident["id"]})
+            log.warning("notify_url: %s", type(exc).__name__, extra={"incident": incident.id})
             return False
         if not ok:
             log.warning("notify_url answered %d", response.status,
-                        extra={"incident": incident["id"]})
+                        extra={"incident": incident.id})
         return ok
 
-    async def _mark(self, incident: int, column: str, now: float, kind: str,
-                    detail: str) -> None:
-        async with self._store.transaction() as db:
-            await db.execute(f"UPDATE incidents SET {column} = ? WHERE id = ?", (now, incident))
-            await db.execute("INSERT INTO incident_events (incident_id, at, kind, detail)"
-                             " VALUES (?, ?, ?, ?)", (incident, now, kind, detail))
 
-
-def _title(incident: dict[str, Any]) -> str:
-    labels = json.loads(incident["labels"])
+def _title(incident: Incident) -> str:
+    labels = incident.labels
     return (f"{labels.get('vessel', '?')} {labels.get('component', '?')} "
-            f"({labels.get('alertname', '')}), incident {incident['id']}")
+            f"({labels.get('alertname', '')}), incident {incident.id}")

@@ -3,13 +3,13 @@
 import argparse
 import getpass
 import logging
-import sqlite3
 import sys
 from collections.abc import Sequence
 
 from aiohttp import web
 
 from .config import ConfigError, load_config
+from .errors import Unavailable
 from .passwords import hash_password
 from .web import create_app
 
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         web.run_app(create_app(config), host=config.listen_host, port=config.listen_port,
                     print=None, access_log=None)
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, Unavailable) as exc:
         print(f"fleet-receiver: {exc}", file=sys.stderr)
         return 1
     return 0

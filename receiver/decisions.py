@@ -2,55 +2,40 @@
 
 from dataclasses import dataclass
 
-import aiosqlite
+from .db import Approval, DecisionKind, EventKind, WorkKind, Writer
+from .errors import Conflict, Invalid, NotFound
 
-from .store import rows
-
-
-class DecisionError(Exception):
-    """The decision cannot be taken; `status` is the HTTP status that says why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+_OUTCOME = {DecisionKind.APPROVE: Approval.APPROVED, DecisionKind.REJECT: Approval.REJECTED}
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     incident: int
-    approval: str
+    approval: Approval
     changed: bool  # False when the same decision had already been taken
 
 
-async def decide(db: aiosqlite.Connection, incident_id: int, kind: str, user: str,
+async def decide(tx: Writer, incident_id: int, kind: DecisionKind, user: str,
                  comment: str, now: float) -> Outcome:
-    """Record an approve or reject; call inside one transaction."""
-    found = await rows(db, "SELECT id, approval FROM incidents WHERE id = ?", incident_id)
-    if not found:
-        raise DecisionError(404, f"incident {incident_id} not found")
-    approval = found[0]["approval"]
-    wanted = "approved" if kind == "approve" else "rejected"
-    if approval == wanted:
-        return Outcome(incident_id, approval, changed=False)  # a double submit
-    if approval != "pending":
-        raise DecisionError(409, f"incident {incident_id} is not waiting for approval "
-                                 f"(approval: {approval})")
-    if kind == "reject" and not comment.strip():
-        raise DecisionError(400, "comment: a reason is required to reject")
-    await db.execute("UPDATE incidents SET approval = ? WHERE id = ?", (wanted, incident_id))
-    await db.execute(
-        "INSERT INTO decisions (incident_id, at, user, kind, comment) VALUES (?, ?, ?, ?, ?)",
-        (incident_id, now, user, kind, comment),
-    )
-    await db.execute(
-        "INSERT INTO incident_events (incident_id, at, kind, detail) VALUES (?, ?, ?, ?)",
-        (incident_id, now, wanted, f"by {user}" + (f": {comment}" if comment else "")),
-    )
-    if kind == "approve":
-        # The unique index on (incident_id) for 'create' makes a second ticket impossible.
-        await db.execute(
-            "INSERT OR IGNORE INTO outbox (incident_id, kind, next_attempt_at, created_at)"
-            " VALUES (?, 'create', ?, ?)",
-            (incident_id, now, now),
-        )
+    """Record an approve or reject; call inside one transaction.
+
+    Raises NotFound, Conflict (not waiting for approval) or Invalid (no reason to reject).
+    """
+    incident = await tx.incident(incident_id)
+    if incident is None:
+        raise NotFound(f"incident {incident_id} not found")
+    wanted = _OUTCOME[kind]
+    if incident.approval is wanted:
+        return Outcome(incident_id, wanted, changed=False)  # a double submit
+    if incident.approval is not Approval.PENDING:
+        raise Conflict(f"incident {incident_id} is not waiting for approval "
+                       f"(approval: {incident.approval})")
+    if kind is DecisionKind.REJECT and not comment.strip():
+        raise Invalid("comment", "a reason is required to reject")
+    await tx.set_approval(incident_id, wanted)
+    await tx.add_decision(incident_id, now, user, kind, comment)
+    await tx.append_event(incident_id, now, EventKind(wanted),
+                          f"by {user}" + (f": {comment}" if comment else ""))
+    if kind is DecisionKind.APPROVE:
+        await tx.enqueue(incident_id, WorkKind.CREATE, now)
     return Outcome(incident_id, wanted, changed=True)

@@ -1,9 +1,30 @@
-"""JSON error answers: the status tells the caller whether to retry."""
-
-import json
-
-from aiohttp import web
+"""Domain errors: what went wrong, in the domain's words; each front end maps them to HTTP."""
 
 
-def json_error(status: type[web.HTTPException], message: str) -> web.HTTPException:
-    return status(text=json.dumps({"error": message}), content_type="application/json")
+class DomainError(Exception):
+    """An operation cannot be done; the message says why, naming the field or thing."""
+
+
+class NotFound(DomainError):
+    pass
+
+
+class Conflict(DomainError):
+    """The operation does not fit the current state (e.g. deciding twice, differently)."""
+
+
+class Forbidden(DomainError):
+    """The user may not do this."""
+
+
+class Invalid(DomainError):
+    """One input is wrong; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class Unavailable(DomainError):
+    """The state could not be read or written (the database): trying again may help."""
+

@@ -1,21 +1,24 @@
-"""HTTP handlers: the Alertmanager webhook, the incidents API, metrics and health."""
+"""JSON handlers: the Alertmanager webhook, the incidents API, and health.
 
+Errors are raised; the error middleware answers them.
+"""
+
+import dataclasses
 import json
 import logging
-import sqlite3
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from fleet_common.ids import parse_id
 
-from . import decisions
-from .appkeys import CLOCK, INGEST, METRICS, STORE, WORKER
+from .actions import require_decider, retry_ticket_work, take_decision
+from .appkeys import DB, INGEST, METRICS, WORKER
 from .auth import check_bearer, current_user
-from .errors import json_error
-from .incidents import history
+from .db import DecisionKind, Incident, IncidentState
+from .errors import Invalid, NotFound, Unavailable
+from .incidents import ChangeKind, history
+from .middleware import status_of
 from .payload import PayloadError, parse_notification
 
 log = logging.getLogger(__name__)
@@ -26,8 +29,8 @@ async def receive_alerts(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     try:
         response = await _receive(request)
-    except web.HTTPException as exc:
-        metrics.webhook_requests.labels(str(exc.status)).inc()
+    except Exception as exc:
+        metrics.webhook_requests.labels(str(status_of(exc))).inc()
         raise
     metrics.webhook_requests.labels(str(response.status)).inc()
     return response
@@ -39,68 +42,68 @@ async def _receive(request: web.Request) -> web.Response:
     try:
         body = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise json_error(web.HTTPBadRequest, "body: not UTF-8") from None
+        raise Invalid("body", "not UTF-8") from None
     try:
         notification = parse_notification(json.loads(body))
     except json.JSONDecodeError as exc:
-        raise json_error(web.HTTPBadRequest, f"body: invalid JSON ({exc.msg})") from None
+        raise Invalid("body", f"invalid JSON ({exc.msg})") from None
     except PayloadError as exc:
-        raise json_error(web.HTTPBadRequest, str(exc)) from None
+        raise web.HTTPBadRequest(text=str(exc)) from None  # it names the field
     try:
         changes = await request.app[INGEST].submit(notification, body)
-    except sqlite3.Error:
+    except Unavailable:
         # Not stored: a 5xx makes Alertmanager send it again.
-        raise json_error(web.HTTPServiceUnavailable, "could not store the notification") from None
+        raise Unavailable("could not store the notification") from None
     except Exception:
-        raise json_error(web.HTTPInternalServerError, "could not store the notification") from None
+        raise web.HTTPInternalServerError(text="could not store the notification") from None
     metrics = request.app[METRICS]
     for alert in notification.alerts:
         metrics.alerts_received.labels(alert.status).inc()
-    if any(c.kind in ("resolved", "reopened") for c in changes):
+    if any(c.kind in (ChangeKind.RESOLVED, ChangeKind.REOPENED) for c in changes):
         request.app[WORKER].wake()  # a ticket may need a comment or a transition
     for change in changes:
-        if change.kind != "updated":
+        if change.kind is not ChangeKind.UPDATED:
             log.info("incident %d %s", change.incident, change.kind,
                      extra={"incident": change.incident})
     return web.json_response({"status": "stored",
                               "incidents": sorted({c.incident for c in changes if c.incident})})
 
 
-def _incident_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "labels": json.loads(row["labels"]), "details": json.loads(row["details"])}
+def _incident_json(incident: Incident) -> dict[str, Any]:
+    return dataclasses.asdict(incident)
 
 
 async def list_incidents(request: web.Request) -> web.Response:
     current_user(request)
     state = request.query.get("state")
     if state is not None and state not in STATES:
-        raise json_error(web.HTTPBadRequest, f"state: expected one of {', '.join(STATES)}")
-    where = ""
-    args: tuple[str, ...] = ()
-    if state == "pending":
-        where = "WHERE state = 'firing' AND approval = 'pending'"
-    elif state is not None:
-        where, args = "WHERE state = ?", (state,)
-    found = await request.app[STORE].fetch_all(
-        f"SELECT * FROM incidents {where} ORDER BY id DESC LIMIT 500", *args)
+        raise Invalid("state", f"expected one of {', '.join(STATES)}")
+    async with request.app[DB].snapshot() as reader:
+        if state == "pending":
+            found = await reader.incidents(pending_only=True)
+        else:
+            found = await reader.incidents(IncidentState(state) if state else None)
     return web.json_response({"incidents": [_incident_json(r) for r in found]})
 
 
 async def get_incident(request: web.Request) -> web.Response:
     current_user(request)
     incident_id = _incident_id(request)
-    incident, events, work = await history(request.app[STORE], incident_id)
+    incident, events, work = await history(request.app[DB], incident_id)
     if incident is None:
-        raise json_error(web.HTTPNotFound, f"incident {incident_id} not found")
-    return web.json_response({**_incident_json(incident), "events": events,
-                              "ticket_work": work})
+        raise NotFound(f"incident {incident_id} not found")
+    return web.json_response({
+        **_incident_json(incident),
+        "events": [{"at": e.at, "kind": e.kind, "detail": e.detail} for e in events],
+        "ticket_work": [{"kind": w.kind, "state": w.state, "attempts": w.attempts,
+                         "last_error": w.last_error} for w in work]})
 
 
 def _incident_id(request: web.Request) -> int:
     raw = request.match_info["id"]
     incident_id = parse_id(raw)
     if incident_id is None:
-        raise json_error(web.HTTPBadRequest, f"id: expected an incident id, got {raw!r}")
+        raise Invalid("id", f"expected an incident id, got {raw!r}")
     return incident_id
 
 
@@ -108,82 +111,39 @@ def _require_json(request: web.Request) -> None:
     """A browser sends application/json cross-site only after a CORS preflight, which we
     never grant; so a page elsewhere cannot make a signed-in approver's browser decide."""
     if request.content_type != "application/json":
-        raise json_error(web.HTTPUnsupportedMediaType,
-                         "Content-Type: expected application/json")
+        raise web.HTTPUnsupportedMediaType(text="Content-Type: expected application/json")
 
 
-async def _decide(request: web.Request, kind: str) -> web.Response:
+async def _decide(request: web.Request, kind: DecisionKind) -> web.Response:
     user = current_user(request)
-    if not user.can_decide:
-        raise json_error(web.HTTPForbidden, f"{user.name} is a {user.role} and cannot decide")
+    require_decider(user)
     _require_json(request)
     try:
         document = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise json_error(web.HTTPBadRequest, "body: expected JSON like {\"comment\": \"...\"}") \
-            from None
+        raise Invalid("body", 'expected JSON like {"comment": "..."}') from None
     if not isinstance(document, dict) or not isinstance(document.get("comment", ""), str):
-        raise json_error(web.HTTPBadRequest, "comment: expected a string")
+        raise Invalid("comment", "expected a string")
     outcome = await take_decision(request.app, _incident_id(request), kind, user.name,
                                   document.get("comment", ""))
     return web.json_response({"incident": outcome.incident, "approval": outcome.approval,
                               "changed": outcome.changed})
 
 
-async def take_decision(app: web.Application, incident: int, kind: str, user: str,
-                        comment: str) -> decisions.Outcome:
-    """Shared by the API and the approval page's forms."""
-    try:
-        async with app[STORE].transaction() as db:
-            outcome = await decisions.decide(db, incident, kind, user, comment, app[CLOCK]())
-    except decisions.DecisionError as exc:
-        status = {400: web.HTTPBadRequest, 404: web.HTTPNotFound, 409: web.HTTPConflict}
-        raise json_error(status[exc.status], str(exc)) from None
-    if outcome.changed:
-        app[METRICS].decisions.labels(kind).inc()
-        app[WORKER].wake()
-        log.info("incident %d %s by %s", incident, outcome.approval, user,
-                 extra={"incident": incident})
-    return outcome
-
-
-async def retry_ticket_work(app: web.Application, incident: int, user: str) -> int:
-    """Put an incident's failed ticket work back in the queue; shared with the page."""
-    now = app[CLOCK]()
-    async with app[STORE].transaction() as db:
-        cursor = await db.execute(
-            "UPDATE outbox SET state = 'pending', next_attempt_at = ?, attempts = 0"
-            " WHERE incident_id = ? AND state = 'failed'", (now, incident))
-        if cursor.rowcount:
-            await db.execute("INSERT INTO incident_events (incident_id, at, kind, detail)"
-                             " VALUES (?, ?, 'ticket-retry', ?)", (incident, now, f"by {user}"))
-    if cursor.rowcount:
-        app[WORKER].wake()
-        log.info("incident %d: %s retries ticket work", incident, user,
-                 extra={"incident": incident})
-    return cursor.rowcount
-
-
 async def retry(request: web.Request) -> web.Response:
     user = current_user(request)
-    if not user.can_decide:
-        raise json_error(web.HTTPForbidden, f"{user.name} is a {user.role} and cannot retry")
+    require_decider(user, "retry")
     _require_json(request)
     retried = await retry_ticket_work(request.app, _incident_id(request), user.name)
     return web.json_response({"retried": retried})
 
 
 async def approve(request: web.Request) -> web.Response:
-    return await _decide(request, "approve")
+    return await _decide(request, DecisionKind.APPROVE)
 
 
 async def reject(request: web.Request) -> web.Response:
-    return await _decide(request, "reject")
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return await _decide(request, DecisionKind.REJECT)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -191,6 +151,6 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    if STORE in request.app:
+    if DB in request.app:
         return web.json_response({"status": "ready"})
     return web.json_response({"status": "starting"}, status=503)

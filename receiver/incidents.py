@@ -6,17 +6,25 @@ a key rejected within the snooze window is not put to an approver again.
 """
 
 import contextlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-import aiosqlite
-
 from .config import IncidentPolicy
+from .db import (
+    Approval,
+    Database,
+    Event,
+    EventKind,
+    Incident,
+    IncidentState,
+    Work,
+    WorkKind,
+    Writer,
+)
 from .payload import Alert, Notification
-from .store import Store, dumps, rows
 from .timefmt import human_duration, iso
 
 _SAFE_FINGERPRINT = re.compile(r"^[A-Za-z0-9_-]+$")  # usable inside a JSON path as is
@@ -26,32 +34,25 @@ def dedupe_key(labels: Mapping[str, str], policy: IncidentPolicy) -> str:
     return ",".join(f"{name}={labels.get(name, '')}" for name in policy.dedupe_labels)
 
 
+class ChangeKind(StrEnum):
+    OPENED = "opened"
+    REOPENED = "reopened"
+    UPDATED = "updated"
+    RESOLVED = "resolved"
+    IGNORED = "ignored"
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     incident: int
-    kind: str  # opened, reopened, updated, resolved, ignored
+    kind: ChangeKind
 
 
-async def _event(db: aiosqlite.Connection, incident: int, at: float, kind: str,
-                 detail: str = "") -> None:
-    await db.execute(
-        "INSERT INTO incident_events (incident_id, at, kind, detail) VALUES (?, ?, ?, ?)",
-        (incident, at, kind, detail),
-    )
-
-
-async def _enqueue(db: aiosqlite.Connection, incident: int, kind: str, now: float,
-                   body: str) -> None:
-    await db.execute(
-        "INSERT INTO outbox (incident_id, kind, body, next_attempt_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?)", (incident, kind, body, now, now))
-
-
-def _details(previous: str | None, alert: Alert) -> str:
+def _details(previous: dict[str, Any] | None, alert: Alert) -> dict[str, Any]:
     """The newest labels and annotations of each alert of the incident, by fingerprint."""
-    details = json.loads(previous) if previous else {}
+    details = dict(previous) if previous else {}
     details[alert.fingerprint] = _entry(alert)
-    return dumps(details)
+    return details
 
 
 def _entry(alert: Alert) -> dict[str, Any]:
@@ -64,99 +65,69 @@ def _entry(alert: Alert) -> dict[str, Any]:
     }
 
 
-async def _firing(db: aiosqlite.Connection, alert: Alert, key: str, now: float,
+async def _firing(tx: Writer, alert: Alert, key: str, now: float,
                   policy: IncidentPolicy) -> Change:
     if _SAFE_FINGERPRINT.match(alert.fingerprint):
         # Most notifications repeat an open incident: one statement updates it in place.
-        # list(): aiosqlite declares an Iterable; it is fetchall()'s list.
-        updated = list(await db.execute_fetchall(  # one round trip to the database thread
-            "UPDATE incidents SET last_seen = ?, notifications = notifications + 1,"
-            " details = json_set(details, ?, json(?))"
-            " WHERE dedupe_key = ? AND state = 'firing' RETURNING id",
-            (now, f'$."{alert.fingerprint}"', dumps(_entry(alert)), key),
-        ))
-        if updated:
-            return Change(updated[0][0], "updated")
-    found = await rows(db, "SELECT * FROM incidents WHERE dedupe_key = ? ORDER BY id DESC"
-                           " LIMIT 1", key)
-    latest = found[0] if found else None
-    if latest is not None and latest["state"] == "firing":
-        await db.execute(
-            "UPDATE incidents SET last_seen = ?, notifications = notifications + 1,"
-            " details = ? WHERE id = ?",
-            (now, _details(latest["details"], alert), latest["id"]),
-        )
-        return Change(latest["id"], "updated")
-    if latest is not None and now - latest["resolved_at"] <= policy.reopen_window:
-        await db.execute(
-            "UPDATE incidents SET state = 'firing', resolved_at = NULL, duration_seconds = NULL,"
-            " last_seen = ?, notifications = notifications + 1, details = ? WHERE id = ?",
-            (now, _details(latest["details"], alert), latest["id"]),
-        )
-        await _event(db, latest["id"], now, "reopened")
-        if latest["approval"] == "approved":
-            await _enqueue(db, latest["id"], "reopen", now,
-                           f"Firing again at {iso(now)}: reopened by fleet-sla.")
-        return Change(latest["id"], "reopened")
+        updated = await tx.update_alert(key, alert.fingerprint, _entry(alert), now)
+        if updated is not None:
+            return Change(updated, ChangeKind.UPDATED)
+    latest = await tx.latest_incident(key)
+    if latest is not None and latest.state is IncidentState.FIRING:
+        await tx.seen(latest.id, now, _details(latest.details, alert))
+        return Change(latest.id, ChangeKind.UPDATED)
+    if (latest is not None and latest.resolved_at is not None
+            and now - latest.resolved_at <= policy.reopen_window):
+        await tx.reopen(latest.id, now, _details(latest.details, alert))
+        await tx.append_event(latest.id, now, EventKind.REOPENED)
+        if latest.approval is Approval.APPROVED:
+            await tx.enqueue(latest.id, WorkKind.REOPEN, now,
+                             f"Firing again at {iso(now)}: reopened by fleet-sla.")
+        return Change(latest.id, ChangeKind.REOPENED)
 
-    approval = "pending" if policy.needs_approval(alert.labels) else "none"
-    snoozed = approval == "pending" and await rows(
-        db, "SELECT 1 FROM incidents i JOIN incident_events e ON e.incident_id = i.id"
-            " WHERE i.dedupe_key = ? AND e.kind = 'rejected' AND e.at >= ? LIMIT 1",
-        key, now - policy.reject_snooze,
-    )
+    approval = Approval.PENDING if policy.needs_approval(alert.labels) else Approval.NONE
+    snoozed = approval is Approval.PENDING and await tx.rejected_since(
+        key, now - policy.reject_snooze)
     if snoozed:
-        approval = "rejected"
+        approval = Approval.REJECTED
     labels = {name: alert.labels.get(name, "") for name in policy.dedupe_labels}
-    cursor = await db.execute(
-        "INSERT INTO incidents (dedupe_key, labels, state, approval, opened_at, last_seen,"
-        " notifications, details, asked_at) VALUES (?, ?, 'firing', ?, ?, ?, 1, ?, ?)",
-        (key, dumps(labels), approval, alert.starts_at, now, _details(None, alert),
-         now if approval == "pending" else None),
-    )
-    incident = cursor.lastrowid
-    assert incident is not None
-    await _event(db, incident, now, "opened", "approval snoozed by an earlier rejection"
-                 if snoozed else f"approval {approval}")
-    return Change(incident, "opened")
+    incident = await tx.add_incident(key, labels, approval, alert.starts_at, now,
+                                     _details(None, alert),
+                                     now if approval is Approval.PENDING else None)
+    await tx.append_event(incident, now, EventKind.OPENED,
+                          "approval snoozed by an earlier rejection"
+                          if snoozed else f"approval {approval}")
+    return Change(incident, ChangeKind.OPENED)
 
 
-async def _resolved(db: aiosqlite.Connection, alert: Alert, key: str, now: float) -> Change:
-    found = await rows(db, "SELECT * FROM incidents WHERE dedupe_key = ? AND state = 'firing'",
-                       key)
-    if not found:
-        return Change(0, "ignored")  # already resolved, or never seen: nothing to change
-    incident = found[0]
+async def _resolved(tx: Writer, alert: Alert, key: str, now: float) -> Change:
+    incident = await tx.firing_incident(key)
+    if incident is None:
+        # already resolved, or never seen: nothing to change
+        return Change(0, ChangeKind.IGNORED)
     ended = alert.ends_at if alert.ends_at is not None else now
-    await db.execute(
-        "UPDATE incidents SET state = 'resolved', resolved_at = ?, duration_seconds = ?,"
-        " last_seen = ?, notifications = notifications + 1, details = ? WHERE id = ?",
-        (ended, max(0.0, ended - incident["opened_at"]), now,
-         _details(incident["details"], alert), incident["id"]),
-    )
-    lasted = human_duration(ended - incident["opened_at"])
-    await _event(db, incident["id"], now, "resolved", f"after {lasted}")
-    if incident["approval"] == "approved":
-        await _enqueue(db, incident["id"], "resolve", now,
-                       f"Recovered at {iso(ended)} after {lasted}.")
-    return Change(incident["id"], "resolved")
+    await tx.resolve(incident.id, ended, max(0.0, ended - incident.opened_at), now,
+                     _details(incident.details, alert))
+    lasted = human_duration(ended - incident.opened_at)
+    await tx.append_event(incident.id, now, EventKind.RESOLVED, f"after {lasted}")
+    if incident.approval is Approval.APPROVED:
+        await tx.enqueue(incident.id, WorkKind.RESOLVE, now,
+                         f"Recovered at {iso(ended)} after {lasted}.")
+    return Change(incident.id, ChangeKind.RESOLVED)
 
 
-async def apply(db: aiosqlite.Connection, notification: Notification, body: str, now: float,
+async def apply(tx: Writer, notification: Notification, body: str, now: float,
                 policy: IncidentPolicy) -> list[Change]:
     """Record a notification and its incident changes; call inside one transaction."""
-    await db.execute(
-        "INSERT INTO notifications (received_at, group_key, status, alerts, body)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (now, notification.group_key, notification.status, len(notification.alerts), body),
-    )
+    await tx.add_notification(now, notification.group_key, notification.status,
+                              len(notification.alerts), body)
     changes = []
     for alert in notification.alerts:
         key = dedupe_key(alert.labels, policy)
         if alert.status == "firing":
-            changes.append(await _firing(db, alert, key, now, policy))
+            changes.append(await _firing(tx, alert, key, now, policy))
         else:
-            changes.append(await _resolved(db, alert, key, now))
+            changes.append(await _resolved(tx, alert, key, now))
     return changes
 
 
@@ -182,14 +153,11 @@ def facts(details: Mapping[str, Any], labels: Mapping[str, str], opened_at: floa
     return found
 
 
-async def history(store: Store, incident_id: int) -> tuple[dict[str, Any] | None,
-                                                        list[dict[str, Any]],
-                                                        list[dict[str, Any]]]:
+async def history(db: Database, incident_id: int
+                  ) -> tuple[Incident | None, list[Event], list[Work]]:
     """An incident, its events and its ticket work, read as one state."""
-    async with store.snapshot() as db:
-        found = await rows(db, "SELECT * FROM incidents WHERE id = ?", incident_id)
-        events = await rows(db, "SELECT at, kind, detail FROM incident_events"
-                                " WHERE incident_id = ? ORDER BY id", incident_id)
-        work = await rows(db, "SELECT kind, state, attempts, last_error FROM outbox"
-                              " WHERE incident_id = ? ORDER BY id", incident_id)
-    return (found[0] if found else None), events, work
+    async with db.snapshot() as reader:
+        incident = await reader.incident(incident_id)
+        events = await reader.events(incident_id)
+        work = await reader.work(incident_id)
+    return incident, events, work

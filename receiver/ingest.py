@@ -6,14 +6,14 @@ load, many share a commit instead of queueing for the lock one by one.
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable
 
 from . import incidents
 from .config import IncidentPolicy
+from .db import Database
+from .errors import Unavailable
 from .incidents import Change
 from .payload import Notification
-from .store import Store
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 256
@@ -21,14 +21,14 @@ Item = tuple[Notification, str, "asyncio.Future[list[Change]]"]
 
 
 class Ingest:
-    def __init__(self, store: Store, policy: IncidentPolicy, clock: Callable[[], float]):
-        self._store = store
+    def __init__(self, db: Database, policy: IncidentPolicy, clock: Callable[[], float]):
+        self._db = db
         self._policy = policy
         self._clock = clock
         self._queue: asyncio.Queue[Item] = asyncio.Queue()
 
     async def submit(self, notification: Notification, body: str) -> list[Change]:
-        """Store a notification and its incident changes; raises sqlite3.Error if not."""
+        """Store a notification and its incident changes; raises Unavailable if not."""
         future: asyncio.Future[list[Change]] = asyncio.get_running_loop().create_future()
         await self._queue.put((notification, body, future))
         return await future
@@ -40,7 +40,7 @@ class Ingest:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._write(batch)
-            except sqlite3.Error:
+            except Unavailable:
                 # One bad notification must not fail the others: write them one by one.
                 for item in batch:
                     await self._write_alone(item)
@@ -63,9 +63,9 @@ class Ingest:
     async def _write(self, batch: list[Item]) -> None:
         now = self._clock()
         results = []
-        async with self._store.transaction() as db:
+        async with self._db.transaction() as tx:
             for notification, body, _ in batch:
-                results.append(await incidents.apply(db, notification, body, now,
+                results.append(await incidents.apply(tx, notification, body, now,
                                                      self._policy))
         for (_, _, future), changes in zip(batch, results, strict=True):
             if not future.done():

@@ -11,8 +11,9 @@ import logging
 
 from aiohttp import web
 
-from .appkeys import CLOCK, CONFIG, STORE
-from .errors import json_error
+from .appkeys import CLOCK, CONFIG, DB
+from .db import EventKind
+from .errors import Invalid
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +33,20 @@ def _authentic(request: web.Request, body: bytes) -> bool:
 async def receive(request: web.Request) -> web.Response:
     body = await request.read()
     if not _authentic(request, body):
-        raise json_error(web.HTTPUnauthorized, "the JIRA webhook secret does not match")
+        raise web.HTTPUnauthorized(text="the JIRA webhook secret does not match")
     try:
         document = json.loads(body)
         key = document["issue"]["key"]
         status = document["issue"]["fields"]["status"]["name"]
     except (ValueError, KeyError, TypeError):
-        raise json_error(web.HTTPBadRequest,
-                     "body: expected issue.key and issue.fields.status.name") from None
+        raise Invalid("body", "expected issue.key and issue.fields.status.name") from None
     if not isinstance(key, str) or not isinstance(status, str):
-        raise json_error(web.HTTPBadRequest, "issue.key and status: expected strings")
+        raise Invalid("issue.key and status", "expected strings")
     now = request.app[CLOCK]()
-    async with request.app[STORE].transaction() as db:
-        cursor = await db.execute(
-            "UPDATE incidents SET ticket_status = ? WHERE ticket_key = ?", (status, key))
-        if cursor.rowcount:
-            await db.execute(
-                "INSERT INTO incident_events (incident_id, at, kind, detail)"
-                " SELECT id, ?, 'ticket-status', ? FROM incidents WHERE ticket_key = ?",
-                (now, f"{key} is now {status}", key))
-    log.info("ticket %s is now %s (%d incident(s))", key, status, cursor.rowcount)
-    return web.json_response({"status": "ok", "incidents": cursor.rowcount})
+    async with request.app[DB].transaction() as tx:
+        incidents = await tx.set_ticket_status(key, status)
+        for incident in incidents:
+            await tx.append_event(incident, now, EventKind.TICKET_STATUS,
+                                  f"{key} is now {status}")
+    log.info("ticket %s is now %s (%d incident(s))", key, status, len(incidents))
+    return web.json_response({"status": "ok", "incidents": len(incidents)})

@@ -1,27 +1,24 @@
 """The approval page: server-rendered, autoescaped, post/redirect/get with CSRF tokens."""
 
+import dataclasses
 import hashlib
 import hmac
-import json
 from typing import Any
 
-import jinja2
 from aiohttp import web
 
 from fleet_common.ids import parse_id
 
-from .appkeys import CLOCK, CONFIG, CSRF_SECRET, STORE
+from .actions import require_decider, retry_ticket_work, take_decision
+from .appkeys import CLOCK, CONFIG, CSRF_SECRET, DB
 from .auth import current_user
 from .config import ReceiverConfig, User
-from .handlers import retry_ticket_work, take_decision
+from .db import DecisionKind, Incident
+from .errors import Conflict, Forbidden, Invalid, NotFound
 from .incidents import facts, history
-from .store import rows
+from .middleware import status_of
+from .render import render
 from .timefmt import human_duration, iso
-
-TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("receiver", "templates"),
-    autoescape=True,  # alert labels come from anywhere: never trust them as HTML
-)
 
 
 def csrf_token(request: web.Request, user: User) -> str:
@@ -35,9 +32,8 @@ def _link(url: str | None) -> str | None:
     return None
 
 
-def _view(row: dict[str, Any], now: float, config: ReceiverConfig) -> dict[str, Any]:
-    labels = json.loads(row["labels"])
-    details = json.loads(row["details"])
+def _view(incident: Incident, now: float, config: ReceiverConfig) -> dict[str, Any]:
+    labels, details = incident.labels, incident.details
     vessel = labels.get("vessel", "")
     alerts = []
     for alert in details.values():
@@ -49,50 +45,45 @@ def _view(row: dict[str, Any], now: float, config: ReceiverConfig) -> dict[str, 
             "generator_url": _link(alert.get("generator_url")),
         })
     grafana = config.links.get("grafana")
-    known = facts(details, labels, row["opened_at"])
+    known = facts(details, labels, incident.opened_at)
     return {
-        **row,
+        "id": incident.id,
+        "state": incident.state,
+        "approval": incident.approval,
+        "ticket_key": incident.ticket_key,
+        "ticket_status": incident.ticket_status,
         **known,
         "vessel": vessel,
         "component": labels.get("component", ""),
         "alertname": labels.get("alertname", ""),
         "since": iso(known["down_since"]),
         "downtime": human_duration(now - known["down_since"]),
-        "lasted": human_duration(row["duration_seconds"] or 0),
+        "lasted": human_duration(incident.duration_seconds or 0),
         "alerts": alerts,
         "grafana": _link(grafana.replace("{vessel}", vessel)) if grafana else None,
     }
 
 
-def _render(request: web.Request, template: str, user: User, **context: Any) -> web.Response:
-    html = TEMPLATES.get_template(template).render(
-        user=user, csrf=csrf_token(request, user), **context)
-    return web.Response(text=html, content_type="text/html")
+def _render(request: web.Request, template: str, user: User, status: int = 200,
+            **context: Any) -> web.Response:
+    return render(template, status, user=user, csrf=csrf_token(request, user), **context)
 
 
 async def index(request: web.Request) -> web.Response:
     user = current_user(request)
     config, now = request.app[CONFIG], request.app[CLOCK]()
-    async with request.app[STORE].snapshot() as db:
-        pending = await rows(
-            db, "SELECT i.*, (SELECT min(at) FROM incident_events e WHERE e.incident_id = i.id"
-                " AND e.kind IN ('opened', 'reopened')) AS asked_at,"
-                " (SELECT count(*) FROM incidents o WHERE o.labels = i.labels AND o.id < i.id)"
-                " AS history,"
-                " (SELECT count(*) FROM incidents o WHERE o.labels = i.labels AND o.id < i.id"
-                " AND o.ticket_key IS NOT NULL) AS tickets"
-                " FROM incidents i WHERE state = 'firing' AND approval = 'pending'"
-                " ORDER BY i.id")
-        ticketed = await rows(db, "SELECT * FROM incidents WHERE state = 'firing'"
-                                  " AND ticket_key IS NOT NULL ORDER BY id DESC LIMIT 100")
-        resolved = await rows(db, "SELECT * FROM incidents WHERE state = 'resolved'"
-                                  " ORDER BY resolved_at DESC LIMIT 20")
+    async with request.app[DB].snapshot() as reader:
+        pending = await reader.pending_with_history()
+        ticketed = await reader.ticketed_open()
+        resolved = await reader.recently_resolved()
     timeout = config.incidents.approval_timeout
     pending_views = []
-    for row in pending:
-        view = _view(row, now, config)
-        view["asked"] = human_duration(now - row["asked_at"])
-        view["overdue"] = now - row["asked_at"] > timeout
+    for waiting in pending:
+        view = _view(waiting.incident, now, config)
+        view["asked"] = human_duration(now - waiting.asked_at)
+        view["overdue"] = now - waiting.asked_at > timeout
+        view["history"] = waiting.earlier
+        view["tickets"] = waiting.earlier_tickets
         pending_views.append(view)
     return _render(request, "index.html", user, pending=pending_views,
                    ticketed=[_view(r, now, config) for r in ticketed],
@@ -102,20 +93,19 @@ async def index(request: web.Request) -> web.Response:
 async def _incident_page(request: web.Request, user: User, incident_id: int,
                          error: str | None = None, status: int = 200) -> web.Response:
     now = request.app[CLOCK]()
-    incident, events, work = await history(request.app[STORE], incident_id)
+    incident, events, work = await history(request.app[DB], incident_id)
     if incident is None:
-        raise web.HTTPNotFound(text=f"incident {incident_id} not found")
-    response = _render(request, "incident.html", user,
-                       i=_view(incident, now, request.app[CONFIG]), work=work, error=error,
-                       events=[{**e, "at": iso(e["at"])} for e in events])
-    response.set_status(status)
-    return response
+        raise NotFound(f"incident {incident_id} not found")
+    return _render(request, "incident.html", user, status,
+                   i=_view(incident, now, request.app[CONFIG]), work=work, error=error,
+                   events=[{"at": iso(e.at), "kind": e.kind, "detail": e.detail}
+                           for e in events])
 
 
 def _page_id(request: web.Request) -> int:
     incident_id = parse_id(request.match_info["id"])
     if incident_id is None:
-        raise web.HTTPNotFound(text="no such incident")
+        raise NotFound("no such incident")
     return incident_id
 
 
@@ -128,25 +118,21 @@ async def _checked_form(request: web.Request, user: User) -> Any:
     form = await request.post()
     if not hmac.compare_digest(str(form.get("csrf", "")).encode(),
                                csrf_token(request, user).encode()):
-        raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page")
-    if not user.can_decide:
-        raise web.HTTPForbidden(text=f"{user.name} is a {user.role} and cannot decide")
+        raise Forbidden("missing or wrong CSRF token; reload the page")
+    require_decider(user)
     return form
 
 
-async def _decide(request: web.Request, kind: str) -> web.Response:
+async def _decide(request: web.Request, kind: DecisionKind) -> web.Response:
     user = current_user(request)
     incident_id = _page_id(request)
     form = await _checked_form(request, user)
     try:
         await take_decision(request.app, incident_id, kind, user.name,
                             str(form.get("comment", "")))
-    except web.HTTPException as exc:
-        if exc.status == 404:
-            raise
-        message = json.loads(exc.text or "{}").get("error", exc.reason)
-        return await _incident_page(request, user, incident_id, error=message,
-                                    status=exc.status)
+    except (Invalid, Conflict) as exc:  # said on the page itself, above its forms
+        return await _incident_page(request, user, incident_id, error=str(exc),
+                                    status=status_of(exc))
     raise web.HTTPSeeOther(f"/incidents/{incident_id}")  # post/redirect/get
 
 
@@ -159,16 +145,16 @@ async def retry(request: web.Request) -> web.Response:
 
 
 async def approve(request: web.Request) -> web.Response:
-    return await _decide(request, "approve")
+    return await _decide(request, DecisionKind.APPROVE)
 
 
 async def reject(request: web.Request) -> web.Response:
-    return await _decide(request, "reject")
+    return await _decide(request, DecisionKind.REJECT)
 
 
 async def audit(request: web.Request) -> web.Response:
     user = current_user(request)
-    found = await request.app[STORE].fetch_all(
-        "SELECT * FROM decisions ORDER BY id DESC LIMIT 500")
+    async with request.app[DB].snapshot() as reader:
+        found = await reader.decisions()
     return _render(request, "audit.html", user,
-                   decisions=[{**d, "at": iso(d["at"])} for d in found])
+                   decisions=[{**dataclasses.asdict(d), "at": iso(d.at)} for d in found])

@@ -8,16 +8,17 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
 
-from . import handlers, jira_webhook, pages
-from .appkeys import CLOCK, CONFIG, CSRF_SECRET, INGEST, METRICS, STORE, WORKER
+from . import handlers, jira_webhook, middleware, pages
+from .appkeys import CLOCK, CONFIG, CSRF_SECRET, DB, INGEST, METRICS, WORKER
 from .approvals import Sweeper
 from .config import ReceiverConfig
+from .db import Database
 from .ingest import Ingest
 from .jira_tickets import JiraTickets
 from .metrics import ReceiverMetrics
 from .outbox import OutboxWorker
-from .store import Store
 from .tickets import DryRunTickets, Tickets
 
 
@@ -35,7 +36,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/incidents/{id}/reject", handlers.reject)
     app.router.add_post("/api/v1/incidents/{id}/retry", handlers.retry)
     app.router.add_post("/api/v1/jira/webhook", jira_webhook.receive)
-    app.router.add_get("/metrics", handlers.metrics)
+    # Uncompressed, as before: the page is small and compressing it would hold the loop.
+    app.router.add_get("/metrics", make_aiohttp_handler(app[METRICS].registry,
+                                                        disable_compression=True))
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
 
@@ -60,7 +63,8 @@ def _tickets(config: ReceiverConfig, metrics: ReceiverMetrics) -> Tickets:
 
 def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time,
                tickets: Tickets | None = None, sweep_every: float = 30.0) -> web.Application:
-    app = web.Application(client_max_size=config.max_body_bytes)
+    app = web.Application(client_max_size=config.max_body_bytes,
+                          middlewares=[middleware.errors])
     app[CONFIG] = config
     app[CLOCK] = clock
     app[CSRF_SECRET] = os.urandom(32)  # tokens die with the process: reload the page
@@ -68,17 +72,17 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
     setup_routes(app)
     app.on_response_prepare.append(_security_headers)
 
-    async def store(app: web.Application) -> AsyncIterator[None]:
-        app[STORE] = await Store.open(config.database)
-        app[WORKER] = OutboxWorker(app[STORE], tickets or _tickets(config, app[METRICS]),
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        app[DB] = await Database.open(config.database)
+        app[WORKER] = OutboxWorker(app[DB], tickets or _tickets(config, app[METRICS]),
                                    config, clock)
-        sweeper = Sweeper(app[STORE], config, app[METRICS], clock, app[WORKER].wake)
+        sweeper = Sweeper(app[DB], config, app[METRICS], clock, app[WORKER].wake)
         session = aiohttp.ClientSession()
-        app[INGEST] = Ingest(app[STORE], config.incidents, clock)
+        app[INGEST] = Ingest(app[DB], config.incidents, clock)
         tasks = [asyncio.create_task(app[INGEST].run(), name="ingest"),
                  asyncio.create_task(app[WORKER].run(), name="outbox"),
                  asyncio.create_task(sweeper.run(sweep_every, session), name="approvals"),
-                 asyncio.create_task(app[STORE].checkpoint_forever(config.database),
+                 asyncio.create_task(app[DB].checkpoint_forever(config.database),
                                      name="checkpoint")]
         yield
         for task in tasks:
@@ -87,7 +91,7 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await session.close()
-        await app[STORE].close()
+        await app[DB].close()
 
-    app.cleanup_ctx.append(store)
+    app.cleanup_ctx.append(database)
     return app

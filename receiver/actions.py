@@ -1,0 +1,45 @@
+"""What approvers do, shared by the JSON API and the approval page; raises domain errors."""
+
+import logging
+
+from aiohttp import web
+
+from . import decisions
+from .appkeys import CLOCK, DB, METRICS, WORKER
+from .config import User
+from .db import DecisionKind, EventKind
+from .errors import Forbidden
+
+log = logging.getLogger(__name__)
+
+
+def require_decider(user: User, action: str = "decide") -> None:
+    if not user.can_decide:
+        raise Forbidden(f"{user.name} is a {user.role} and cannot {action}")
+
+
+async def take_decision(app: web.Application, incident: int, kind: DecisionKind, user: str,
+                        comment: str) -> decisions.Outcome:
+    """Approve or reject; raises NotFound, Conflict or Invalid."""
+    async with app[DB].transaction() as tx:
+        outcome = await decisions.decide(tx, incident, kind, user, comment, app[CLOCK]())
+    if outcome.changed:
+        app[METRICS].decisions.labels(kind).inc()
+        app[WORKER].wake()
+        log.info("incident %d %s by %s", incident, outcome.approval, user,
+                 extra={"incident": incident})
+    return outcome
+
+
+async def retry_ticket_work(app: web.Application, incident: int, user: str) -> int:
+    """Put an incident's failed ticket work back in the queue: how many pieces."""
+    now = app[CLOCK]()
+    async with app[DB].transaction() as tx:
+        retried = await tx.retry_failed_work(incident, now)
+        if retried:
+            await tx.append_event(incident, now, EventKind.TICKET_RETRY, f"by {user}")
+    if retried:
+        app[WORKER].wake()
+        log.info("incident %d: %s retries ticket work", incident, user,
+                 extra={"incident": incident})
+    return retried

@@ -1,0 +1,16 @@
+"""HTML from jinja2 templates, autoescaped."""
+
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("receiver", "templates"),
+    autoescape=True,  # alert labels come from anywhere: never trust them as HTML
+)
+
+
+def render(template: str, status: int = 200, **context: Any) -> web.Response:
+    html = TEMPLATES.get_template(template).render(**context)
+    return web.Response(text=html, status=status, content_type="text/html")
