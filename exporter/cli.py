@@ -6,6 +6,7 @@ import logging
 import sqlite3
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
@@ -67,8 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         log.info("serving %d vessels, %d devices on %s:%d", len(config.vessels), devices,
                  config.listen_host, config.listen_port)
-        web.run_app(create_app(config), host=config.listen_host, port=config.listen_port,
-                    print=None, access_log=None)
+        web.run_app(create_app(config, config_path=Path(args.config)),
+                    host=config.listen_host, port=config.listen_port, print=None,
+                    access_log=None)
     except sqlite3.Error as exc:
         print(f"fleet-exporter: state database {config.state_path}: {exc}", file=sys.stderr)
         return 1

@@ -19,7 +19,13 @@ from prometheus_client.registry import Collector
 
 from .config import Window
 from .fleet import FleetSnapshot, VesselState
-from .metrics import AgeCollector, ExporterCollector, ObservedCollector, StatusCollector
+from .metrics import (
+    AgeCollector,
+    ExporterCollector,
+    ObservedCollector,
+    ReloadState,
+    StatusCollector,
+)
 from .model import VesselObservation
 
 DEVICE_AGE = "fleet_device_downtime_age_seconds"
@@ -83,7 +89,7 @@ class Renderer:
             self._headers.setdefault(name, header)
         return {name: samples for name, (_, samples) in blocks.items()}
 
-    async def render(self, snapshot: FleetSnapshot) -> "MetricsCache":
+    async def render(self, snapshot: FleetSnapshot, reload: ReloadState) -> "MetricsCache":
         families: dict[str, list[bytes]] = {}
         ages: dict[str, list[tuple[bytes, float]]] = {DEVICE_AGE: [], COMPONENT_AGE: []}
         slice_started = time.monotonic()
@@ -97,7 +103,7 @@ class Renderer:
             if time.monotonic() - slice_started > SLICE_SECONDS:
                 await asyncio.sleep(0)
                 slice_started = time.monotonic()
-        exporter = generate_latest(ExporterCollector(snapshot, self.interval))
+        exporter = generate_latest(ExporterCollector(snapshot, self.interval, reload))
 
         # Ages of devices that are up never change: they join the prefix. What changes
         # per scrape (down devices, then every component age) forms the tail.

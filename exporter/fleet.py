@@ -46,6 +46,15 @@ class Fleet:
     def configs(self) -> list[VesselConfig]:
         return [s.config for s in self._states.values()]
 
+    def reconfigure(self, vessels: Sequence[VesselConfig], stale_after: float) -> None:
+        """Take a reloaded config: kept vessels keep their state, new ones start empty."""
+        self._stale_after = stale_after
+        self._states = {
+            v.id: dataclasses.replace(self._states[v.id], config=v) if v.id in self._states
+            else VesselState(config=v)
+            for v in vessels
+        }
+
     def restore(self, vessel: str, observation: VesselObservation, last_success: float) -> None:
         """Seed the last known state saved by a previous process."""
         state = self._states.get(vessel)
@@ -78,7 +87,9 @@ class Fleet:
 
     def apply(self, run: RunResult) -> None:
         for result in run.vessels:
-            state = self._states[result.vessel]
+            state = self._states.get(result.vessel)
+            if state is None:
+                continue  # removed by a reload after the run began
             answered = result.observation is not None
             self._states[result.vessel] = dataclasses.replace(
                 state,

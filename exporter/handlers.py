@@ -9,8 +9,10 @@ from aiohttp import web
 from fleet_common.ids import parse_id
 
 from .appkeys import SERVICE
+from .config import ConfigError
 from .fleet import RUN_RESULTS
 from .metrics import CONTENT_TYPE
+from .reloading import reload_config
 from .status_page import render_status_page
 
 MAX_PAGE = 500
@@ -109,3 +111,13 @@ async def status_page(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     html = render_status_page(service.fleet.snapshot(), service.clock(), _iso)
     return web.Response(text=html, content_type="text/html")
+
+
+async def reload(request: web.Request) -> web.Response:
+    """Prometheus's convention: 200 once reloaded; 500 naming the fault, config unchanged."""
+    try:
+        await reload_config(request.app)
+    except ConfigError as exc:
+        return web.json_response({"error": f"failed to reload config: {exc}"}, status=500)
+    return web.json_response({"status": "reloaded",
+                              "vessels": len(request.app[SERVICE].config.vessels)})

@@ -226,12 +226,19 @@ class StatusCollector:
 
 
 
+@dataclass(frozen=True, slots=True)
+class ReloadState:
+    successful: bool
+    last_success: float  # when the config in force was loaded
+
+
 class ExporterCollector:
     """The exporter's own families."""
 
-    def __init__(self, snapshot: FleetSnapshot, interval: float):
+    def __init__(self, snapshot: FleetSnapshot, interval: float, reload: ReloadState):
         self._snapshot = snapshot
         self._interval = interval
+        self._reload = reload
 
     def collect(self) -> Iterator[Metric]:
         snap = self._snapshot
@@ -245,6 +252,16 @@ class ExporterCollector:
             "fleet_collection_interval_seconds",
             "Configured collection interval.",
             value=self._interval,
+        )
+        yield GaugeMetricFamily(
+            "fleet_config_last_reload_successful",
+            "1 when the last config reload succeeded (or none was tried).",
+            value=1.0 if self._reload.successful else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "fleet_config_last_reload_success_timestamp_seconds",
+            "When the config in force was loaded.",
+            value=self._reload.last_success,
         )
         if snap.last_run is not None:
             yield GaugeMetricFamily(

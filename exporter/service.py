@@ -6,15 +6,17 @@ import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 
 import aiohttp
 
 from .backend import Backend, ByApi, InfluxQLBackend
 from .collector import Clock, Collector, RunResult
-from .config import Config
+from .config import Config, ConfigError
 from .exposition import MetricsCache, Renderer
 from .fleet import Fleet
 from .flux_backend import FluxBackend
+from .metrics import ReloadState
 from .model import VesselStatus
 from .runlog import RunLog
 from .vessel_log import VesselLog
@@ -43,28 +45,57 @@ def default_backend(config: Config, session: aiohttp.ClientSession) -> Backend:
     return ByApi(backends)
 
 
+Connect = Callable[[Config], tuple[Backend, Callable[[], Awaitable[None]]]]
+
+
+def connector(backend_factory: BackendFactory) -> Connect:
+    """Opens an HTTP session and a backend for a config; returns the backend and its closer."""
+
+    def connect(config: Config) -> tuple[Backend, Callable[[], Awaitable[None]]]:
+        session = client_session(config)
+        backend = backend_factory(config, session)
+
+        async def close() -> None:
+            try:
+                await backend.close()
+            finally:
+                await session.close()
+
+        return backend, close
+
+    return connect
+
+
 class CollectionService:
     def __init__(
         self,
         config: Config,
-        backend: Backend,
+        connect: Connect,
         runlog: RunLog,
         *,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.config = config
-        self.fleet = Fleet(config.vessels, config.collection.stale_after)
         self.runlog = runlog
         self.clock = clock
         self._sleep = sleep
+        self._connect = connect
+        self.fleet = Fleet(config.vessels, config.collection.stale_after)
+        backend, self._disconnect = connect(config)
         self.collector = Collector(config.collection, backend, clock=clock)
         self.renderer = Renderer(config.collection.windows, config.collection.interval)
         self.cache = MetricsCache(b"", [])  # replaced by restore() before serving
         self.ready = asyncio.Event()
         self.vessel_log = VesselLog()
+        self.reload_state = ReloadState(successful=True, last_success=clock())
         self.runs_done = 0
         self._run_done = asyncio.Condition()
+        # Held by a run and by a reload: a reload waits for the run in flight.
+        self._lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        await self._disconnect()
 
     async def restore(self) -> None:
         """Bring back the last known state, so a restart does not forget outages."""
@@ -79,9 +110,16 @@ class CollectionService:
                                        row["duration_seconds"], row["response_bytes"])
         self.fleet.restore_good_run(await self.runlog.last_good_run_at())
         self.fleet.reassess(self.clock())
-        self.cache = await self.renderer.render(self.fleet.snapshot())
+        await self._render()
+
+    async def _render(self) -> None:
+        self.cache = await self.renderer.render(self.fleet.snapshot(), self.reload_state)
 
     async def run_once(self) -> RunResult:
+        async with self._lock:
+            return await self._run()
+
+    async def _run(self) -> RunResult:
         run = await self.collector.run(self.fleet.configs)
         # Recorded before anything is shown, and shielded: a stop during the write must not
         # leave metrics that the run log and the next start know nothing of.
@@ -94,7 +132,7 @@ class CollectionService:
         before = self.fleet.snapshot()
         self.fleet.apply(run)
         self.vessel_log.run(before, run)
-        self.cache = await self.renderer.render(self.fleet.snapshot())
+        await self._render()
         self.ready.set()
         log.info("run %s: %d ok, %d failed in %.2fs", run.result, run.ok, run.failed, run.duration)
         async with self._run_done:
@@ -109,19 +147,51 @@ class CollectionService:
             # The metrics stay current; a run log that can't be written must not hide them.
             log.error("cannot record run in %s: %s", self.config.state_path, exc)
 
+    async def reload(self, load: Callable[[], Config]) -> None:
+        """Swap in a new config between runs; on any error keep the running one and raise.
+
+        Vessels, devices, objectives and collection settings change from the next run; the
+        run in flight finishes first, and the state of kept vessels carries over.
+        """
+        try:
+            config = load()
+        except ConfigError:
+            self.reload_state = replace(self.reload_state, successful=False)
+            await self._render()
+            raise
+        async with self._lock:
+            for key in ("listen_host", "listen_port", "state_path"):
+                if getattr(config, key) != getattr(self.config, key):
+                    log.warning("config reload: %s changes only on restart", key)
+            config = replace(config, listen_host=self.config.listen_host,
+                             listen_port=self.config.listen_port,
+                             state_path=self.config.state_path)
+            backend, disconnect = self._connect(config)
+            old_disconnect, self._disconnect = self._disconnect, disconnect
+            self.config = config
+            self.collector = Collector(config.collection, backend, clock=self.clock)
+            self.fleet.reconfigure(config.vessels, config.collection.stale_after)
+            # Cached blocks carry the old labels and objectives.
+            self.renderer = Renderer(config.collection.windows, config.collection.interval)
+            self.reload_state = ReloadState(successful=True, last_success=self.clock())
+            self.fleet.reassess(self.clock())
+            await self._render()
+            await old_disconnect()
+        log.info("config reloaded: %d vessels", len(config.vessels))
+
     async def wait_runs(self, count: int) -> None:
         """Return once `count` runs have finished since the service started."""
         async with self._run_done:
             await self._run_done.wait_for(lambda: self.runs_done >= count)
 
     async def loop(self) -> None:
-        interval = self.config.collection.interval
         while True:
             started = time.monotonic()
             try:
                 await self.run_once()
             except Exception:
                 log.exception("collection run failed")
+            interval = self.config.collection.interval
             await self._sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
@@ -138,9 +208,8 @@ async def open_service(
     async with contextlib.AsyncExitStack() as stack:
         runlog = await RunLog.open(config.state_path)
         stack.push_async_callback(runlog.close)
-        session = await stack.enter_async_context(client_session(config))
-        backend = backend_factory(config, session)
-        stack.push_async_callback(backend.close)
-        service = CollectionService(config, backend, runlog, clock=clock, sleep=sleep)
+        service = CollectionService(config, connector(backend_factory), runlog, clock=clock,
+                                    sleep=sleep)
+        stack.push_async_callback(service.close)
         await service.restore()
         yield service

@@ -2,15 +2,18 @@
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
 from . import handlers
-from .appkeys import CONFIG, SERVICE
+from .appkeys import CONFIG, CONFIG_PATH, SERVICE
 from .collector import Clock
 from .config import Config
+from .reloading import reload_from_signal
 from .service import BackendFactory, Sleep, default_backend, open_service
 
 
@@ -21,18 +24,23 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/api/v1/runs", handlers.list_runs)
     app.router.add_get("/api/v1/runs/{id}", handlers.get_run)
+    app.router.add_post("/-/reload", handlers.reload)
+    app.router.add_put("/-/reload", handlers.reload)
 
 
 def create_app(
     config: Config,
     *,
+    config_path: Path | None = None,
     backend_factory: BackendFactory = default_backend,
     clock: Clock = time.time,
     sleep: Sleep = asyncio.sleep,
 ) -> web.Application:
-    """`sleep` waits between runs; tests pass one they control."""
+    """`config_path` is re-read on SIGHUP and POST /-/reload; `sleep` waits between runs,
+    and tests pass one they control."""
     app = web.Application()
     app[CONFIG] = config
+    app[CONFIG_PATH] = config_path
     setup_routes(app)
 
     async def collection(app: web.Application) -> AsyncIterator[None]:
@@ -45,5 +53,26 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def on_sighup(app: web.Application) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        pending: set[asyncio.Task[None]] = set()
+
+        def hangup() -> None:
+            task = asyncio.create_task(reload_from_signal(app))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        try:
+            loop.add_signal_handler(signal.SIGHUP, hangup)
+        except (NotImplementedError, RuntimeError):
+            yield  # not the main thread (tests), or no signals here: /-/reload still works
+            return
+        yield
+        loop.remove_signal_handler(signal.SIGHUP)
+        for task in pending:
+            task.cancel()
+
     app.cleanup_ctx.append(collection)
+    if config_path is not None:
+        app.cleanup_ctx.append(on_sighup)
     return app

@@ -51,6 +51,7 @@ async def exporter(aiohttp_client) -> Callable[..., Awaitable[TestClient]]:
     async def start(config_path: Path, ready: bool = True, **options: Any) -> TestClient:
         # The fakes' samples sit at FAKE_NOW: the wall clock would make every figure drift.
         options.setdefault("clock", Clock(FAKE_NOW + 60))
+        options.setdefault("config_path", config_path)
         client = await aiohttp_client(create_app(load_config(config_path), **options))
         if ready:
             await wait_ready(client)
