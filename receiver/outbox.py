@@ -13,6 +13,7 @@ from typing import Any
 
 from .config import ReceiverConfig
 from .incidents import facts
+from .redaction import redacted
 from .store import Store
 from .tickets import TicketError, TicketRequest, Tickets, dedupe_label
 from .timefmt import human_duration, iso
@@ -147,6 +148,7 @@ class OutboxWorker:
         return f"{key}: {item['body']}"
 
     async def _failed(self, item: dict[str, Any], error: str, *, retryable: bool) -> None:
+        error = redacted(error, self._config)  # a server may echo our credentials
         attempts = item["attempts"] + 1
         now = self._clock()
         async with self._store.transaction() as db:
