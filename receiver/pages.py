@@ -1,7 +1,5 @@
 """The approval page: server-rendered, autoescaped, post/redirect/get with CSRF tokens."""
 
-import hashlib
-import hmac
 import json
 from typing import Any
 
@@ -10,6 +8,7 @@ from aiohttp import web
 
 from fleet_common.ids import parse_id
 
+from . import csrf
 from .appkeys import CLOCK, CONFIG, CSRF_SECRET, STORE
 from .auth import current_user
 from .config import ReceiverConfig, User
@@ -25,7 +24,7 @@ TEMPLATES = jinja2.Environment(
 
 
 def csrf_token(request: web.Request, user: User) -> str:
-    return hmac.new(request.app[CSRF_SECRET], user.name.encode(), hashlib.sha256).hexdigest()
+    return csrf.issue(request.app[CSRF_SECRET], user.name, request.app[CLOCK]())
 
 
 def _link(url: str | None) -> str | None:
@@ -126,9 +125,10 @@ async def incident(request: web.Request) -> web.Response:
 async def _checked_form(request: web.Request, user: User) -> Any:
     """The posted form, once its CSRF token and the user's right to act are checked."""
     form = await request.post()
-    if not hmac.compare_digest(str(form.get("csrf", "")).encode(),
-                               csrf_token(request, user).encode()):
-        raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page")
+    verdict = csrf.check(request.app[CSRF_SECRET], user.name, str(form.get("csrf", "")),
+                         request.app[CLOCK]())
+    if verdict is not csrf.Verdict.OK:
+        raise web.HTTPForbidden(text=csrf.MESSAGES[verdict].format(user=user.name))
     if not user.can_decide:
         raise web.HTTPForbidden(text=f"{user.name} is a {user.role} and cannot decide")
     return form

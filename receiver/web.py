@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 
-from . import handlers, jira_webhook, pages
+from . import auth, handlers, jira_webhook, pages
 from .appkeys import CLOCK, CONFIG, CSRF_SECRET, INGEST, METRICS, STORE, WORKER
 from .approvals import Sweeper
 from .config import ReceiverConfig
@@ -65,6 +65,7 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
     app[CLOCK] = clock
     app[CSRF_SECRET] = os.urandom(32)  # tokens die with the process: reload the page
     app[METRICS] = ReceiverMetrics()
+    auth.install(app)
     setup_routes(app)
     app.on_response_prepare.append(_security_headers)
 
