@@ -8,10 +8,12 @@ middleware signs the caller in before the handler runs; handlers ask current_use
 import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
 import ipaddress
 import math
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +36,16 @@ REMEMBER_FOR = 30 * 86400.0
 MAX_REMEMBERED = 10_000
 MAX_WAITING = 64  # password checks queued at once; more get a 429 at once
 WORKERS = max(1, (os.cpu_count() or 2) - 1)  # one core stays with the event loop
+CHECK_NICENESS = 10
+# A locked-out guess is answered only after this long (or its lockout, if shorter):
+# a guesser that ignores Retry-After cannot flood the event loop with cheap 429s.
+TARPIT_SECONDS = 1.0
+
+
+def _lower_priority() -> None:
+    """Where the OS allows it, a busy CPU serves the event loop before a password check."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CHECK_NICENESS)
 
 
 class Reason(StrEnum):
@@ -58,7 +70,8 @@ class SignIns:
         self._users = Throttle(USER_POLICY, clock)
         self._addresses = Throttle(ADDRESS_POLICY, clock)
         self._known: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="password-check")
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="password-check",
+                                            initializer=_lower_priority)
         self._waiting = 0
 
     def _known_address(self, name: str, address: str) -> bool:
@@ -76,7 +89,9 @@ class SignIns:
         user_wait = 0.0 if self._known_address(name, address) else self._users.wait(name)
         wait = max(user_wait, self._addresses.wait(address))
         if wait > 0:
-            return Refusal(Reason.LOCKED, math.ceil(wait))
+            delay = min(wait, TARPIT_SECONDS)
+            await asyncio.sleep(delay)
+            return Refusal(Reason.LOCKED, max(1, math.ceil(wait - delay)))
         if self._waiting >= MAX_WAITING:
             return Refusal(Reason.BUSY, 1)
         # Unknown names are counted too: a 429 for known names only would name them.

@@ -6,14 +6,20 @@ import threading
 
 import pytest
 
+from receiver import auth, passwords
 from receiver import csrf as csrf_tokens
-from receiver import passwords
 from receiver.passwords import hash_password
 from tests.helpers import Clock
 from tests.receiver_helpers import PASSWORDS, T0, alert, fire, signed_in
 from tests.test_receiver_pages import csrf, page, submit
 
 CAROL = "carol-password"
+
+
+@pytest.fixture(autouse=True)
+def no_tarpit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Locked-out guesses are answered at once here: the tests' clock does not move."""
+    monkeypatch.setattr(auth, "TARPIT_SECONDS", 0.0)
 
 
 @pytest.fixture
