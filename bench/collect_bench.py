@@ -137,7 +137,8 @@ async def _diagnose(service: CollectionService, run: RunResult) -> tuple[float, 
     collection = service.config.collection
     started = time.perf_counter()
     # A fresh renderer formats every vessel: the cost when none is unchanged.
-    await Renderer(collection.windows, collection.interval).render(service.fleet.snapshot(), service.reload_state)
+    await Renderer(collection.windows, collection.interval).render(
+        service.fleet.snapshot(), service.reload_state)
     render_s = time.perf_counter() - started
     started = time.perf_counter()
     await service.runlog.record(run, service.config.run_retention)
@@ -385,7 +386,8 @@ async def metrics_phase(opts: Options, tmp: Path, phases: list[PhaseUsage]) -> M
             render_times = []
             for _ in range(3):
                 started = time.perf_counter()
-                await Renderer(windows, interval).render(service.fleet.snapshot(), service.reload_state)
+                await Renderer(windows, interval).render(service.fleet.snapshot(),
+                                                         service.reload_state)
                 render_times.append(time.perf_counter() - started)
             body_times = _timed(5, service.cache.gzip_chunks, time.time())
             scrape = await scrape_in_child(f"{base}/metrics", opts.scrapes)

@@ -32,6 +32,8 @@ ON_TIMEOUT = ("remind", "approve", "reject")
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]+$")
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER = re.compile(r"^[A-Za-z0-9-]+$")
+MIN_TOKEN_LENGTH = 16  # a short bearer token can be guessed
+ANY_PROXY = "trust_any_proxy_i_know_this_lets_anyone_sign_in"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,9 @@ class ReceiverConfig:
 
 def _proxies(raw: dict[str, Any], trusted_header: bool) -> tuple[IPNetwork, ...]:
     """Whoever reaches the receiver can set any header: only the proxy's is believed."""
+    any_proxy = raw.get(ANY_PROXY, False)
+    if not isinstance(any_proxy, bool):
+        raise ConfigError(ANY_PROXY, "expected true or false")
     if "trusted_proxies" not in raw:
         if trusted_header:
             raise ConfigError("trusted_proxies", "required with trusted_header: the "
@@ -111,6 +116,14 @@ def _proxies(raw: dict[str, Any], trusted_header: bool) -> tuple[IPNetwork, ...]
                               f"expected an IP address or network, got {item!r}") from None
     if not networks:
         raise ConfigError("trusted_proxies", "must name at least one address")
+    everyone = [i for i, n in enumerate(networks) if n.prefixlen == 0]
+    if everyone and not any_proxy:
+        raise ConfigError(f"trusted_proxies[{everyone[0]}]",
+                          f"{networks[everyone[0]]} is every address, so anyone could sign in"
+                          f" as anyone; name your auth proxy's addresses (or set {ANY_PROXY}:"
+                          " true)")
+    if any_proxy and not everyone:
+        raise ConfigError(ANY_PROXY, "only used when trusted_proxies holds 0.0.0.0/0 or ::/0")
     return tuple(networks)
 
 
@@ -207,7 +220,7 @@ def _jira(raw: Any) -> JiraConfig:
 
 def parse_config(raw: Any, env: Mapping[str, str]) -> ReceiverConfig:
     raw = mapping(raw, "", {"listen", "database", "webhook", "users", "trusted_header",
-                            "trusted_proxies",
+                            "trusted_proxies", ANY_PROXY,
                             "incidents", "notify_url", "jira", "links", "max_body_bytes"},
                   ("webhook",))
     raw = expand_env(raw, "", env)
@@ -224,11 +237,18 @@ def parse_config(raw: Any, env: Mapping[str, str]) -> ReceiverConfig:
             if not user.password_hash.reveal():
                 raise ConfigError(f"users[{i}].password_hash",
                                   "required unless trusted_header names an auth proxy header")
+    if not any(user.can_decide for user in users):
+        raise ConfigError("users", "needs at least one approver, or nobody could approve")
+    bearer_token = secret(webhook["bearer_token"], "webhook.bearer_token")
+    if len(bearer_token.reveal()) < MIN_TOKEN_LENGTH:
+        raise ConfigError("webhook.bearer_token",
+                          f"too short ({len(bearer_token.reveal())} characters);"
+                          f" use at least {MIN_TOKEN_LENGTH}")
     return ReceiverConfig(
         listen_host=host,
         listen_port=port,
         database=Path(string(raw.get("database", "receiver.db"), "database")),
-        bearer_token=secret(webhook["bearer_token"], "webhook.bearer_token"),
+        bearer_token=bearer_token,
         users=users,
         incidents=_incidents(raw.get("incidents", {})),
         trusted_header=string(trusted, "trusted_header", _HEADER) if trusted is not None else None,

@@ -14,7 +14,10 @@ from typing import Any, TypeVar, cast
 import requests
 from jira import JIRA, JIRAError
 
+from fleet_common.redact import redact
+
 from .config import JiraConfig
+from .redaction import jira_secrets
 from .tickets import TicketError, TicketRequest, dedupe_label
 
 log = logging.getLogger(__name__)
@@ -22,11 +25,12 @@ T = TypeVar("T")
 TIMEOUT = 30.0  # seconds per JIRA call; the outbox retries, the library does not
 
 
-def _classify(exc: Exception) -> TicketError:
+def _classify(exc: Exception, config: JiraConfig) -> TicketError:
     if isinstance(exc, JIRAError):
         status = exc.status_code
         retryable = status is None or status == 429 or status >= 500
-        text = (exc.text or "").strip()[:300]
+        # Masked before it is cut short: half a secret is still a leak.
+        text = redact((exc.text or "")[:65536], jira_secrets(config)).strip()[:300]
         return TicketError(f"JIRA answered {status}: {text}", retryable=retryable)
     return TicketError(f"cannot reach JIRA: {type(exc).__name__}", retryable=True)
 
@@ -60,7 +64,7 @@ class JiraTickets:
             result = await asyncio.to_thread(run)
         except (JIRAError, requests.RequestException) as exc:
             self._on_call(operation, "error")
-            raise _classify(exc) from None
+            raise _classify(exc, self._config) from None
         self._on_call(operation, "ok")
         return result
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from .config import ReceiverConfig
 from .db import Database, EventKind, Incident, PastIncident, Work, WorkKind
 from .incidents import facts
+from .redaction import redacted
 from .tickets import TicketError, TicketRequest, Tickets, dedupe_label
 from .timefmt import human_duration, iso
 
@@ -137,6 +138,7 @@ class OutboxWorker:
         return f"{key}: {item.body}"
 
     async def _failed(self, item: Work, error: str, *, retryable: bool) -> None:
+        error = redacted(error, self._config)  # a server may echo our credentials
         attempts = item.attempts + 1
         now = self._clock()
         async with self._db.transaction() as tx:

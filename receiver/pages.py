@@ -1,14 +1,13 @@
 """The approval page: server-rendered, autoescaped, post/redirect/get with CSRF tokens."""
 
 import dataclasses
-import hashlib
-import hmac
 from typing import Any
 
 from aiohttp import web
 
 from fleet_common.ids import parse_id
 
+from . import csrf
 from .actions import require_decider, retry_ticket_work, take_decision
 from .appkeys import CLOCK, CONFIG, CSRF_SECRET, DB
 from .auth import current_user
@@ -22,7 +21,7 @@ from .timefmt import human_duration, iso
 
 
 def csrf_token(request: web.Request, user: User) -> str:
-    return hmac.new(request.app[CSRF_SECRET], user.name.encode(), hashlib.sha256).hexdigest()
+    return csrf.issue(request.app[CSRF_SECRET], user.name, request.app[CLOCK]())
 
 
 def _link(url: str | None) -> str | None:
@@ -116,9 +115,10 @@ async def incident(request: web.Request) -> web.Response:
 async def _checked_form(request: web.Request, user: User) -> Any:
     """The posted form, once its CSRF token and the user's right to act are checked."""
     form = await request.post()
-    if not hmac.compare_digest(str(form.get("csrf", "")).encode(),
-                               csrf_token(request, user).encode()):
-        raise Forbidden("missing or wrong CSRF token; reload the page")
+    verdict = csrf.check(request.app[CSRF_SECRET], user.name, str(form.get("csrf", "")),
+                         request.app[CLOCK]())
+    if verdict is not csrf.Verdict.OK:
+        raise Forbidden(csrf.MESSAGES[verdict].format(user=user.name))
     require_decider(user)
     return form
 

@@ -7,6 +7,11 @@ import os
 import re
 
 _N, _R, _P = 2**14, 8, 1
+# Checked for names with no password, so an unknown name costs what a known one does
+# (else timing tells which names exist). Same parameters as hash_password.
+DUMMY_HASH = "$".join(["scrypt", str(_N), str(_R), str(_P),
+                       base64.b64encode(b"fleet-sla:nobody").decode(),
+                       base64.b64encode(bytes(64)).decode()])
 _FORMAT = re.compile(r"^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$")
 
 
@@ -33,3 +38,11 @@ def verify_password(password: str, hashed: str) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(digest, expected)
+
+
+def check_password(password: str, hashed: str | None) -> bool:
+    """verify_password that costs one scrypt whether or not there is a hash to check."""
+    if hashed is None or not is_password_hash(hashed):
+        verify_password(password, DUMMY_HASH)
+        return False
+    return verify_password(password, hashed)

@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from . import handlers, jira_webhook, middleware, pages
+from . import auth, handlers, jira_webhook, middleware, pages
 from .appkeys import CLOCK, CONFIG, CSRF_SECRET, DB, INGEST, METRICS, WORKER
 from .approvals import Sweeper
 from .config import ReceiverConfig
@@ -69,6 +69,7 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
     app[CLOCK] = clock
     app[CSRF_SECRET] = os.urandom(32)  # tokens die with the process: reload the page
     app[METRICS] = ReceiverMetrics()
+    auth.install(app)
     setup_routes(app)
     app.on_response_prepare.append(_security_headers)
 

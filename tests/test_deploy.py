@@ -198,7 +198,7 @@ class TestReceiverService:
         from receiver.cli import main
         from receiver.passwords import hash_password
 
-        env = {"RECEIVER_WEBHOOK_TOKEN": "t", "ALICE_PASSWORD_HASH": hash_password("a"),
+        env = {"RECEIVER_WEBHOOK_TOKEN": "t" * 16, "ALICE_PASSWORD_HASH": hash_password("a"),
                "BOB_PASSWORD_HASH": hash_password("b")}
         with pytest.MonkeyPatch.context() as patch:
             for name, value in env.items():
