@@ -30,7 +30,7 @@ class TestErrorShapes:
         forged = await client.post("/incidents/1/approve", data={"csrf": "x"},
                                    headers=signed_in(), allow_redirects=False)
         assert forged.status == 403 and forged.content_type == "text/html"
-        assert "missing or wrong CSRF token" in await forged.text()
+        assert "CSRF token was not issued to alice; reload the page" in await forged.text()
         unsigned = await client.get("/")
         assert unsigned.status == 401 and unsigned.content_type == "text/html"
         assert "Basic" in unsigned.headers["WWW-Authenticate"]
