@@ -1,0 +1,96 @@
+"""Takes credentials out of text before it is stored, logged or shown.
+
+An InfluxDB or a proxy may echo the request in an error body: the configured secrets,
+URL-encoded or inside a Basic header, and credentials nobody configured here. Every
+configured form is replaced with ***, and so is anything shaped like a credential:
+u=/p=/token=... parameters, Authorization headers, user:pass@ in URLs.
+
+Replacing a short secret inside words would garble them ("tim***d out") and show where
+the secret occurs, so a secret shorter than LONG_SECRET is replaced only where it stands
+as a whole token. Longer ones are replaced wherever they occur.
+"""
+
+import base64
+import binascii
+import functools
+import re
+from collections.abc import Callable, Iterable
+from urllib.parse import quote, quote_plus
+
+from .config import InfluxConfig
+
+MARK = "***"
+LONG_SECRET = 8  # characters; shorter secrets could be parts of ordinary words
+
+Redactor = Callable[[str], str]
+
+_PARAM = re.compile(
+    r"(?i)(?<![A-Za-z0-9_])((?:u|p|user|username|pass|passwd|password|pwd|token|"
+    r"access_token|auth_token|api_key|apikey|secret|client_secret)=)[^&\s\"',;]+")
+# "password": "x" in an echoed JSON body
+_JSON_FIELD = re.compile(
+    r"(?i)(\"(?:password|passwd|token|access_token|auth_token|api_key|secret)\"\s*:\s*\")"
+    r"(?:[^\"\\]|\\.)*")
+_HEADER = re.compile(r"(?i)(authorization\W{0,3}\s*(?:basic|token|bearer)\s+)[^\s\"',;]+")
+_BASIC = re.compile(r"(?i)(\bbasic\s+)([A-Za-z0-9+/]{4,}={0,2})")
+_BEARER = re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/-]+=*)")
+_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^\s/@\"']+@")
+
+
+def _basic(match: re.Match[str]) -> str:
+    """Basic followed by base64 of user:password; "basic authentication" stays as it is."""
+    try:
+        decoded = base64.b64decode(match[2], validate=True)
+    except (binascii.Error, ValueError):
+        return match[0]
+    return match[1] + MARK if b":" in decoded else match[0]
+
+
+def _bearer(match: re.Match[str]) -> str:
+    """A bearer token has digits or punctuation, or is long; "Bearer token" is a phrase."""
+    value = match[2]
+    tokenish = len(value) >= 20 or not value.isalpha()
+    return match[1] + MARK if tokenish else match[0]
+
+
+def _forms(secret: str, username: str | None) -> set[str]:
+    """The ways a secret can appear in an echoed request."""
+    forms = {secret, quote(secret, safe=""), quote_plus(secret),
+             base64.b64encode(secret.encode()).decode()}
+    if username is not None:
+        pair = f"{username}:{secret}".encode()
+        forms.add(base64.b64encode(pair).decode())
+    return {f for f in forms if f}
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_pattern(secrets: tuple[str, ...], username: str | None) -> re.Pattern[str] | None:
+    forms = set().union(*(_forms(s, username) for s in secrets if s))
+    if not forms:
+        return None
+    alternatives = []
+    for form in sorted(forms, key=len, reverse=True):  # the longest form first
+        escaped = re.escape(form)
+        if len(form) < LONG_SECRET:
+            escaped = rf"(?<!\w){escaped}(?!\w)"  # a whole token only
+        alternatives.append(escaped)
+    return re.compile("|".join(alternatives))
+
+
+def redact(text: str, secrets: Iterable[str] = (), username: str | None = None) -> str:
+    """`text` without the given secrets (in every form) and without credential shapes."""
+    pattern = _secret_pattern(tuple(secrets), username)
+    if pattern is not None:
+        text = pattern.sub(MARK, text)
+    text = _PARAM.sub(rf"\1{MARK}", text)
+    text = _JSON_FIELD.sub(rf"\1{MARK}", text)
+    text = _HEADER.sub(rf"\1{MARK}", text)
+    text = _BASIC.sub(_basic, text)
+    text = _BEARER.sub(_bearer, text)
+    return _USERINFO.sub(rf"\1{MARK}@", text)
+
+
+def redactor_for(influx: InfluxConfig) -> Redactor:
+    """Redacts the credentials of one vessel's InfluxDB."""
+    secrets, username = influx.secrets(), influx.username
+    return lambda text: redact(text, secrets, username)
