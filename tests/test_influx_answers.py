@@ -3,7 +3,9 @@
 import base64
 import gzip
 import json
+import logging
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -230,3 +232,52 @@ class TestHostileAnswers:
         assert metrics.series("fleet_device_up") == {}
         page = await (await client.get("/")).text()
         assert "unexpected error" not in page
+
+
+class TestEchoedCredentials:
+    """A server that echoes the request shows no credential on the page, the API or the log."""
+
+    PASSWORD = "p@ss/w rd+9Secret"
+
+    async def outlets(self, client, run: dict, caplog) -> str:
+        page = await (await client.get("/")).text()
+        metrics = await (await client.get("/metrics")).text()
+        return "\n".join([json.dumps(run), page, metrics, caplog.text])
+
+    async def test_every_form_of_the_configured_password_is_redacted(self, one_vessel, caplog):
+        caplog.set_level(logging.DEBUG)
+        basic = base64.b64encode(f"reader:{self.PASSWORD}".encode()).decode()
+        echo = (f"rejected POST /query?u=reader&p={quote(self.PASSWORD, safe='')} "
+                f"Authorization: Basic {basic} raw {self.PASSWORD} "
+                f"form {quote_plus(self.PASSWORD)}")
+        _, client, _, run = await one_vessel(
+            reply(status=400, body=json.dumps({"error": echo})),
+            username="reader", password=self.PASSWORD)
+        shown = await self.outlets(client, run, caplog)
+        for form in (self.PASSWORD, quote(self.PASSWORD, safe=""), quote_plus(self.PASSWORD),
+                     basic, "9Secret"):
+            assert form not in shown, form
+        assert run["vessels"][0]["error"] == (
+            "HTTP 400: rejected POST /query?u=***&p=*** Authorization: Basic *** raw *** "
+            "form ***")
+
+    async def test_credentials_nobody_configured_are_redacted(self, one_vessel, caplog):
+        caplog.set_level(logging.DEBUG)
+        echo = ("upstream http://bob:hunter2@10.0.0.9:3128 said token=zz-unlisted-1 "
+                "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig")
+        _, client, _, run = await one_vessel(
+            reply(status=400, body=json.dumps({"error": echo})), token=TOKEN)
+        shown = await self.outlets(client, run, caplog)
+        for secret in ("hunter2", "zz-unlisted-1", "eyJhbGciOiJIUzI1NiJ9"):
+            assert secret not in shown, secret
+        assert run["vessels"][0]["error"] == (
+            "HTTP 400: upstream http://***@10.0.0.9:3128 said token=*** "
+            "Authorization: Bearer ***")
+
+    async def test_a_short_token_leaves_the_message_whole(self, one_vessel, caplog):
+        _, client, _, run = await one_vessel(slow(2), slow(2), attempts=2,
+                                             query_timeout="200ms", token="ime")
+        message = "timed out after 0.2s (2 attempts)"
+        assert run["vessels"][0]["error"] == message
+        assert message in await (await client.get("/")).text()
+        assert message in caplog.text
