@@ -40,10 +40,10 @@ _USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^\s/@\"']+@")
 def _basic(match: re.Match[str]) -> str:
     """Basic followed by base64 of user:password; "basic authentication" stays as it is."""
     try:
-        decoded = base64.b64decode(match[2], validate=True)
-    except (binascii.Error, ValueError):
+        decoded = base64.b64decode(match[2], validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
         return match[0]
-    return match[1] + MARK if b":" in decoded else match[0]
+    return match[1] + MARK if ":" in decoded and decoded.isprintable() else match[0]
 
 
 def _bearer(match: re.Match[str]) -> str:
@@ -55,10 +55,11 @@ def _bearer(match: re.Match[str]) -> str:
 
 def _forms(secret: str, username: str | None) -> set[str]:
     """The ways a secret can appear in an echoed request."""
-    forms = {secret, quote(secret, safe=""), quote_plus(secret),
-             base64.b64encode(secret.encode()).decode()}
+    # surrogatepass: a secret from the environment may hold undecodable bytes.
+    raw = secret.encode("utf-8", "surrogatepass")
+    forms = {secret, quote(raw, safe=""), quote_plus(raw), base64.b64encode(raw).decode()}
     if username is not None:
-        pair = f"{username}:{secret}".encode()
+        pair = f"{username}:{secret}".encode("utf-8", "surrogatepass")
         forms.add(base64.b64encode(pair).decode())
     return {f for f in forms if f}
 
