@@ -4,20 +4,50 @@ InfluxQL over the v1 ``/query`` API is spoken by InfluxDB 1.x, 2.x (v1 compatibi
 with a DBRP mapping) and 3.x, so it is the default backend; Flux is in flux_backend.py.
 """
 
+import asyncio
 import base64
+import contextlib
 import json
 import zlib
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
 
 from .config import VesselConfig, Window
 from .influxql import Statement, build_statements, parse_answer
-from .model import Answer, AuthError, QueryError, TransientError
+from .model import Answer, AuthError, QueryError
+from .transport_errors import http_status_error, transport_error
 
 MAX_ANSWER_BYTES = 8 * 1024 * 1024  # decoded; a bounded query never comes near this
+# A legitimate answer holds a few short series per device: about 1 KiB each for three
+# windows. The cap bounds the time one parse holds the event loop (about 3 ms per 100 KiB
+# of the worst JSON on a busy core).
+ANSWER_BYTES_PER_DEVICE = 8 * 1024
+MIN_ANSWER_CAP = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerCap:
+    """The largest answer, decoded, that a vessel's query can legitimately get."""
+
+    bytes: int
+    devices: int
+
+    @classmethod
+    def of(cls, vessel: VesselConfig) -> "AnswerCap":
+        devices = len(vessel.devices)
+        size = max(MIN_ANSWER_CAP, ANSWER_BYTES_PER_DEVICE * devices)
+        return cls(bytes=min(size, MAX_ANSWER_BYTES), devices=devices)
+
+    def refuse(self, size: int | None = None, what: str = "") -> QueryError:
+        """`size` None: more than the cap arrived, and reading stopped there."""
+        got = f"over {self.bytes}" if size is None else str(size)
+        noun = "device" if self.devices == 1 else "devices"
+        return QueryError(f"answer too large: {got} bytes{what}, the cap for {self.devices} "
+                          f"{noun} is {self.bytes} bytes")
 
 
 class Backend(Protocol):
@@ -44,37 +74,73 @@ class ByApi:
             await backend.close()
 
 
-def decode_body(raw: bytes, encoding: str) -> bytes:
+class ParseTurns:
+    """At most one answer is parsed per event-loop turn, so requests are served between.
+
+    Answers that arrive together would otherwise all be parsed in one turn: 32 vessels
+    of 5 ms each hold /metrics for 160 ms. json.loads holds the GIL, so a thread would not
+    help; the cap keeps each turn short.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        async with self._lock:
+            await asyncio.sleep(0)  # the parse runs in a later turn than the one that asked
+            yield
+
+
+def decode_body(raw: bytes, encoding: str, cap: AnswerCap) -> bytes:
     if encoding in ("", "identity"):
-        if len(raw) > MAX_ANSWER_BYTES:
-            raise QueryError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+        if len(raw) > cap.bytes:
+            raise cap.refuse(len(raw))
         return raw
     if encoding not in ("gzip", "deflate"):
-        raise QueryError(f"unsupported Content-Encoding {encoding!r}")
+        raise QueryError(f"unsupported Content-Encoding {encoding[:40]!r}")
     wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
     inflater = zlib.decompressobj(wbits)
     try:
-        body = inflater.decompress(raw, MAX_ANSWER_BYTES + 1)
-    except zlib.error as exc:
-        raise QueryError(f"corrupt {encoding} answer: {exc}") from None
-    if len(body) > MAX_ANSWER_BYTES:
-        raise QueryError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+        body = inflater.decompress(raw, cap.bytes + 1)
+    except zlib.error:
+        raise QueryError(f"corrupt {encoding} answer") from None
+    if len(body) > cap.bytes:
+        raise cap.refuse(None, " decoded")
     if not inflater.eof:
         raise QueryError(f"truncated {encoding} answer")
     return body
 
 
-async def read_capped(response: aiohttp.ClientResponse) -> bytes:
-    """The body, refusing to buffer more than MAX_ANSWER_BYTES of it."""
-    if (response.content_length or 0) > MAX_ANSWER_BYTES:
-        raise QueryError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+async def read_capped(response: aiohttp.ClientResponse, cap: AnswerCap) -> bytes:
+    """The body, refusing to buffer more than the cap of it (compressed can't be larger)."""
+    if (response.content_length or 0) > cap.bytes:
+        raise cap.refuse(response.content_length)
     chunks, size = [], 0
     async for chunk in response.content.iter_chunked(64 * 1024):
         size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            raise QueryError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+        if size > cap.bytes:
+            raise cap.refuse(None)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def load_json(body: bytes) -> Any:
+    """The decoded document; a body json.loads chokes on is a QueryError that says why."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise QueryError(f"answer is not UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise QueryError(f"invalid JSON in answer ({len(body)} bytes): {exc.msg} "
+                         f"at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise QueryError(f"JSON nested too deeply in answer ({len(body)} bytes)") from None
+    except ValueError:  # Python's limit on the digits of an integer
+        raise QueryError(f"invalid JSON in answer ({len(body)} bytes): "
+                         "a number with too many digits") from None
 
 
 NO_MESSAGE = "no JSON error message"
@@ -84,8 +150,8 @@ def error_text(body: bytes) -> str:
     """InfluxDB says why in {"error": ...} (1.x) or {"message": ...} (2.x); anything else is
     summarised, not echoed. Not cut short: the collector redacts secrets, then shortens."""
     try:
-        document = json.loads(body)
-    except ValueError:
+        document = load_json(body)
+    except QueryError:
         return NO_MESSAGE
     if isinstance(document, dict):
         for key in ("error", "message"):
@@ -102,6 +168,7 @@ class InfluxQLBackend:
         self._windows = tuple(windows)
         self._lookback = lookback
         self._requests: dict[str, tuple[list[Statement], bytes]] = {}
+        self._turns = ParseTurns()
 
     @staticmethod
     def _headers(vessel: VesselConfig) -> dict[str, str]:
@@ -134,32 +201,27 @@ class InfluxQLBackend:
     async def query(self, vessel: VesselConfig) -> Answer:
         statements, form = self._request(vessel)
         headers = {**self._headers(vessel), "Content-Type": "application/x-www-form-urlencoded"}
+        cap = AnswerCap.of(vessel)
         try:
             async with self._session.post(
                 f"{vessel.influx.url}/query", data=form, headers=headers
             ) as response:
-                raw = await read_capped(response)
+                raw = await read_capped(response, cap)
                 status = response.status
                 ctype = response.content_type
                 encoding = response.headers.get("Content-Encoding", "").lower()
         except (aiohttp.ClientError, OSError) as exc:
-            reason = str(exc) or type(exc).__name__
-            raise TransientError(f"{type(exc).__name__}: {reason}") from None
+            raise transport_error(exc, vessel) from None
 
         if status in (401, 403):
-            raise AuthError(f"HTTP {status}: {error_text(decode_body(raw, encoding))}")
+            raise AuthError(f"HTTP {status}: {error_text(decode_body(raw, encoding, cap))}")
         if status >= 500 or status == 429:
-            raise TransientError(f"HTTP {status}")
+            raise http_status_error(status, vessel)
         if status != 200:
-            raise QueryError(f"HTTP {status}: {error_text(decode_body(raw, encoding))}")
+            raise QueryError(f"HTTP {status}: {error_text(decode_body(raw, encoding, cap))}")
         if "json" not in ctype:
-            raise QueryError(f"expected a JSON answer, got {ctype or 'no content type'}")
-        body = decode_body(raw, encoding)
-        try:
-            document = json.loads(body)
-        except json.JSONDecodeError as exc:
-            raise QueryError(f"invalid JSON in answer ({len(body)} bytes): {exc.msg}") from None
-        except UnicodeDecodeError as exc:  # bytes in no encoding JSON allows
-            raise QueryError(f"invalid JSON in answer ({len(body)} bytes): {exc}") from None
-        observation = parse_answer(document, statements, vessel, self._windows)
+            raise QueryError(f"expected a JSON answer, got {ctype[:60] or 'no content type'}")
+        async with self._turns.turn():
+            document = load_json(decode_body(raw, encoding, cap))
+            observation = parse_answer(document, statements, vessel, self._windows)
         return Answer(observation=observation, response_bytes=len(raw))

@@ -3,12 +3,14 @@
 import asyncio
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from .backend import Backend
 from .config import CollectionConfig, VesselConfig
 from .model import CollectError, TransientError, VesselObservation, VesselStatus
+from .redact import redactor_for
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +52,6 @@ class RunResult:
         if self.failed == 0:
             return "success"
         return "failed" if self.ok == 0 else "partial"
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def assess(
@@ -105,10 +100,12 @@ class Collector:
                 error = TransientError(f"timed out after {cfg.timeout:g}s")
             except CollectError as exc:
                 error = exc
-            except Exception as exc:
-                # A bug must cost one vessel, not the whole run.
-                log.exception("vessel %s: unexpected error", vessel.id)
-                error = CollectError(f"unexpected error: {type(exc).__name__}")
+            except Exception:
+                # A bug must cost one vessel, not the whole run. The traceback may quote
+                # an answer, so it is redacted like any error.
+                log.error("vessel %s: internal error: %s", vessel.id,
+                          redactor_for(vessel.influx)(traceback.format_exc()))
+                error = CollectError("internal error in the exporter; its log has the details")
             else:
                 now = self._clock()
                 status, observation = assess(answer.observation, now, cfg)
@@ -125,8 +122,11 @@ class Collector:
             if not error.retryable or attempt == cfg.attempts:
                 break
             await self._sleep(cfg.backoff * 2 ** (attempt - 1))
+        text = str(error)
+        if attempt > 1:
+            text += f" ({attempt} attempts)"
         # Redacted before it is cut short, so no part of a secret survives the cut.
-        message = redact(str(error), vessel.influx.secrets())[:MAX_ERROR_CHARS]
+        message = redactor_for(vessel.influx)(text)[:MAX_ERROR_CHARS]
         # Status changes are logged by the service; each failure only at debug level.
         log.debug(
             "vessel %s: %s after %d attempt(s): %s", vessel.id, error.status, attempt, message

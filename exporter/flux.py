@@ -104,11 +104,20 @@ def _rfc3339_ns(text: str) -> int:
     return seconds * 1_000_000_000 + int((fraction + "000000000")[:9] or 0)
 
 
+_LONG = range(-(2**63), 2**63)
+_UNSIGNED = range(2**64)
+
+
 def _convert(raw: str, datatype: str) -> Value:
     if raw == "":
         return None
     if datatype in ("long", "unsignedLong"):
-        return int(raw)
+        if len(raw) > 20:  # int() of a long string is slow: no 64-bit number is longer
+            raise ValueError("too long")
+        whole = int(raw)
+        if whole not in (_LONG if datatype == "long" else _UNSIGNED):
+            raise ValueError("out of range")
+        return whole
     if datatype == "double":
         number = float(raw)
         if not math.isfinite(number):
@@ -197,9 +206,17 @@ def _require(values: dict[str, Value], name: str, kind: type[_T], where: str) ->
     return value
 
 
+# Rows one device may legitimately bring to one result: a row per series (several hosts
+# may ping it), three fields for "latest".
+ROWS_PER_DEVICE = 32
+
+
 def parse_answer(text: str, vessel: VesselConfig, windows: Sequence[Window]) -> VesselObservation:
     """Reduce the answer to the figures the InfluxQL backend gets, then observe them."""
     tag = vessel.influx.device_tag
+    asked = frozenset(d.address for d in vessel.devices)
+    most = ROWS_PER_DEVICE * len(asked)
+    rows: dict[str, int] = {}
     counts = {f"{kind}:{w.label}" for w in windows for kind in ("total", "up")}
     found: dict[str, dict[str, Row]] = {name: {} for name in
                                         (*counts, "latest", "last_reply", "first")}
@@ -213,6 +230,13 @@ def parse_answer(text: str, vessel: VesselConfig, windows: Sequence[Window]) -> 
         if result not in found:
             raise QueryError(f"malformed answer: unexpected result {str(result)[:40]!r}")
         address = str(_require(values, tag, str, where))
+        if address not in asked:
+            raise QueryError(f"malformed answer: {where}: device {address[:60]!r} "
+                             "was not asked for")
+        rows[result] = seen = rows.get(result, 0) + 1
+        if seen > most:
+            raise QueryError(f"malformed answer: {where}: more than {most} rows for "
+                             f"{len(asked)} devices")
         if result in counts:
             count = _require(values, "_value", int, where)
             before = found[result].get(address, (0,))[0] or 0

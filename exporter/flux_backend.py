@@ -15,10 +15,11 @@ from influxdb_client.client.query_api_async import QueryApiAsync
 from influxdb_client.domain.query import Query
 from influxdb_client.service.query_service import QueryService
 
-from .backend import NO_MESSAGE, decode_body, error_text, read_capped
+from .backend import NO_MESSAGE, AnswerCap, ParseTurns, decode_body, error_text, read_capped
 from .config import VesselConfig, Window
 from .flux import build_script, parse_answer
-from .model import Answer, AuthError, QueryError, TransientError
+from .model import Answer, AuthError, QueryError
+from .transport_errors import http_status_error, transport_error
 
 # The collector's own timeout should fire first: it says "timed out after ...".
 _CLIENT_GRACE_SECONDS = 5.0
@@ -32,6 +33,7 @@ class FluxBackend:
         timeout: float,
     ) -> None:
         self._windows = tuple(windows)
+        self._turns = ParseTurns()
         # One TLS context for all: each client would otherwise load the CA store itself,
         # about 0.8 MB a vessel.
         tls = ssl.create_default_context()
@@ -54,40 +56,40 @@ class FluxBackend:
 
     async def query(self, vessel: VesselConfig) -> Answer:
         service, query = self._queries[vessel.id]
+        cap = AnswerCap.of(vessel)
         try:
             response = await service.post_query_async(
                 org=vessel.influx.org, query=query, async_req=False, _preload_content=False,
                 _return_http_data_only=True)
             try:
-                raw = await read_capped(response)
+                raw = await read_capped(response, cap)
                 status = response.status
                 encoding = response.headers.get("Content-Encoding", "").lower()
             finally:
                 response.release()
         except (aiohttp.ClientError, OSError) as exc:
-            reason = str(exc) or type(exc).__name__
-            raise TransientError(f"{type(exc).__name__}: {reason}") from None
+            raise transport_error(exc, vessel) from None
 
         if status == 403 and _FLUX_DISABLED in raw:
             raise QueryError("HTTP 403: Flux is disabled on this InfluxDB 1.8; set "
                              "[http] flux-enabled = true, or use api: influxql")
         if status in (401, 403):
-            raise AuthError(f"HTTP {status}: {error_text(decode_body(raw, encoding))}")
+            raise AuthError(f"HTTP {status}: {error_text(decode_body(raw, encoding, cap))}")
         if status >= 500 or status == 429:
             # InfluxDB 1.8 answers a Flux compile error with 500 too: keep its reason.
             try:
-                reason = error_text(decode_body(raw, encoding))
+                reason = error_text(decode_body(raw, encoding, cap))
             except QueryError:
                 reason = NO_MESSAGE
-            raise TransientError(f"HTTP {status}" + ("" if reason == NO_MESSAGE
-                                                      else f": {reason}"))
+            raise http_status_error(status, vessel, "" if reason == NO_MESSAGE else reason)
         if status != 200:
-            raise QueryError(f"HTTP {status}: {error_text(decode_body(raw, encoding))}")
-        try:
-            text = decode_body(raw, encoding).decode("utf-8")
-        except UnicodeDecodeError:
-            raise QueryError("answer is not UTF-8") from None
-        observation = parse_answer(text, vessel, self._windows)
+            raise QueryError(f"HTTP {status}: {error_text(decode_body(raw, encoding, cap))}")
+        async with self._turns.turn():
+            try:
+                text = decode_body(raw, encoding, cap).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise QueryError(f"answer is not UTF-8 (byte {exc.start})") from None
+            observation = parse_answer(text, vessel, self._windows)
         return Answer(observation=observation, response_bytes=len(raw))
 
     async def close(self) -> None:

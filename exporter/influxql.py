@@ -115,7 +115,13 @@ _WANTED = {
 _NULLABLE = frozenset({"percent_packet_loss", "average_response_ms"})
 
 
-def _rows(result: Any, index: int, statement: Statement, tag: str) -> dict[str, Row]:
+# InfluxDB's numbers are 64-bit; anything beyond is not an answer to our query. NaN
+# compares false with both bounds, so one test rejects it too.
+_LIMIT = float(2**64)
+
+
+def _rows(result: Any, index: int, statement: Statement, tag: str,
+          asked: frozenset[str]) -> dict[str, Row]:
     """Device address -> the wanted columns of its single row, checked to be numbers."""
     where = f"statement {index} ({statement.purpose})"
     if not isinstance(result, dict):
@@ -123,6 +129,10 @@ def _rows(result: Any, index: int, statement: Statement, tag: str) -> dict[str, 
     series = result.get("series", [])
     if not isinstance(series, list):
         raise QueryError(f"malformed answer: {where}: series is not a list")
+    if len(series) > len(asked):
+        # One series per device asked for: more is refused before any is read.
+        raise QueryError(f"malformed answer: {where}: {len(series)} series for "
+                         f"{len(asked)} devices")
     wanted = _WANTED[statement.purpose.partition(":")[0]]
     rows: dict[str, Row] = {}
     known_columns: list[Any] | None = None
@@ -137,13 +147,19 @@ def _rows(result: Any, index: int, statement: Statement, tag: str) -> dict[str, 
         if not valid:
             problem = _series_problem(item, tag) or "unexpected shape"
             raise QueryError(f"malformed answer: {where} series {n}: {problem}")
+        if address not in asked:
+            raise QueryError(f"malformed answer: {where} series {n}: device "
+                             f"{address[:60]!r} was not asked for")
+        if address in rows:
+            raise QueryError(f"malformed answer: {where} series {n}: device "
+                             f"{address[:60]!r} appears twice")
         if columns != known_columns:
             missing = [c for c in wanted if c not in columns]
             if missing:
                 raise QueryError(f"malformed answer: {where} series {n}: no column {missing[0]}")
             known_columns, positions = columns, [columns.index(c) for c in wanted]
         values = tuple([row[p] for p in positions])
-        if not all([type(v) in (int, float) and math.isfinite(v) for v in values]):
+        if not all([type(v) in (int, float) and -_LIMIT < v < _LIMIT for v in values]):
             _check_values(values, wanted, f"{where} series {n}")  # nulls, or a bad value
         rows[address] = values
     return rows
@@ -153,10 +169,25 @@ def _check_values(values: Row, wanted: tuple[str, ...], where: str) -> None:
     for column, value in zip(wanted, values, strict=True):
         if value is None and column in _NULLABLE:
             continue
-        # `is None` first: the type checker narrows on it, not on type() in (...).
-        if value is None or type(value) not in (int, float) or not math.isfinite(value):
+        number: Any = value  # JSON: anything at all
+        if (not isinstance(number, int | float) or isinstance(number, bool)
+                or (isinstance(number, float) and not math.isfinite(number))):
             raise QueryError(f"malformed answer: {where} column {column}: "
-                             f"expected a number, got {value!r}")
+                             f"expected a number, got {_shown(number)}")
+        if not -_LIMIT < number < _LIMIT:
+            raise QueryError(f"malformed answer: {where} column {column}: "
+                             "number out of range")
+
+
+def _shown(value: Any) -> str:
+    """A short description of a value: nested JSON is not echoed (or repr'd)."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, str):
+        return repr(value[:40])
+    return repr(value)
 
 
 def _series_problem(item: Any, tag: str) -> str | None:
@@ -192,8 +223,9 @@ def parse_answer(
         got = len(results) if isinstance(results, list) else "no"
         raise QueryError(f"malformed answer: {got} results for {len(statements)} statements")
     tag = vessel.influx.device_tag
+    asked = frozenset(d.address for d in vessel.devices)
     by_purpose = {
-        st.purpose: _rows(result, i, st, tag)
+        st.purpose: _rows(result, i, st, tag, asked)
         for i, (st, result) in enumerate(zip(statements, results, strict=True))
     }
 

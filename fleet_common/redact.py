@@ -1,77 +1,103 @@
-"""Redaction of secrets and credential-shaped text before it is stored, logged or shown.
+"""Takes credentials out of text before it is stored, logged or shown. Pure functions,
+shared by the exporter and the receiver.
 
-Pure functions. A server or proxy may echo back what it was sent (an Authorization
-header, a URL with credentials, a token in a query string), so both the configured
-secrets and anything shaped like a credential are masked.
+An InfluxDB, a JIRA or a proxy may echo the request in an error body: the configured
+secrets, URL-encoded or inside a Basic header, and credentials nobody configured here. Every
+configured form is replaced with ***, and so is anything shaped like a credential:
+u=/p=/token=... parameters, Authorization headers, user:pass@ in URLs.
+
+Replacing a short secret inside words would garble them ("tim***d out") and show where
+the secret occurs, so a secret shorter than WHOLE_TOKEN_BELOW is replaced only where it stands
+as a whole token. Longer ones are replaced wherever they occur.
 """
 
 import base64
+import binascii
+import functools
 import re
 from collections.abc import Iterable
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
-# A secret this long is masked wherever it appears; a shorter one only where it stands
-# as a whole token, so that a secret like "ops" does not garble "operations".
-WHOLE_TOKEN_BELOW = 8
-_WORD = r"A-Za-z0-9_"
-_VALUE = r"[^\s\"'&,;<>}\]]+"
+WHOLE_TOKEN_BELOW = 8  # characters; shorter secrets could be parts of ordinary words
 
-# Authorization: Basic xyz / "Authorization": "Bearer xyz" / authorization=Token xyz
-_AUTH_HEADER = re.compile(
-    r"(?i)(\b(?:proxy-)?authorization\"?\s*[:=]\s*\"?)((?:basic|bearer|token|digest)\s+)?"
-    + _VALUE)
+_PARAM = re.compile(
+    r"(?i)(?<![A-Za-z0-9_])((?:u|p|user|username|pass|passwd|password|pwd|token|"
+    r"access_token|auth_token|api_key|apikey|secret|client_secret)=)[^&\s\"',;]+")
+# "password": "x" in an echoed JSON body
+_JSON_FIELD = re.compile(
+    r"(?i)(\"(?:password|passwd|token|access_token|auth_token|api_key|secret)\"\s*:\s*\")"
+    r"(?:[^\"\\]|\\.)*")
+_HEADER = re.compile(r"(?i)(authorization\W{0,3}\s*(?:basic|token|bearer)\s+)[^\s\"',;]+")
+_BASIC = re.compile(r"(?i)(\bbasic\s+)([A-Za-z0-9+/]{4,}={0,2})")
+_BEARER = re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/-]+=*)")
+# Up to the last @ before the path: a user name may itself hold an @ (an e-mail address).
+_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s\"'<>]+@")
 # Other headers that carry credentials: X-Auth-Token: xyz, Cookie: a=b
 _CREDENTIAL_HEADER = re.compile(
     r"(?i)(\b(?:x-[\w-]*(?:token|key|secret)|cookie|set-cookie)\"?\s*:\s*\"?)[^\r\n\"]+")
-# A scheme and credential on their own, e.g. in a sentence: "sent Basic dXNlcjpwdw=="
-_BASIC = re.compile(r"\b(Basic\s+)([A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])")
-_BEARER = re.compile(r"\b(Bearer\s+)([A-Za-z0-9._~+/-]{6,}=*)")
-# token=xyz, password=xyz, "api_token": "xyz"
+# api_token=xyz, "jira_password": "xyz": any key that ends like a credential
 _KEY_VALUE = re.compile(
     r"(?i)(\b[\w.-]*(?:token|password|passwd|pwd|secret|api[_-]?key)"
-    r"(?:=|\"\s*:\s*\"))" + _VALUE)
-# scheme://user:password@host
-_URL_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s\"'<>]+@")
+    r"(?:=|\"\s*:\s*\"))[^\s\"'&,;<>}\]]+")
+
+
+def _basic(match: re.Match[str]) -> str:
+    """Basic followed by base64 of user:password; "basic authentication" stays as it is."""
+    try:
+        decoded = base64.b64decode(match[2], validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+        return match[0]
+    return match[1] + MASK if ":" in decoded and decoded.isprintable() else match[0]
+
+
+def _bearer(match: re.Match[str]) -> str:
+    """A bearer token has digits or punctuation, or is long; "Bearer token" is a phrase."""
+    value = match[2]
+    tokenish = len(value) >= 20 or not value.isalpha()
+    return match[1] + MASK if tokenish else match[0]
+
+
+def _forms(secret: str, username: str | None) -> set[str]:
+    """The ways a secret can appear in an echoed request."""
+    # surrogatepass: a secret from the environment may hold undecodable bytes.
+    raw = secret.encode("utf-8", "surrogatepass")
+    forms = {secret, quote(raw, safe=""), quote_plus(raw), base64.b64encode(raw).decode()}
+    if username is not None:
+        pair = f"{username}:{secret}".encode("utf-8", "surrogatepass")
+        forms.add(base64.b64encode(pair).decode())
+    return {f for f in forms if f}
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_pattern(secrets: tuple[str, ...], username: str | None) -> re.Pattern[str] | None:
+    forms = set().union(*(_forms(s, username) for s in secrets if s))
+    if not forms:
+        return None
+    alternatives = []
+    for form in sorted(forms, key=len, reverse=True):  # the longest form first
+        escaped = re.escape(form)
+        if len(form) < WHOLE_TOKEN_BELOW:
+            escaped = rf"(?<!\w){escaped}(?!\w)"  # a whole token only
+        alternatives.append(escaped)
+    return re.compile("|".join(alternatives))
+
+
+def redact(text: str, secrets: Iterable[str] = (), username: str | None = None) -> str:
+    """`text` without the given secrets (in every form) and without credential shapes."""
+    pattern = _secret_pattern(tuple(secrets), username)
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    text = _PARAM.sub(rf"\1{MASK}", text)
+    text = _KEY_VALUE.sub(rf"\1{MASK}", text)
+    text = _CREDENTIAL_HEADER.sub(rf"\1{MASK}", text)
+    text = _JSON_FIELD.sub(rf"\1{MASK}", text)
+    text = _HEADER.sub(rf"\1{MASK}", text)
+    text = _BASIC.sub(_basic, text)
+    text = _BEARER.sub(_bearer, text)
+    return _USERINFO.sub(rf"\1{MASK}@", text)
 
 
 def basic_credentials(user: str, password: str) -> str:
     """What an `Authorization: Basic` header carries for user and password."""
     return base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def _is_basic_credential(value: str) -> bool:
-    try:
-        return b":" in base64.b64decode(value, validate=True)
-    except ValueError:
-        return False
-
-
-def _bearer_like(value: str) -> bool:
-    """A token, not a word: "Bearer tokens are..." must stay readable."""
-    return any(c.isdigit() for c in value) or len(value) >= 20
-
-
-def _mask_secret(text: str, secret: str) -> str:
-    if len(secret) >= WHOLE_TOKEN_BELOW:
-        return text.replace(secret, MASK)
-    pattern = f"(?<![{_WORD}]){re.escape(secret)}(?![{_WORD}])"
-    return re.sub(pattern, MASK, text)
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret and credential-shaped value replaced by ***."""
-    variants: set[str] = set()
-    for secret in secrets:
-        if secret:
-            variants.update({secret, quote(secret, safe="")})
-    for secret in sorted(variants, key=len, reverse=True):  # longest first: no fragments
-        text = _mask_secret(text, secret)
-    text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2) or ''}{MASK}", text)
-    text = _CREDENTIAL_HEADER.sub(lambda m: f"{m.group(1)}{MASK}", text)
-    text = _BASIC.sub(lambda m: f"{m.group(1)}{MASK}"
-                      if _is_basic_credential(m.group(2)) else m.group(0), text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)}{MASK}"
-                       if _bearer_like(m.group(2)) else m.group(0), text)
-    text = _KEY_VALUE.sub(lambda m: f"{m.group(1)}{MASK}", text)
-    return _URL_USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)

@@ -24,6 +24,7 @@ from simulator.influx import seed
 from simulator.scenarios import plan_fleet
 from tests.fake_flux import FakeFlux, Responder, csv_response, reply
 from tests.helpers import Metrics, Ticks, scrape, vessel, write_config
+from tests.hostile import assert_plain
 from tests.servers import InfluxServer
 
 TOKEN = "reader:Fl0x-Secret-77"
@@ -193,7 +194,9 @@ class TestAnswers:
             *[reply(500, body, content_type="application/json")] * 3)
         assert metrics.status("aurora") == "unreachable"
         assert len(fake.requests) == 3
-        assert entry["error"] == "HTTP 500: type error 2:4-2:20: missing required argument bucket"
+        host = fake.requests[0]["headers"]["Host"]  # 127.0.0.1:port
+        assert entry["error"] == (f"HTTP 500 from {host}: type error 2:4-2:20: missing "
+                                  "required argument bucket (3 attempts)")
 
     async def test_influxdb_1_8_without_flux_says_how_to_fix_it(self, flux_vessel):
         body = "Flux query service disabled. Verify flux-enabled=true in the [http] section"
@@ -213,7 +216,8 @@ class TestAnswers:
     async def test_5xx_is_retried(self, flux_vessel):
         fake, _, metrics, entry = await flux_vessel(*[reply(503, "busy")] * 3)
         assert metrics.status("aurora") == "unreachable"
-        assert entry == {**entry, "attempts": 3, "error": "HTTP 503"}
+        host = fake.requests[0]["headers"]["Host"]
+        assert entry == {**entry, "attempts": 3, "error": f"HTTP 503 from {host} (3 attempts)"}
         assert len(fake.requests) == 3
 
     @pytest.mark.parametrize(("text", "message"), [
@@ -276,3 +280,60 @@ class TestRequest:
         assert len(fake.requests) == 3
         # The same client keeps its connection: every run arrives on one socket.
         assert len({r["peer"] for r in fake.requests}) == 1
+
+
+def counts_csv(*rows: tuple[str, str], datatype: str = "long") -> str:
+    """A total:24h result with one (address, value) row each."""
+    head = (f"#datatype,string,long,string,{datatype}\r\n#group,false,false,true,false\r\n"
+            "#default,total:24h,,,\r\n,result,table,url,_value\r\n")
+    return head + "".join(f",,{n},{a},{v}\r\n" for n, (a, v) in enumerate(rows))
+
+
+def latest_csv(rows: int) -> str:
+    head = ("#datatype,string,long,string,string,dateTime:RFC3339,double\r\n"
+            "#group,false,false,true,true,false,false\r\n#default,latest,,,,,\r\n"
+            ",result,table,url,_field,_time,_value\r\n")
+    return head + "".join(f",,{n},10.10.1.5,percent_packet_loss,2030-01-01T00:00:00Z,0\r\n"
+                          for n in range(rows))
+
+
+HOSTILE_CSV = [
+    pytest.param(reply(text=counts_csv(("10.10.1.5", str(2**70)))),
+                 "column _value: expected long, got '1180591620717411303424'",
+                 id="long-beyond-64-bits"),
+    pytest.param(reply(text=counts_csv(("10.10.1.5", "9" * 5000))),
+                 "column _value: expected long, got '9999", id="long-with-5000-digits"),
+    pytest.param(reply(text=counts_csv(("10.10.1.5", "1e999"), datatype="double")),
+                 "column _value: expected double", id="double-infinite"),
+    pytest.param(reply(text=counts_csv(("10.10.1.5", "1"), ("10.9.9.9", "1"))),
+                 "result total:24h: device '10.9.9.9' was not asked for",
+                 id="unexpected-device"),
+    pytest.param(reply(text=latest_csv(100)),
+                 "result latest: more than 64 rows for 2 devices", id="too-many-rows"),
+    pytest.param(reply(text=latest_csv(1).replace("2030-01-01T00:00:00Z", "99999-01-01")),
+                 "column _time: expected dateTime:RFC3339", id="absurd-time"),
+    pytest.param(reply(text=latest_csv(1).replace(",0\r\n", ',"' + "x" * 200_000 + '"\r\n')),
+                 "answer too large: 200", id="over-the-vessel-cap"),
+    pytest.param(reply(text=latest_csv(1).replace(",0\r\n", ',"' + "x" * 60_000 + '"\r\n')),
+                 "column _value: expected double, got 'xxx", id="huge-cell"),
+    pytest.param(reply(400, "[" * 60_000, content_type="application/json"),
+                 "HTTP 400: no JSON error message", id="deeply-nested-error"),
+]
+
+
+async def not_utf8(request: web.Request) -> web.Response:
+    return web.Response(body=b"#datatype,string\r\n#default,caf\xe9\r\n", content_type="text/csv")
+
+
+class TestHostileAnswers:
+    """Every malformed answer is a query_error that names the problem in words."""
+
+    @pytest.mark.parametrize(("responder", "message"), [
+        *HOSTILE_CSV, pytest.param(not_utf8, "answer is not UTF-8", id="not-utf-8")])
+    async def test_query_error_names_the_problem(self, flux_vessel, responder, message):
+        fake, _, metrics, entry = await flux_vessel(responder)
+        assert (entry["status"], metrics.status("aurora")) == ("query_error", "query_error")
+        assert message in entry["error"]
+        assert_plain(entry["error"])
+        assert len(fake.requests) == 1, "a bad answer is not retried"
+        assert metrics.series("fleet_device_up") == {}

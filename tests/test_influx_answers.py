@@ -3,12 +3,15 @@
 import base64
 import gzip
 import json
+import logging
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 
 from tests.fake_influx import DeviceFacts, reply, slow, streamed
 from tests.helpers import scrape, vessel, write_config
+from tests.hostile import assert_plain
 
 AP, SRV = "10.10.1.5", "10.10.1.20"
 TOKEN = "tok-Very-Secret-42"
@@ -46,7 +49,7 @@ BROKEN_ANSWERS = [
                  "invalid JSON in answer", id="truncated-json"),
     # json.loads raises UnicodeDecodeError, a ValueError without the .msg of JSONDecodeError.
     pytest.param(reply(body=b'{"results": "\xff"}'),
-                 "invalid JSON in answer", id="not-utf8"),
+                 "answer is not UTF-8 (byte 13)", id="not-utf8"),
     pytest.param(reply(body=json.dumps({"results": [
         {"statement_id": i, "error": "database not found: telegraf"} for i in range(5)]})),
                  "statement 0 (total:24h): database not found: telegraf", id="statement-error"),
@@ -67,7 +70,7 @@ BROKEN_ANSWERS = [
                        headers={"Content-Encoding": "gzip"}),
                  "truncated gzip answer", id="truncated-gzip"),
     pytest.param(streamed(b'{"results": [' + b" " * (9 * 1024 * 1024) + b"]}"),
-                 "answer larger than 8388608 bytes", id="oversized"),
+                 "answer too large: over 65536 bytes", id="oversized"),
     pytest.param(reply(status=400, body='{"error": "error parsing query: found EOF"}'),
                  "HTTP 400: error parsing query: found EOF", id="bad-query"),
     pytest.param(reply(status=404, body="404 page not found", content_type="text/plain"),
@@ -120,7 +123,9 @@ class TestRetries:
         fake, _, metrics, run = await one_vessel(*[reply(status=500)] * 3, attempts=3)
         assert metrics.status("aurora") == "unreachable"
         assert len(fake.requests) == 3
-        assert run["vessels"][0] == {**run["vessels"][0], "attempts": 3, "error": "HTTP 500"}
+        host = fake.requests[0].headers["Host"]  # 127.0.0.1:port
+        assert run["vessels"][0] == {**run["vessels"][0], "attempts": 3,
+                                     "error": f"HTTP 500 from {host} (3 attempts)"}
 
     async def test_timeout_is_retried_then_reported(self, one_vessel):
         fake, _, metrics, run = await one_vessel(
@@ -128,7 +133,7 @@ class TestRetries:
         )
         assert metrics.status("aurora") == "unreachable"
         assert len(fake.requests) == 2
-        assert run["vessels"][0]["error"] == "timed out after 0.2s"
+        assert run["vessels"][0]["error"] == "timed out after 0.2s (2 attempts)"
         assert 0.4 <= metrics.get("fleet_vessel_collect_duration_seconds", vessel="aurora") < 1.5
 
 
@@ -157,3 +162,125 @@ class TestRequest:
         assert base64.b64decode(encoded).decode() == f"reader:{TOKEN}"
         assert request.query == {}
         assert TOKEN not in json.dumps(request.form)
+
+
+def results(*series_per_statement: list[dict]) -> dict:
+    """A /query answer: the given series for each of the 5 statements (1 window)."""
+    return {"results": [{"statement_id": i, "series": s}
+                        for i, s in enumerate(series_per_statement)]}
+
+
+def counted(address: str, count: object = 1) -> dict:
+    return {"name": "ping", "tags": {"url": address}, "columns": ["time", "count"],
+            "values": [[0, count]]}
+
+
+def answer_with(first_series: list[dict]) -> str:
+    """Statement 0 (total:24h) holds `first_series`; the others hold nothing."""
+    return json.dumps(results(first_series, [], [], [], []))
+
+
+HOSTILE_ANSWERS = [
+    pytest.param(reply(body=answer_with([counted(AP, 2**70)])),
+                 "statement 0 (total:24h) series 0 column count: number out of range",
+                 id="integer-beyond-64-bits"),
+    pytest.param(reply(body=answer_with([counted(AP, 10**400)])),
+                 "column count: number out of range", id="integer-beyond-float"),
+    pytest.param(reply(body=answer_with([counted(AP, 1e300)])),
+                 "column count: number out of range", id="float-out-of-range"),
+    pytest.param(reply(body='{"results": [' + "9" * 5000 + "]}"),
+                 "invalid JSON in answer", id="integer-with-5000-digits"),
+    pytest.param(reply(body="[" * 30_000 + "]" * 30_000),
+                 "JSON nested too deeply", id="deeply-nested"),
+    pytest.param(reply(body=b'{"results": [], "note": "caf\xe9"}'),
+                 "answer is not UTF-8", id="not-utf-8"),
+    pytest.param(reply(body=answer_with([counted(AP), counted("10.9.9.9")])),
+                 "statement 0 (total:24h) series 1: device '10.9.9.9' was not asked for",
+                 id="unexpected-device"),
+    pytest.param(reply(body=answer_with([counted(AP), counted(AP)])),
+                 "statement 0 (total:24h) series 1: device '10.10.1.5' appears twice",
+                 id="device-twice"),
+    pytest.param(reply(body=answer_with([counted(f"10.0.0.{n}") for n in range(3)])),
+                 "statement 0 (total:24h): 3 series for 2 devices", id="too-many-series"),
+    pytest.param(reply(body=json.dumps(results(*[[{"tags": {"url": AP}}]] * 5))),
+                 "statement 0 (total:24h) series 0: missing columns", id="no-columns"),
+    pytest.param(reply(body=json.dumps({"results": "many"})),
+                 "no results for 5 statements", id="results-not-a-list"),
+    pytest.param(reply(status=400, body="[" * 60_000),
+                 "HTTP 400: no JSON error message", id="deeply-nested-error"),
+    pytest.param(reply(body=b'{"results": [' + b" " * 300_000 + b"]}"),
+                 "answer too large: 300015 bytes, the cap for 2 devices is 65536 bytes",
+                 id="over-the-vessel-cap"),
+    pytest.param(streamed(b'{"results": [' + b"{}," * 100_000 + b"{}]}"),
+                 "answer too large: over 65536 bytes, the cap for 2 devices is 65536 bytes",
+                 id="over-the-vessel-cap-streamed"),
+    pytest.param(reply(body=gzip.compress(b" " * 1_000_000),
+                       headers={"Content-Encoding": "gzip"}),
+                 "answer too large: over 65536 bytes decoded, the cap for 2 devices is 65536",
+                 id="gzip-bomb"),
+]
+
+
+class TestHostileAnswers:
+    """Every malformed answer is a query_error that names the problem in words."""
+
+    @pytest.mark.parametrize(("responder", "message"), HOSTILE_ANSWERS)
+    async def test_query_error_names_the_problem(self, one_vessel, responder, message):
+        fake, client, metrics, run = await one_vessel(responder)
+        [entry] = run["vessels"]
+        assert (entry["status"], metrics.status("aurora")) == ("query_error", "query_error")
+        assert message in entry["error"]
+        assert_plain(entry["error"])
+        assert len(fake.requests) == 1, "a bad answer is not retried"
+        assert metrics.series("fleet_device_up") == {}
+        page = await (await client.get("/")).text()
+        assert "unexpected error" not in page
+
+
+class TestEchoedCredentials:
+    """A server that echoes the request shows no credential on the page, the API or the log."""
+
+    PASSWORD = "p@ss/w rd+9Secret"
+
+    async def outlets(self, client, run: dict, caplog) -> str:
+        page = await (await client.get("/")).text()
+        metrics = await (await client.get("/metrics")).text()
+        return "\n".join([json.dumps(run), page, metrics, caplog.text])
+
+    async def test_every_form_of_the_configured_password_is_redacted(self, one_vessel, caplog):
+        caplog.set_level(logging.DEBUG)
+        basic = base64.b64encode(f"reader:{self.PASSWORD}".encode()).decode()
+        echo = (f"rejected POST /query?u=reader&p={quote(self.PASSWORD, safe='')} "
+                f"Authorization: Basic {basic} raw {self.PASSWORD} "
+                f"form {quote_plus(self.PASSWORD)}")
+        _, client, _, run = await one_vessel(
+            reply(status=400, body=json.dumps({"error": echo})),
+            username="reader", password=self.PASSWORD)
+        shown = await self.outlets(client, run, caplog)
+        for form in (self.PASSWORD, quote(self.PASSWORD, safe=""), quote_plus(self.PASSWORD),
+                     basic, "9Secret"):
+            assert form not in shown, form
+        assert run["vessels"][0]["error"] == (
+            "HTTP 400: rejected POST /query?u=***&p=*** Authorization: Basic *** raw *** "
+            "form ***")
+
+    async def test_credentials_nobody_configured_are_redacted(self, one_vessel, caplog):
+        caplog.set_level(logging.DEBUG)
+        echo = ("upstream http://bob:hunter2@10.0.0.9:3128 said token=zz-unlisted-1 "
+                "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig")
+        _, client, _, run = await one_vessel(
+            reply(status=400, body=json.dumps({"error": echo})), token=TOKEN)
+        shown = await self.outlets(client, run, caplog)
+        for secret in ("hunter2", "zz-unlisted-1", "eyJhbGciOiJIUzI1NiJ9"):
+            assert secret not in shown, secret
+        assert run["vessels"][0]["error"] == (
+            "HTTP 400: upstream http://***@10.0.0.9:3128 said token=*** "
+            "Authorization: Bearer ***")
+
+    async def test_a_short_token_leaves_the_message_whole(self, one_vessel, caplog):
+        _, client, _, run = await one_vessel(slow(2), slow(2), attempts=2,
+                                             query_timeout="200ms", token="ime")
+        message = "timed out after 0.2s (2 attempts)"
+        assert run["vessels"][0]["error"] == message
+        assert message in await (await client.get("/")).text()
+        assert message in caplog.text

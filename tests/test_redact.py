@@ -22,7 +22,8 @@ TOKEN = "jira-api-token-xyz"
     ("sent Bearer eyJhbGciOiJIUzI1NiJ9.e30.x1 twice", f"sent Bearer {MASK} twice"),
     ("https://ops-bot:s3cret@jira.example/rest", f"https://{MASK}@jira.example/rest"),
     ("GET /hook?token=abc123&x=1", f"GET /hook?token={MASK}&x=1"),
-    ("password=hunter2; user=bob", f"password={MASK}; user=bob"),
+    # user= is masked too: InfluxDB takes its user name as u= or user=
+    ("password=hunter2; user=bob", f"password={MASK}; user={MASK}"),
     ('{"api_token": "abc", "n": 1}', f'{{"api_token": "{MASK}", "n": 1}}'),
     ("X-Auth-Token: abc123", f"X-Auth-Token: {MASK}"),
 ])
