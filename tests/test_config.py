@@ -323,12 +323,15 @@ class TestHostileFiles:
 
 _YAMLISH = ":-[]{}&*!|>'\"#%@`,?\t\n \\~.0123456789abeilnstvy\x00\xe9"
 _TEXT = st.text(alphabet=st.sampled_from(list(_YAMLISH)), max_size=120)
+def _collections(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    keys = st.sampled_from(["id", "url", "devices", "interval", "name", "x"]) | st.text(max_size=5)
+    return st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4)
+
+
 _VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
     | st.sampled_from(["1s", "0s", "99999999999w", "${X}", "${", "http://[::1", "24h", "-1"]),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["id", "url", "devices", "interval", "name", "x"]) | st.text(max_size=5),
-        inner, max_size=4),
+    _collections,
     max_leaves=10,
 )
 
@@ -342,40 +345,47 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-_EXAMPLE_PATHS = [p for p in _paths(EXAMPLE) if p]
-
-
 @st.composite
-def _mutated(draw: st.DrawFn) -> dict[str, Any]:
-    """The example with one value anywhere replaced by something arbitrary."""
+def _mutated(draw: st.DrawFn, section: str) -> dict[str, Any]:
+    """The example with a few values in `section` replaced by anything."""
     document = copy.deepcopy(EXAMPLE)
-    *parents, last = draw(st.sampled_from(_EXAMPLE_PATHS))
-    node = document
-    for part in parents:
-        node = node[part]
-    node[last] = draw(_VALUES)
+    for _ in range(draw(st.integers(1, 3))):
+        # One section at a time: an error in an earlier one would hide the rest.
+        *parents, last = draw(st.sampled_from(_paths(document[section], (section,))))
+        node = document
+        for part in parents:
+            node = node[part]
+        node[last] = draw(_VALUES)
     return document
+
+
+# The example's variables are set, so generated documents get past ${...} to validation.
+_ENV = {"X": "1", "AURORA_USER": "reader", "AURORA_PASS": SECRET,
+        "BOREALIS_TOKEN": SECRET, "CALEDONIA_TOKEN": SECRET}
 
 
 class TestGeneratedConfigs:
     """Whatever the file holds, the only failure is a ConfigError."""
 
-    @settings(max_examples=300, deadline=None,
+    @settings(max_examples=300, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(content=_TEXT | st.binary(max_size=80) | _mutated().map(yaml.safe_dump))
+    @given(content=_TEXT | st.binary(max_size=80)
+                     | st.sampled_from(sorted(EXAMPLE)).flatmap(_mutated).map(yaml.safe_dump))
     def test_files_fail_only_with_config_error(self, tmp_path: Path, content: str | bytes):
         path = tmp_path / "fleet.yml"
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
         try:
-            load_config(path, env={"X": "1"})
+            load_config(path, env=_ENV)
         except ConfigError as exc:
             assert str(exc) and "\n" not in str(exc)
 
-    @settings(max_examples=300, deadline=None)
-    @given(document=_mutated() | _VALUES)
-    def test_documents_fail_only_with_config_error(self, document: Any):
+    @pytest.mark.parametrize("section", sorted(EXAMPLE))
+    @settings(max_examples=100, deadline=None, derandomize=True)
+    @given(data=st.data())
+    def test_documents_fail_only_with_config_error(self, section: str, data: st.DataObject):
+        document = data.draw(_mutated(section) | _VALUES)
         try:
-            parse_config(document, env={"X": "1"})
+            parse_config(document, env=_ENV)
         except ConfigError as exc:
             assert str(exc) and "\n" not in str(exc)
 

@@ -10,9 +10,16 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fleet_common.durations import format_duration
 from receiver.cli import main
-from receiver.config import ConfigError, load_config, parse_config
-from receiver.passwords import verify_password
+from receiver.config import (
+    DURATION_RANGES,
+    MAX_BODY_RANGE,
+    ConfigError,
+    load_config,
+    parse_config,
+)
+from receiver.passwords import hash_password, verify_password
 from tests.receiver_helpers import write_receiver_config
 
 
@@ -105,6 +112,15 @@ class TestReceiverConfig:
         assert output.startswith("fleet-receiver: config error: ")
         assert expected in output
 
+    def test_readme_documents_every_range(self):
+        readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+        ranges = {key: f"{format_duration(low)} to {format_duration(high)}"
+                  for key, (low, high) in DURATION_RANGES.items()}
+        ranges["max_body_bytes"] = "{} to {}".format(*MAX_BODY_RANGE)
+        for key, shown in ranges.items():
+            row = next(line for line in readme.splitlines() if line.startswith(f"| `{key}` |"))
+            assert f"| {shown}" in row, key
+
     def test_limits_at_the_edges_are_accepted(self, check):
         code, output = check(max_body_bytes=64 * 1024 * 1024, incidents={
             "approval_timeout": "90d", "reopen_window": "1m", "reject_snooze": "400d"})
@@ -144,12 +160,15 @@ _EXAMPLE: dict[str, Any] = yaml.safe_load(
 )
 _EXAMPLE["jira"] = {"url": "https://jira.example", "project": "OPS", "username": "bot",
                     "api_token": "${X}", "labels": ["a"]}
+def _collections(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    keys = st.sampled_from(["name", "role", "url", "bearer_token", "x"]) | st.text(max_size=5)
+    return st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4)
+
+
 _VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
     | st.sampled_from(["1s", "99999999999w", "${X}", "${", "http://[::1", "approver", "-1"]),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["name", "role", "url", "bearer_token", "x"]) | st.text(max_size=5),
-        inner, max_size=4),
+    _collections,
     max_leaves=10,
 )
 
@@ -164,36 +183,46 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 @st.composite
-def _mutated(draw: st.DrawFn) -> dict[str, Any]:
-    """The example (with JIRA) with one value anywhere replaced by something arbitrary."""
+def _mutated(draw: st.DrawFn, section: str) -> dict[str, Any]:
+    """The example (with JIRA) with a few values in `section` replaced by anything."""
     document = copy.deepcopy(_EXAMPLE)
-    *parents, last = draw(st.sampled_from([p for p in _paths(_EXAMPLE) if p]))
-    node = document
-    for part in parents:
-        node = node[part]
-    node[last] = draw(_VALUES)
+    for _ in range(draw(st.integers(1, 3))):
+        # One section at a time: an error in an earlier one would hide the rest.
+        *parents, last = draw(st.sampled_from(_paths(document[section], (section,))))
+        node = document
+        for part in parents:
+            node = node[part]
+        node[last] = draw(_VALUES)
     return document
+
+
+# The example's variables are set, so generated documents get past ${...} to validation.
+_ENV = {"X": "1", "RECEIVER_WEBHOOK_TOKEN": "token", "ALICE_PASSWORD_HASH": hash_password("a"),
+        "BOB_PASSWORD_HASH": hash_password("b")}
 
 
 class TestGeneratedConfigs:
     """Whatever the file holds, the only failure is a ConfigError."""
 
-    @settings(max_examples=200, deadline=None,
+    @settings(max_examples=200, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(content=st.binary(max_size=80) | _mutated().map(yaml.safe_dump))
+    @given(content=st.binary(max_size=80)
+                     | st.sampled_from(sorted(_EXAMPLE)).flatmap(_mutated).map(yaml.safe_dump))
     def test_files_fail_only_with_config_error(self, tmp_path: Path, content: str | bytes):
         path = tmp_path / "receiver.yml"
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
         try:
-            load_config(path, env={"X": "1"})
+            load_config(path, env=_ENV)
         except ConfigError as exc:
             assert str(exc) and "\n" not in str(exc)
 
-    @settings(max_examples=300, deadline=None)
-    @given(document=_mutated() | _VALUES)
-    def test_documents_fail_only_with_config_error(self, document: Any):
+    @pytest.mark.parametrize("section", sorted(_EXAMPLE))
+    @settings(max_examples=100, deadline=None, derandomize=True)
+    @given(data=st.data())
+    def test_documents_fail_only_with_config_error(self, section: str, data: st.DataObject):
+        document = data.draw(_mutated(section) | _VALUES)
         try:
-            parse_config(document, env={"X": "1"})
+            parse_config(document, env=_ENV)
         except ConfigError as exc:
             assert str(exc) and "\n" not in str(exc)
 
