@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet_common.config import (
+    DAY,
     ConfigError,
     Secret,
     duration,
@@ -34,7 +35,22 @@ ALLOWED_WINDOWS = {"24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
 _ID = re.compile(r"^[a-z0-9_-]+$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ADDRESS = re.compile(r"^[^\s\x00-\x1f\x7f]+$")  # a tag value on one line
-MAX_LOOKBACK = 400 * 86400.0  # InfluxQL durations overflow far beyond this
+# (minimum, maximum) of each number: far outside any real fleet, but they stop typos and
+# absurd values at --check-config. InfluxQL durations overflow far beyond 400d of lookback.
+DURATION_RANGES: dict[str, tuple[float, float]] = {
+    "collection.interval": (0.01, DAY),
+    "collection.timeout": (0.01, 3600.0),
+    "collection.backoff": (0.001, 600.0),
+    "collection.stale_after": (1.0, 30 * DAY),
+    "collection.lookback": (DAY, 400 * DAY),
+    "collection.clock_skew_tolerance": (1.0, DAY),
+    "state.run_retention": (3600.0, 3650 * DAY),
+    "sample_interval": (0.1, DAY),
+}
+COUNT_RANGES: dict[str, tuple[int, int]] = {
+    "collection.concurrency": (1, 1024),
+    "collection.attempts": (1, 10),  # backoff doubles per retry
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +197,7 @@ def _collection(raw: Any) -> CollectionConfig:
     if "windows" in raw:
         labels: list[str] = []
         for i, item in enumerate(listing(raw["windows"], f"{path}.windows")):
-            if item not in ALLOWED_WINDOWS:
+            if not isinstance(item, str) or item not in ALLOWED_WINDOWS:
                 raise ConfigError(
                     f"{path}.windows[{i}]", f"expected one of 24h, 7d, 30d, got {item!r}"
                 )
@@ -193,21 +209,25 @@ def _collection(raw: Any) -> CollectionConfig:
         windows = tuple(Window(label, ALLOWED_WINDOWS[label]) for label in labels)
 
     def dur(key: str, default: float) -> float:
-        return duration(raw[key], f"{path}.{key}") if key in raw else default
+        where = f"{path}.{key}"
+        return duration(raw[key], where, *DURATION_RANGES.get(where, ())) if key in raw \
+            else default
+
+    def count(key: str, default: int) -> int:
+        where = f"{path}.{key}"
+        return integer(raw.get(key, default), where, *COUNT_RANGES[where])
 
     config = CollectionConfig(
         interval=dur("interval", base.interval),
-        concurrency=integer(raw.get("concurrency", base.concurrency), f"{path}.concurrency", 1),
+        concurrency=count("concurrency", base.concurrency),
         timeout=dur("timeout", base.timeout),
-        attempts=integer(raw.get("attempts", base.attempts), f"{path}.attempts", 1),
+        attempts=count("attempts", base.attempts),
         backoff=dur("backoff", base.backoff),
         windows=windows,
         stale_after=dur("stale_after", base.stale_after),
         lookback=dur("lookback", base.lookback),
         clock_skew_tolerance=dur("clock_skew_tolerance", base.clock_skew_tolerance),
     )
-    if config.lookback > MAX_LOOKBACK:
-        raise ConfigError(f"{path}.lookback", "must be at most 400d")
     longest = max(w.seconds for w in config.windows)
     if config.lookback < longest:
         raise ConfigError(f"{path}.lookback", "must be at least as long as the longest window")
@@ -269,7 +289,8 @@ def _vessel(
         influx=_build_influx(merged, f"{path}.influx", own),
         devices=tuple(devices),
         sample_interval=(
-            duration(raw["sample_interval"], f"{path}.sample_interval")
+            duration(raw["sample_interval"], f"{path}.sample_interval",
+                     *DURATION_RANGES["sample_interval"])
             if "sample_interval" in raw
             else defaults["sample_interval"]
         ),
@@ -310,7 +331,8 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
     defaults = {
         "influx": _influx_fields(defaults_raw.get("influx", {}), "defaults.influx"),
         "sample_interval": duration(
-            defaults_raw.get("sample_interval", "60s"), "defaults.sample_interval"
+            defaults_raw.get("sample_interval", "60s"), "defaults.sample_interval",
+            *DURATION_RANGES["sample_interval"],
         ),
     }
 
@@ -322,6 +344,8 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
             raise ConfigError(f"vessels[{i}].id", f"duplicate vessel id {vessel.id!r}")
         seen.add(vessel.id)
         vessels.append(vessel)
+    if not vessels:
+        raise ConfigError("vessels", "needs at least one vessel")
 
     return Config(
         listen_host=host,
@@ -330,7 +354,8 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         objective=objective,
         components=components,
         state_path=Path(string(state.get("path", "exporter.db"), "state.path")),
-        run_retention=duration(state.get("run_retention", "30d"), "state.run_retention"),
+        run_retention=duration(state.get("run_retention", "30d"), "state.run_retention",
+                               *DURATION_RANGES["state.run_retention"]),
         vessels=tuple(vessels),
     )
 

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from fleet_common.config import (
+    DAY,
     ConfigError,
     Secret,
     duration,
     expand_env,
     http_url,
+    integer,
     listen_address,
     listing,
     load_yaml,
@@ -34,6 +36,13 @@ _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER = re.compile(r"^[A-Za-z0-9-]+$")
 MIN_TOKEN_LENGTH = 16  # a short bearer token can be guessed
 ANY_PROXY = "trust_any_proxy_i_know_this_lets_anyone_sign_in"
+# (minimum, maximum): far outside any real use, but they stop typos and absurd values.
+DURATION_RANGES: dict[str, tuple[float, float]] = {
+    "incidents.approval_timeout": (60.0, 90 * DAY),
+    "incidents.reopen_window": (60.0, 400 * DAY),
+    "incidents.reject_snooze": (60.0, 400 * DAY),
+}
+MAX_BODY_RANGE = (1024, 64 * 1024 * 1024)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +179,9 @@ def _incidents(raw: Any) -> IncidentPolicy:
                           f"expected one of {', '.join(ON_TIMEOUT)}, got {on_timeout!r}")
 
     def dur(key: str, default: float) -> float:
-        return duration(raw[key], f"{path}.{key}") if key in raw else default
+        where = f"{path}.{key}"
+        return duration(raw[key], where, *DURATION_RANGES.get(where, ())) if key in raw \
+            else default
 
     return IncidentPolicy(
         dedupe_labels=labels,
@@ -228,9 +239,7 @@ def parse_config(raw: Any, env: Mapping[str, str]) -> ReceiverConfig:
     webhook = mapping(raw["webhook"], "webhook", {"bearer_token"}, ("bearer_token",))
     links = mapping(raw.get("links", {}), "links", {"grafana"})
     trusted = raw.get("trusted_header")
-    max_body = raw.get("max_body_bytes", 1024 * 1024)
-    if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1024:
-        raise ConfigError("max_body_bytes", "expected an integer of at least 1024")
+    max_body = integer(raw.get("max_body_bytes", 1024 * 1024), "max_body_bytes", *MAX_BODY_RANGE)
     users = _users(raw.get("users", []))
     if trusted is None:
         for i, user in enumerate(users):

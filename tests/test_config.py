@@ -1,13 +1,19 @@
 """Config validation through the CLI: each bad input names its key and changes nothing."""
 
 import copy
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from exporter.cli import main
+from exporter.config import ConfigError, load_config, parse_config
 from tests.helpers import Metrics
 from tests.servers import free_port
 
@@ -27,8 +33,11 @@ def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytes
 
     def run(document: Any) -> tuple[int, str]:
         path = tmp_path / "fleet.yml"
-        text = document if isinstance(document, str) else yaml.safe_dump(document)
-        path.write_text(text, encoding="utf-8")
+        if isinstance(document, bytes):
+            path.write_bytes(document)
+        else:
+            text = document if isinstance(document, str) else yaml.safe_dump(document)
+            path.write_text(text, encoding="utf-8")
         code = main(["--config", str(path), "--check-config"])
         out = capsys.readouterr()
         return code, out.out + out.err
@@ -85,12 +94,12 @@ class TestInvalidConfig:
             (edited(vessels__0__devices=[]), "vessels[0].devices: a vessel needs at least one"),
             (edited(vessels__0__devices__0__address="10.0.0.1\nx"),
              "vessels[0].devices[0].address: '10.0.0.1\\nx' does not match"),
-            (edited(collection__lookback="20000w"), "collection.lookback: must be at most 400d"),
+            (edited(collection__lookback="20000w"),
+             "collection.lookback: must be between 1d and 400d"),
             (edited(vessels__0__devices__0__address=DELETE),
              "vessels[0].devices[0].address: required key is missing"),
             (edited(collection__interval="5 minutes"), "collection.interval: expected a duration"),
             (edited(collection__timeout=30), "collection.timeout: expected a duration"),
-            (edited(collection__concurrency=0), "collection.concurrency: must be at least 1"),
             (edited(collection__attempts="3"), "collection.attempts: expected an integer"),
             (edited(collection__windows=["7d"]), "collection.windows: must include 24h"),
             (edited(collection__windows=["24h", "12h"]), "collection.windows[1]: expected one of"),
@@ -124,7 +133,15 @@ class TestInvalidConfig:
              "components: must be a non-empty"),
             ("vessels: [\n  - id: a\n   bad", "is not valid YAML at line"),
             ("", "the config file is empty"),
-            ("- just\n- a list\n", "expected a mapping, got list"),
+            ("- just\n- a list\n", "expected a mapping, got a list"),
+            (edited(vessels=[]), "vessels: needs at least one vessel"),
+            (edited(collection=None), "collection: expected a mapping, got an empty value"),
+            (edited(collection__windows=[["24h"]]), "collection.windows[0]: expected one of"),
+            (edited(vessels__0__influx__url="http://[::1"),
+             "vessels[0].influx.url: expected an http"),
+            (edited(listen="0.0.0.0:\u00b2"), "listen: expected host:port"),
+            (edited(collection__interval="1" + "0" * 5000 + "s"),
+             "collection.interval: expected a duration"),
         ],
     )
     def test_error_names_the_key(self, check, document: Any, expected: str):
@@ -174,6 +191,203 @@ class TestInvalidConfig:
         code = main(["--config", str(tmp_path / "nope.yml"), "--check-config"])
         assert code == 2
         assert "cannot read" in capsys.readouterr().err
+
+
+# Each numeric key just outside its range, below and above: (document, message).
+LIMITS = [
+    (edited(collection__interval="1ms"), "collection.interval: must be between 10ms and 1d"),
+    (edited(collection__interval="2d"), "collection.interval: must be between 10ms and 1d"),
+    (edited(collection__concurrency=0), "collection.concurrency: must be between 1 and 1024"),
+    (edited(collection__concurrency=1025), "collection.concurrency: must be between 1 and 1024"),
+    (edited(collection__timeout="1ms"), "collection.timeout: must be between 10ms and 1h"),
+    (edited(collection__timeout="100000w"),
+     "collection.timeout: must be between 10ms and 1h, got 100000w"),
+    (edited(collection__attempts=0), "collection.attempts: must be between 1 and 10, got 0"),
+    (edited(collection__attempts=1000000000),
+     "collection.attempts: must be between 1 and 10, got 1000000000"),
+    (edited(collection__backoff="11m"), "collection.backoff: must be between 1ms and 10m"),
+    (edited(collection__stale_after="999ms"), "collection.stale_after: must be between 1s and 30d"),
+    (edited(collection__stale_after="31d"), "collection.stale_after: must be between 1s and 30d"),
+    (edited(collection__lookback="401d"), "collection.lookback: must be between 1d and 400d"),
+    (edited(state__run_retention="59m"), "state.run_retention: must be between 1h and 3650d"),
+    (edited(state__run_retention="3651d"), "state.run_retention: must be between 1h and 3650d"),
+    (edited(defaults__sample_interval="99ms"),
+     "defaults.sample_interval: must be between 100ms and 1d"),
+    (edited(vessels__1__sample_interval="2d"),
+     "vessels[1].sample_interval: must be between 100ms and 1d"),
+]
+
+
+class TestLimits:
+    """Every number has a range no real fleet reaches, so nonsense stops at the check."""
+
+    @pytest.mark.parametrize(("document", "expected"), LIMITS)
+    def test_out_of_range_names_key_and_range(self, check, document: Any, expected: str):
+        code, output = check(document)
+        assert (code, output.startswith("fleet-exporter: config error: ")) == (2, True)
+        assert expected in output
+
+    def test_limits_at_the_edges_are_accepted(self, check):
+        code, output = check(edited(
+            collection={"interval": "10ms", "concurrency": 1024, "timeout": "1h", "attempts": 10,
+                        "backoff": "1ms", "stale_after": "30d", "lookback": "400d"},
+            state={"run_retention": "3650d"}, defaults__sample_interval="100ms",
+            vessels__1__sample_interval="1d"))
+        assert code == 0, output
+
+    def test_readme_documents_every_range(self):
+        readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+        for _document, expected in LIMITS:
+            key, _, rest = expected.partition(": must be between ")
+            low, _, high = rest.split(",")[0].partition(" and ")
+            key = re.sub(r"vessels\[\d+\]", "vessels[]", key)
+            assert re.search(rf"\| `{re.escape(key)}` \|.*\| {low} to {high} \|", readme), key
+
+
+def _bomb() -> str:
+    """A billion laughs: nine levels of nine aliases, a few hundred bytes."""
+    lines = ["vessels:", "  - &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]"]
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"  - &{name} [{','.join(['*' + prev] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+EXAMPLE_TEXT = yaml.safe_dump(EXAMPLE, sort_keys=False)
+
+
+class TestHostileFiles:
+    """Files that once crashed or hung the check: each is one line and exit 2, at once."""
+
+    @pytest.mark.parametrize(("document", "expected"), [
+        (b"vessels:\n  - id: caf\xe9\n", "is not UTF-8: byte 0xe9 at line 2, column 12"),
+        (b"\xff\xfe" + "vessels: []".encode("utf-16-le"), "is not UTF-8: byte 0xff at line 1"),
+        ("vessels: " + "[" * 5000 + "]" * 5000, "nested deeper than 32 levels"),
+        ("vessels: " + "[" * 40 + "]" * 40,
+         "vessels" + "[0]" * 31 + ": nested deeper than 32 levels, at line 1, column 41"),
+        ("vessels:\n" + "".join("  " * i + "- \n" for i in range(1, 1500)),
+         "nested deeper than 32 levels"),
+        ("vessels: []\nstate: &d {path: " + "[" * 28 + "x" + "]" * 28 + "}\n"
+         "defaults: {sample_interval: [[[[*d]]]]}\n",
+         "defaults.sample_interval[0][0][0][0]: nested deeper than 32 levels"),
+        (_bomb(), "holds more than 200000 values, counting each use of an alias (at line 7"),
+        ("vessels: &v [*v]\n", "vessels[0]: an alias inside its own anchor makes an endless"),
+        ("vessels: []\nsla: {&k objective: 0.9, *k : 1}\n", "sla: a key must be a plain name"),
+        ("vessels: []\nlisten: 0.0.0.0:1\nvessels: []\n", "vessels: duplicate key at line 3"),
+        (EXAMPLE_TEXT.replace("  attempts: 3\n", "  attempts: 3\n  attempts: 4\n"),
+         "collection.attempts: duplicate key"),
+        (EXAMPLE_TEXT.replace("  attempts: 3", "  attempts: !!float abc"),
+         "collection.attempts: YAML tags (!!float) are not allowed"),
+        (EXAMPLE_TEXT.replace("  attempts: 3", "  attempts: 0x" + "f" * 4000),
+         "integer out of range at line"),
+        (EXAMPLE_TEXT.replace("  interval: 5m", "  interval: 2001-13-45"),
+         "collection.interval: expected a duration like 30s, 5m or 24h, got '2001-13-45'"),
+        (EXAMPLE_TEXT.replace("  attempts: 3", "\tattempts: 3"), "a tab character"),
+        (EXAMPLE_TEXT + "---\n" + EXAMPLE_TEXT, "more than one YAML document"),
+        ("vessels: []\nlisten: \"a\x00b\"\n", "control character U+0000 at line 2, column 11"),
+        ("# nothing here\n", "the config file is empty"),
+        ("---\n...\n", "the config file is empty"),
+        ("#" * (4 * 1024 * 1024 + 1), "is larger than 4 MiB"),
+        ("vessels: [" + "1," * 200_001 + "]", "more than 200000 values"),
+    ])
+    def test_one_line_error(self, check, document: str | bytes, expected: str):
+        code, output = check(document)
+        assert code == 2
+        assert output.startswith("fleet-exporter: config error: ")
+        assert expected in output
+        assert output.count("\n") == 1, output
+
+    def test_anchors_aliases_and_merge_keys_within_bounds_work(self, check):
+        shared = {"url": "http://10.20.0.2:8086", "database": "telegraf"}
+        document = edited(vessels__0__influx=shared, vessels__1__influx=shared, collection=DELETE)
+        text = yaml.safe_dump(document) + "collection:\n  <<: {timeout: 5s}\n  attempts: 2\n"
+        assert "&id001" in text and "*id001" in text  # as safe_dump writes shared values
+        code, output = check(text)
+        assert code == 0, output
+
+    def test_directory_instead_of_file(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+        assert main(["--config", str(tmp_path), "--check-config"]) == 2
+        assert capsys.readouterr().err == (
+            f"fleet-exporter: config error: cannot read {tmp_path}: Is a directory\n")
+
+    def test_alias_bomb_is_refused_by_the_command(self, tmp_path: Path):
+        path = tmp_path / "bomb.yml"
+        path.write_text(_bomb(), encoding="utf-8")
+        assert len(path.read_bytes()) < 400
+        done = subprocess.run(
+            [sys.executable, "-m", "exporter.cli", "--config", str(path), "--check-config"],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2
+        assert "counting each use of an alias" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+_YAMLISH = ":-[]{}&*!|>'\"#%@`,?\t\n \\~.0123456789abeilnstvy\x00\xe9"
+_TEXT = st.text(alphabet=st.sampled_from(list(_YAMLISH)), max_size=120)
+def _collections(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    keys = st.sampled_from(["id", "url", "devices", "interval", "name", "x"]) | st.text(max_size=5)
+    return st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4)
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+    | st.sampled_from(["1s", "0s", "99999999999w", "${X}", "${", "http://[::1", "24h", "-1"]),
+    _collections,
+    max_leaves=10,
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    children = node.items() if isinstance(node, dict) else enumerate(node) \
+        if isinstance(node, list) else ()
+    for key, child in children:
+        found += _paths(child, (*prefix, key))
+    return found
+
+
+@st.composite
+def _mutated(draw: st.DrawFn, section: str) -> dict[str, Any]:
+    """The example with a few values in `section` replaced by anything."""
+    document = copy.deepcopy(EXAMPLE)
+    for _ in range(draw(st.integers(1, 3))):
+        # One section at a time: an error in an earlier one would hide the rest.
+        *parents, last = draw(st.sampled_from(_paths(document[section], (section,))))
+        node = document
+        for part in parents:
+            node = node[part]
+        node[last] = draw(_VALUES)
+    return document
+
+
+# The example's variables are set, so generated documents get past ${...} to validation.
+_ENV = {"X": "1", "AURORA_USER": "reader", "AURORA_PASS": SECRET,
+        "BOREALIS_TOKEN": SECRET, "CALEDONIA_TOKEN": SECRET}
+
+
+class TestGeneratedConfigs:
+    """Whatever the file holds, the only failure is a ConfigError."""
+
+    @settings(max_examples=300, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(content=_TEXT | st.binary(max_size=80)
+                     | st.sampled_from(sorted(EXAMPLE)).flatmap(_mutated).map(yaml.safe_dump))
+    def test_files_fail_only_with_config_error(self, tmp_path: Path, content: str | bytes):
+        path = tmp_path / "fleet.yml"
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        try:
+            load_config(path, env=_ENV)
+        except ConfigError as exc:
+            assert str(exc) and "\n" not in str(exc)
+
+    @pytest.mark.parametrize("section", sorted(EXAMPLE))
+    @settings(max_examples=100, deadline=None, derandomize=True)
+    @given(data=st.data())
+    def test_documents_fail_only_with_config_error(self, section: str, data: st.DataObject):
+        document = data.draw(_mutated(section) | _VALUES)
+        try:
+            parse_config(document, env=_ENV)
+        except ConfigError as exc:
+            assert str(exc) and "\n" not in str(exc)
 
 
 class TestObjectivePrecedence:

@@ -1,13 +1,25 @@
 """The receiver's CLI: config checks that name the key, and password hashing."""
 
+import copy
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from fleet_common.durations import format_duration
 from receiver.cli import main
-from receiver.passwords import verify_password
+from receiver.config import (
+    DURATION_RANGES,
+    MAX_BODY_RANGE,
+    ConfigError,
+    load_config,
+    parse_config,
+)
+from receiver.passwords import hash_password, verify_password
 from tests.receiver_helpers import write_receiver_config
 
 
@@ -15,8 +27,11 @@ from tests.receiver_helpers import write_receiver_config
 def check(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     """Factory: write a receiver config with overrides; run --check-config."""
 
-    def run(drop: tuple[str, ...] = (), **sections) -> tuple[int, str]:
+    def run(drop: tuple[str, ...] = (), raw: str | bytes | None = None,
+            **sections) -> tuple[int, str]:
         path = write_receiver_config(tmp_path / "receiver.yml", **sections)
+        if raw is not None:
+            path.write_bytes(raw if isinstance(raw, bytes) else raw.encode())
         if drop:
             document = yaml.safe_load(path.read_text())
             for key in drop:
@@ -71,6 +86,145 @@ class TestReceiverConfig:
         code, output = check(trusted_header="X-Forwarded-User", trusted_proxies=["172.18.0.1"],
                              users=[{"name": "carol", "role": "approver"}])
         assert code == 0, output
+
+
+    @pytest.mark.parametrize(("sections", "expected"), [
+        ({"incidents": {"approval_timeout": "59s"}},
+         "incidents.approval_timeout: must be between 1m and 90d, got 59s"),
+        ({"incidents": {"approval_timeout": "100000w"}},
+         "incidents.approval_timeout: must be between 1m and 90d, got 100000w"),
+        ({"incidents": {"reopen_window": "59s"}},
+         "incidents.reopen_window: must be between 1m and 400d"),
+        ({"incidents": {"reopen_window": "401d"}},
+         "incidents.reopen_window: must be between 1m and 400d"),
+        ({"incidents": {"reject_snooze": "59s"}},
+         "incidents.reject_snooze: must be between 1m and 400d"),
+        ({"incidents": {"reject_snooze": "401d"}},
+         "incidents.reject_snooze: must be between 1m and 400d"),
+        ({"max_body_bytes": 1023}, "max_body_bytes: must be between 1024 and 67108864, got 1023"),
+        ({"max_body_bytes": 10**12},
+         "max_body_bytes: must be between 1024 and 67108864, got 1000000000000"),
+        ({"max_body_bytes": "1MB"}, "max_body_bytes: expected an integer, got '1MB'"),
+    ])
+    def test_out_of_range_names_key_and_range(self, check, sections, expected):
+        code, output = check(**sections)
+        assert code == 2
+        assert output.startswith("fleet-receiver: config error: ")
+        assert expected in output
+
+    def test_readme_documents_every_range(self):
+        readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+        ranges = {key: f"{format_duration(low)} to {format_duration(high)}"
+                  for key, (low, high) in DURATION_RANGES.items()}
+        ranges["max_body_bytes"] = "{} to {}".format(*MAX_BODY_RANGE)
+        for key, shown in ranges.items():
+            row = next(line for line in readme.splitlines() if line.startswith(f"| `{key}` |"))
+            assert f"| {shown}" in row, key
+
+    def test_limits_at_the_edges_are_accepted(self, check):
+        code, output = check(max_body_bytes=64 * 1024 * 1024, incidents={
+            "approval_timeout": "90d", "reopen_window": "1m", "reject_snooze": "400d"})
+        assert code == 0, output
+
+    @pytest.mark.parametrize(("raw", "expected"), [
+        (b"webhook: {bearer_token: t\xe9}\n", "is not UTF-8: byte 0xe9 at line 1, column 26"),
+        ("webhook: {bearer_token: t}\nlinks: " + "{a: " * 3000 + "}" * 3000,
+         "nested deeper than 32 levels"),
+        ("webhook: {bearer_token: t}\nusers:\n  - &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n"
+         + "".join(f"  - &{n} [{','.join(['*' + p] * 9)}]\n"
+                   for p, n in zip("abcdefgh", "bcdefghi", strict=True)),
+         "holds more than 200000 values, counting each use of an alias"),
+        ("webhook: &w {bearer_token: *w}\n", "webhook.bearer_token: an alias inside its own"),
+        ("webhook: {bearer_token: t, bearer_token: u}\n",
+         "webhook.bearer_token: duplicate key at line 1"),
+        ("webhook: {bearer_token: t}\n---\nwebhook: {bearer_token: t}\n",
+         "more than one YAML document"),
+        ("webhook:\n\tbearer_token: t\n", "a tab character"),
+        ("", "the config file is empty"),
+    ])
+    def test_hostile_file_is_one_line(self, check, raw, expected):
+        code, output = check(raw=raw)
+        assert code == 2
+        assert output.startswith("fleet-receiver: config error: ")
+        assert expected in output
+        assert output.count("\n") == 1, output
+
+    def test_directory_instead_of_file(self, tmp_path: Path, capsys):
+        assert main(["--config", str(tmp_path), "--check-config"]) == 2
+        assert capsys.readouterr().err == (
+            f"fleet-receiver: config error: cannot read {tmp_path}: Is a directory\n")
+
+
+_EXAMPLE: dict[str, Any] = yaml.safe_load(
+    (Path(__file__).parent.parent / "deploy" / "receiver.example.yml").read_text(encoding="utf-8")
+)
+_EXAMPLE["jira"] = {"url": "https://jira.example", "project": "OPS", "username": "bot",
+                    "api_token": "${X}", "labels": ["a"]}
+def _collections(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    keys = st.sampled_from(["name", "role", "url", "bearer_token", "x"]) | st.text(max_size=5)
+    return st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4)
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+    | st.sampled_from(["1s", "99999999999w", "${X}", "${", "http://[::1", "approver", "-1"]),
+    _collections,
+    max_leaves=10,
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    children = node.items() if isinstance(node, dict) else enumerate(node) \
+        if isinstance(node, list) else ()
+    for key, child in children:
+        found += _paths(child, (*prefix, key))
+    return found
+
+
+@st.composite
+def _mutated(draw: st.DrawFn, section: str) -> dict[str, Any]:
+    """The example (with JIRA) with a few values in `section` replaced by anything."""
+    document = copy.deepcopy(_EXAMPLE)
+    for _ in range(draw(st.integers(1, 3))):
+        # One section at a time: an error in an earlier one would hide the rest.
+        *parents, last = draw(st.sampled_from(_paths(document[section], (section,))))
+        node = document
+        for part in parents:
+            node = node[part]
+        node[last] = draw(_VALUES)
+    return document
+
+
+# The example's variables are set, so generated documents get past ${...} to validation.
+_ENV = {"X": "1", "RECEIVER_WEBHOOK_TOKEN": "token", "ALICE_PASSWORD_HASH": hash_password("a"),
+        "BOB_PASSWORD_HASH": hash_password("b")}
+
+
+class TestGeneratedConfigs:
+    """Whatever the file holds, the only failure is a ConfigError."""
+
+    @settings(max_examples=200, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(content=st.binary(max_size=80)
+                     | st.sampled_from(sorted(_EXAMPLE)).flatmap(_mutated).map(yaml.safe_dump))
+    def test_files_fail_only_with_config_error(self, tmp_path: Path, content: str | bytes):
+        path = tmp_path / "receiver.yml"
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        try:
+            load_config(path, env=_ENV)
+        except ConfigError as exc:
+            assert str(exc) and "\n" not in str(exc)
+
+    @pytest.mark.parametrize("section", sorted(_EXAMPLE))
+    @settings(max_examples=100, deadline=None, derandomize=True)
+    @given(data=st.data())
+    def test_documents_fail_only_with_config_error(self, section: str, data: st.DataObject):
+        document = data.draw(_mutated(section) | _VALUES)
+        try:
+            parse_config(document, env=_ENV)
+        except ConfigError as exc:
+            assert str(exc) and "\n" not in str(exc)
 
 
 class TestHashPassword:
