@@ -1,0 +1,145 @@
+"""Webhook ingest: hostile payloads are refused by name, and never fail a neighbour."""
+
+import asyncio
+
+import pytest
+
+from receiver.appkeys import DB, INGEST
+from receiver.payload import Alert, Notification
+from tests.receiver_helpers import T0, alert, bearer, body, notification, signed_in
+
+
+async def post_text(client, text: str):
+    return await client.post("/api/v1/alerts", data=text.encode(), headers=bearer())
+
+
+async def stored(client) -> list[dict]:
+    response = await client.get("/api/v1/incidents", headers=signed_in())
+    assert response.status == 200
+    return (await response.json())["incidents"]
+
+
+def with_alert(**fields) -> str:
+    made = alert()
+    for name, value in fields.items():
+        if name in ("summary", "down_since"):
+            made["annotations"][name] = value
+        elif name == "vessel":
+            made["labels"]["vessel"] = value
+        else:
+            made[name] = value
+    return body(notification(made))
+
+
+def raw_json_in(field: str, raw: str) -> str:
+    """A valid notification whose top-level `field` is the raw JSON text `raw`."""
+    text = body(notification(alert()))
+    return text[:-1] + f', "{field}": {raw}}}'
+
+
+HOSTILE = [
+    (raw_json_in("truncatedAlerts", "9" * 5000), "truncatedAlerts: integer too long"),
+    (raw_json_in("extra", "9" * 5000), "extra: integer too long"),
+    (raw_json_in("extra", "[" * 100_000 + "]" * 100_000), "body: nested more than"),
+    (raw_json_in("extra", "[" * 40 + "]" * 40), "extra" + "[0]" * 31 + ": nested more"),
+    (raw_json_in("extra", "NaN"), "extra: NaN is not JSON"),
+    (raw_json_in("extra", "1e400"), "extra: number out of range"),
+    (raw_json_in("extra", '"\\ud800"'), "extra: not valid Unicode"),
+    (with_alert(vessel="\ud800"), "alerts[0].labels.vessel: not valid Unicode"),
+    (body({**notification(alert()), "groupKey": "g\ud800"}), "groupKey: not valid Unicode"),
+    (with_alert(summary="down \udfff"), "alerts[0].annotations.summary: not valid Unicode"),
+    (with_alert(down_since="-Inf"), "alerts[0].annotations.down_since: outside"),
+    (with_alert(down_since="-1e20"), "alerts[0].annotations.down_since: outside"),
+    (with_alert(down_since="soon"), "alerts[0].annotations.down_since: expected Unix"),
+    (with_alert(startsAt="0001-01-01T00:00:01+14:00"), "alerts[0].startsAt: outside"),
+    (with_alert(startsAt="9999-12-31T23:59:59-14:00"), "alerts[0].startsAt: outside"),
+    (with_alert(endsAt="1969-12-31T23:59:59Z"), "alerts[0].endsAt: outside"),
+    (with_alert(fingerprint="x" * 65), "alerts[0].fingerprint: expected up to 64"),
+    (with_alert(summary="s" * 70_000), "alerts[0].annotations.summary: longer than"),
+    (with_alert(vessel="v" * 5000), "alerts[0].labels.vessel: longer than"),
+]
+
+
+class TestHostilePayloads:
+    @pytest.mark.parametrize(("text", "message"), HOSTILE,
+                             ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(HOSTILE)])
+    async def test_refused_with_400_naming_the_field(self, receiver, text, message):
+        client = await receiver()
+        response = await post_text(client, text)
+        assert response.status == 400
+        assert (await response.json())["error"].startswith(message)
+        assert await stored(client) == []
+
+    async def test_a_decision_comment_that_is_a_huge_number_is_400(self, receiver):
+        client = await receiver()
+        response = await post_text(client, body(notification(alert())))
+        [incident] = (await response.json())["incidents"]
+        decided = await client.post(
+            f"/api/v1/incidents/{incident}/approve", data='{"comment": ' + "7" * 5000 + "}",
+            headers={**signed_in(), "Content-Type": "application/json"})
+        assert decided.status == 400
+        assert (await decided.json())["error"] == "comment: integer too long"
+        deep = await client.post(
+            f"/api/v1/incidents/{incident}/approve", data="[" * 100_000,
+            headers={**signed_in(), "Content-Type": "application/json"})
+        assert deep.status == 400
+        [found] = await stored(client)
+        assert found["approval"] == "pending"
+
+
+async def until(condition) -> None:
+    """Let the loop run until `condition()` holds; fails after many turns instead of hanging."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+class TestGroupCommit:
+    async def test_a_bad_notification_never_fails_a_valid_neighbour(self, receiver):
+        client = await receiver()
+        app = client.server.app
+        ingest = app[INGEST]
+        async with app[DB].transaction():  # hold the writer: both queue up for one commit
+            first = asyncio.ensure_future(post_text(client, body(notification(
+                alert(vessel="v001")))))
+            await until(lambda: ingest.taken == 1)  # its commit now waits for the lock
+            bad = asyncio.ensure_future(post_text(client, body(
+                {**notification(alert(vessel="v666")), "groupKey": "g\ud800"})))
+            good = asyncio.ensure_future(post_text(client, body(notification(
+                alert(vessel="v002")))))
+            await until(lambda: ingest.waiting() == 2 or (bad.done() and ingest.waiting() == 1))
+        assert (await first).status == 200
+        assert (await good).status == 200
+        assert (await bad).status == 400
+        assert sorted(i["labels"]["vessel"] for i in await stored(client)) == ["v001", "v002"]
+
+    async def test_ingest_isolates_a_notification_that_cannot_be_stored(self, tmp_path):
+        from receiver.config import IncidentPolicy
+        from receiver.db import Database
+        from receiver.ingest import Ingest
+
+        db = await Database.open(tmp_path / "receiver.db")
+
+        def made(vessel: str, group_key: str) -> Notification:
+            return Notification("r", "firing", group_key, {}, "", 0, (Alert(
+                "firing", {"alertname": "A", "vessel": vessel, "component": "c"}, {},
+                T0, None, "", f"fp{vessel}"),))
+
+        ingest = Ingest(db, IncidentPolicy(), lambda: T0)
+        try:
+            # Both queue before the writer runs: one group commit.
+            bad = asyncio.ensure_future(ingest.submit(made("v1", "g\ud800"), "{}"))
+            good = asyncio.ensure_future(ingest.submit(made("v2", "g"), "{}"))
+            await until(lambda: ingest.waiting() == 2)
+            writer = asyncio.create_task(ingest.run())
+            changes = await good
+            assert [c.kind for c in changes] == ["opened"]
+            with pytest.raises(UnicodeEncodeError):
+                await bad
+            writer.cancel()
+            async with db.snapshot() as reader:
+                assert [i.labels["vessel"] for i in await reader.incidents()] == ["v2"]
+        finally:
+            await db.close()
