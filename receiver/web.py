@@ -28,11 +28,6 @@ HEADER_TIMEOUT = 15.0
 BODY_TIMEOUT_SECONDS = 30.0
 
 
-def server_options(header_timeout: float = HEADER_TIMEOUT) -> dict[str, float]:
-    """Keyword arguments for aiohttp's runner (run_app, AppRunner, TestServer)."""
-    return {"keepalive_timeout": header_timeout}
-
-
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", pages.index)
     app.router.add_get("/audit", pages.audit)
