@@ -143,3 +143,137 @@ class TestGroupCommit:
                 assert [i.labels["vessel"] for i in await reader.incidents()] == ["v2"]
         finally:
             await db.close()
+
+
+def device(name: str, status: str = "firing", starts: float = T0 - 3600,
+           ends: float | None = None) -> dict:
+    """One device's alert: the same dedupe key as its neighbours, its own fingerprint."""
+    made = alert(status=status, starts=starts, ends=ends)
+    made["labels"]["device"] = name
+    made["fingerprint"] = f"fp-{name}"
+    return made
+
+
+async def send(client, *alerts: dict, group_key: str = "g") -> dict:
+    response = await post_text(client, body(notification(*alerts, group_key=group_key)))
+    assert response.status == 200
+    return await response.json()
+
+
+async def incident(client, incident_id: int) -> dict:
+    response = await client.get(f"/api/v1/incidents/{incident_id}", headers=signed_in())
+    assert response.status == 200
+    return await response.json()
+
+
+class TestResolve:
+    async def test_an_incident_resolves_only_when_none_of_its_alerts_fires(self, receiver):
+        client = await receiver(clock=lambda: T0)
+        [opened] = (await send(client, device("a"), device("b")))["incidents"]
+        approved = await client.post(f"/api/v1/incidents/{opened}/approve",
+                                     json={"comment": "go"}, headers=signed_in())
+        assert approved.status == 200
+        # Alertmanager sends the group as it is: b still fires, a has recovered.
+        await send(client, device("b"), device("a", "resolved", ends=T0 - 60))
+        found = await incident(client, opened)
+        assert found["state"] == "firing"
+        assert "resolve" not in [w["kind"] for w in found["ticket_work"]]
+        assert [e["kind"] for e in found["events"]][-1] != "resolved"
+        await send(client, device("b", "resolved", ends=T0 - 30))
+        found = await incident(client, opened)
+        assert found["state"] == "resolved"
+        assert found["resolved_at"] == pytest.approx(T0 - 30 + 0.123456)  # b's own endsAt
+        assert [w["kind"] for w in found["ticket_work"]].count("resolve") == 1
+
+    async def test_resolved_listed_before_firing_neither_resolves_nor_reopens(self, receiver):
+        client = await receiver(clock=lambda: T0)
+        [opened] = (await send(client, device("a")))["incidents"]
+        await send(client, device("a", "resolved", ends=T0 - 60), device("b"))
+        found = await incident(client, opened)
+        assert found["state"] == "firing"
+        assert [e["kind"] for e in found["events"]] == ["opened"]
+
+    async def test_an_older_notification_never_refires_a_resolved_alert(self, receiver):
+        client = await receiver(clock=lambda: T0)
+        [opened] = (await send(client, device("a")))["incidents"]
+        await send(client, device("a", "resolved", ends=T0 - 60))
+        # The other Alertmanager of an HA pair, late: the same firing, already ended.
+        assert (await send(client, device("a"), group_key="peer"))["incidents"] == []
+        found = await incident(client, opened)
+        assert found["state"] == "resolved"
+        assert [e["kind"] for e in found["events"]] == ["opened", "resolved"]
+        # A new firing starts after the end: that one reopens.
+        await send(client, device("a", starts=T0 - 10))
+        found = await incident(client, opened)
+        assert found["state"] == "firing"
+        assert [e["kind"] for e in found["events"]] == ["opened", "resolved", "reopened"]
+
+    async def test_a_late_firing_does_not_keep_a_recovered_alert_open(self, receiver):
+        client = await receiver(clock=lambda: T0)
+        [opened] = (await send(client, device("a"), device("b")))["incidents"]
+        await send(client, device("b"), device("a", "resolved", ends=T0 - 60))
+        await send(client, device("a"), device("b"), group_key="peer")  # old news of a
+        await send(client, device("b", "resolved", ends=T0 - 30))
+        assert (await incident(client, opened))["state"] == "resolved"
+
+
+class TestBoundedIncident:
+    async def test_churning_alerts_keep_a_bounded_number_per_incident(self, receiver):
+        client = await receiver(clock=lambda: T0)
+        [opened] = (await send(client, device("steady")))["incidents"]
+        for round_ in range(8):
+            names = [f"r{round_}-{i}" for i in range(40)]
+            await send(client, device("steady"), *(device(n) for n in names))
+            await send(client, device("steady"),
+                       *(device(n, "resolved", ends=T0 - 1) for n in names))
+        found = await incident(client, opened)
+        assert found["state"] == "firing"
+        statuses = [a["status"] for a in found["details"].values()]
+        assert statuses.count("firing") == 1
+        assert statuses.count("resolved") == 50  # of 320 seen: the newest, bounded
+
+
+class TestStoredRowsFromOlderVersions:
+    async def test_one_unreadable_incident_breaks_neither_the_page_nor_the_outbox(
+            self, receiver, tmp_path):
+        import json
+        import sqlite3
+
+        client = await receiver(clock=lambda: T0)
+        await send(client, device("warmup"))  # the schema exists
+        details = {"fp1": {"labels": {"alertname": "X", "device": "d\ud800"},
+                           "annotations": {"summary": "down \ud800", "down_since": "-Inf"},
+                           "starts_at": -1e20, "generator_url": "", "status": "firing"},
+                   "fp2": {"labels": {}, "annotations": {"down_since": "-1e20"},
+                           "starts_at": float("-inf"), "status": "firing"},
+                   "fp3": "not an alert"}
+        connection = sqlite3.connect(tmp_path / "receiver.db")
+        try:
+            cursor = connection.execute(
+                "INSERT INTO incidents (dedupe_key, labels, state, approval, opened_at,"
+                " last_seen, notifications, details) VALUES"
+                " ('bad', '{\"vessel\": \"v9\", \"component\": \"x\"}', 'firing', 'pending',"
+                " ?, ?, 1, ?)", (float("-inf"), -1e20, json.dumps(details)))
+            bad = cursor.lastrowid
+            connection.execute("INSERT INTO outbox (incident_id, kind, next_attempt_at,"
+                               " created_at) VALUES (?, 'create', ?, ?)", (bad, T0, T0))
+            connection.commit()
+        finally:
+            connection.close()
+        [good] = (await send(client, alert(vessel="v003")))["incidents"]
+        approved = await client.post(f"/api/v1/incidents/{good}/approve",
+                                     json={"comment": "go"}, headers=signed_in())
+        assert approved.status == 200
+        async with asyncio.timeout(10):  # the outbox works in the background
+            while True:
+                found = await incident(client, good)
+                if found["ticket_key"]:
+                    break
+                await asyncio.sleep(0.02)
+        assert found["ticket_key"] == f"DRY-{good}"
+        page = await client.get("/", headers=signed_in())
+        assert page.status == 200
+        text = await page.text()
+        assert f"DRY-{good}" in text and "unreadable stored alert" in text
+        assert (await client.get(f"/incidents/{bad}", headers=signed_in())).status == 200
+        assert "opened_at" in (await incident(client, bad))["problem"]
