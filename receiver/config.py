@@ -34,6 +34,10 @@ _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER = re.compile(r"^[A-Za-z0-9-]+$")
 
 
+# 500 alerts (Alertmanager's max_alerts) of about 4 KiB, twice over: see README.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class User:
     name: str
@@ -86,7 +90,7 @@ class ReceiverConfig:
     notify_url: str | None = None
     jira: JiraConfig | None = None
     links: Mapping[str, str] = field(default_factory=dict)
-    max_body_bytes: int = 1024 * 1024
+    max_body_bytes: int = MAX_BODY_BYTES
 
     def user(self, name: str) -> User | None:
         return next((u for u in self.users if u.name == name), None)
@@ -215,7 +219,7 @@ def parse_config(raw: Any, env: Mapping[str, str]) -> ReceiverConfig:
     webhook = mapping(raw["webhook"], "webhook", {"bearer_token"}, ("bearer_token",))
     links = mapping(raw.get("links", {}), "links", {"grafana"})
     trusted = raw.get("trusted_header")
-    max_body = raw.get("max_body_bytes", 1024 * 1024)
+    max_body = raw.get("max_body_bytes", MAX_BODY_BYTES)
     if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1024:
         raise ConfigError("max_body_bytes", "expected an integer of at least 1024")
     users = _users(raw.get("users", []))

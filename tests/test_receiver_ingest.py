@@ -1,6 +1,8 @@
 """Webhook ingest: hostile payloads are refused by name, and never fail a neighbour."""
 
 import asyncio
+import io
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +12,9 @@ from tests.receiver_helpers import T0, alert, bearer, body, notification, signed
 
 
 async def post_text(client, text: str):
-    return await client.post("/api/v1/alerts", data=text.encode(), headers=bearer())
+    # A file object: aiohttp warns of big raw bytes.
+    return await client.post("/api/v1/alerts", data=io.BytesIO(text.encode()),
+                             headers=bearer())
 
 
 async def stored(client) -> list[dict]:
@@ -277,3 +281,49 @@ class TestStoredRowsFromOlderVersions:
         assert f"DRY-{good}" in text and "unreadable stored alert" in text
         assert (await client.get(f"/incidents/{bad}", headers=signed_in())).status == 200
         assert "opened_at" in (await incident(client, bad))["problem"]
+
+
+def largest_alert(n: int) -> dict:
+    """The biggest alert the shipped rules make: FleetComponentDownPersistent with every
+    annotation, 64-character names and 24 devices down."""
+    name, vessel = "M" * 64, "v" * 32
+    made = device(f"{n:03d}-" + "d" * 56)
+    made["labels"].update(vessel=vessel, component="access_point",
+                          address="255.255.255.255")
+    downtime = "4w 2d 23h 59m 59s"
+    made["annotations"] = {
+        "summary": f"access_point on {name} has been down for {downtime}",
+        "description": f"At least one access_point device on {name} ({vessel}) has not "
+                       f"replied for {downtime}, more than 3 days. A JIRA ticket is raised "
+                       "once an approver agrees.",
+        "vessel_name": name, "uptime_24h": "12.3456%", "down_since": "1799999999",
+        "devices_down": ", ".join(f"{'d' * 64} (255.255.255.{i})" for i in range(24)),
+        "runbook_url": "https://github.com/fleet-sla/fleet-sla/blob/main/docs/runbooks.md"
+                       "#fleetcomponentdownpersistent",
+        "dashboard_url": f"http://localhost:3000/d/fleet-vessel/fleet-vessel?var-vessel={vessel}",
+    }
+    made["generatorURL"] = "http://prometheus:9090/graph?g0.expr=" + "%28" * 120 + "&g0.tab=1"
+    return made
+
+
+class TestLargeNotifications:
+    def test_the_shipped_limits_fit_each_other(self):
+        import yaml
+
+        from receiver.config import MAX_BODY_BYTES
+
+        path = Path(__file__).parent.parent / "deploy/alertmanager/alertmanager.yml"
+        hooks = [hook for receiver in yaml.safe_load(path.read_text())["receivers"]
+                 for hook in receiver.get("webhook_configs", [])]
+        assert hooks and all(hook.get("max_alerts") == 500 for hook in hooks)
+        largest = len(body(notification(*(largest_alert(i) for i in range(500)))))
+        assert largest * 2 <= MAX_BODY_BYTES  # twice over, for what we did not think of
+
+    async def test_the_biggest_notification_alertmanager_sends_is_stored(self, receiver):
+        client = await receiver(clock=lambda: T0)
+        text = body(notification(*(largest_alert(i) for i in range(500))))
+        assert len(text) > 1024 * 1024
+        response = await post_text(client, text)
+        assert response.status == 200
+        [found] = await stored(client)
+        assert len((await incident(client, found["id"]))["details"]) == 500
