@@ -28,6 +28,15 @@ HEADER_TIMEOUT = 15.0
 BODY_TIMEOUT_SECONDS = 30.0
 
 
+def make_runner(app: web.Application, header_timeout: float = HEADER_TIMEOUT
+                ) -> web.AppRunner:
+    """A runner for the app with the slow-client limits (fleet-receiver's run_app too)."""
+    # lingering_time: after an early answer (401, 408, 413) aiohttp reads and drops the
+    # rest of a body for this long before closing; its default 10 s is long for a trickle.
+    return web.AppRunner(app, access_log=None, keepalive_timeout=header_timeout,
+                         lingering_time=min(2.0, header_timeout))
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", pages.index)
     app.router.add_get("/audit", pages.audit)
