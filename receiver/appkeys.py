@@ -18,3 +18,4 @@ CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 WORKER = web.AppKey("worker", OutboxWorker)
 CSRF_SECRET = web.AppKey("csrf_secret", bytes)
 INGEST = web.AppKey("ingest", Ingest)
+BODY_TIMEOUT = web.AppKey("body_timeout", float)  # seconds to receive a request body

@@ -11,7 +11,7 @@ from aiohttp import web
 from .config import ConfigError, load_config
 from .errors import Unavailable
 from .passwords import hash_password
-from .web import create_app
+from .web import HEADER_TIMEOUT, create_app
 
 log = logging.getLogger("receiver")
 
@@ -69,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("serving on %s:%d", config.listen_host, config.listen_port)
     try:
         web.run_app(create_app(config), host=config.listen_host, port=config.listen_port,
-                    print=None, access_log=None)
+                    print=None, access_log=None, keepalive_timeout=HEADER_TIMEOUT,
+                    lingering_time=min(2.0, HEADER_TIMEOUT))
     except (OSError, Unavailable) as exc:
         print(f"fleet-receiver: {exc}", file=sys.stderr)
         return 1

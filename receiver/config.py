@@ -45,6 +45,10 @@ DURATION_RANGES: dict[str, tuple[float, float]] = {
 MAX_BODY_RANGE = (1024, 64 * 1024 * 1024)
 
 
+# 500 alerts (Alertmanager's max_alerts) of about 4 KiB, twice over: see README.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class User:
     name: str
@@ -97,7 +101,7 @@ class ReceiverConfig:
     notify_url: str | None = None
     jira: JiraConfig | None = None
     links: Mapping[str, str] = field(default_factory=dict)
-    max_body_bytes: int = 1024 * 1024
+    max_body_bytes: int = MAX_BODY_BYTES
 
     def user(self, name: str) -> User | None:
         return next((u for u in self.users if u.name == name), None)
@@ -239,7 +243,8 @@ def parse_config(raw: Any, env: Mapping[str, str]) -> ReceiverConfig:
     webhook = mapping(raw["webhook"], "webhook", {"bearer_token"}, ("bearer_token",))
     links = mapping(raw.get("links", {}), "links", {"grafana"})
     trusted = raw.get("trusted_header")
-    max_body = integer(raw.get("max_body_bytes", 1024 * 1024), "max_body_bytes", *MAX_BODY_RANGE)
+    max_body = integer(raw.get("max_body_bytes", MAX_BODY_BYTES), "max_body_bytes",
+                       *MAX_BODY_RANGE)
     users = _users(raw.get("users", []))
     if trusted is None:
         for i, user in enumerate(users):

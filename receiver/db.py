@@ -98,7 +98,43 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE incidents ADD COLUMN ticket_status TEXT;
     CREATE INDEX incidents_ticket ON incidents (ticket_key);
     """,
+    # Each alert of an incident in its own row, so an alert costs the same however many
+    # the incident has seen; the old details column is moved here and emptied.
+    """
+    CREATE TABLE incident_alerts (
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        fingerprint TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('firing', 'resolved')),
+        starts_at REAL NOT NULL,
+        ends_at REAL,
+        labels TEXT NOT NULL,
+        annotations TEXT NOT NULL,
+        generator_url TEXT NOT NULL DEFAULT '',
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (incident_id, fingerprint)
+    ) WITHOUT ROWID;
+    CREATE INDEX incident_alerts_status ON incident_alerts (incident_id, status, updated_at);
+    INSERT OR IGNORE INTO incident_alerts (incident_id, fingerprint, status, starts_at,
+                                           labels, annotations, generator_url, updated_at)
+        SELECT i.id, e.key,
+               CASE WHEN i.state = 'resolved'
+                         OR json_extract(e.value, '$.status') = 'resolved'
+                    THEN 'resolved' ELSE 'firing' END,
+               coalesce(json_extract(e.value, '$.starts_at'), i.opened_at),
+               coalesce(json_extract(e.value, '$.labels'), '{}'),
+               coalesce(json_extract(e.value, '$.annotations'), '{}'),
+               coalesce(json_extract(e.value, '$.generator_url'), ''),
+               i.last_seen
+        FROM incidents i,
+             json_each(CASE WHEN json_valid(i.details) AND json_type(i.details) = 'object'
+                            THEN i.details ELSE '{}' END) e
+        WHERE json_type(e.value) = 'object';
+    UPDATE incidents SET details = '{}'
+    """,
 )
+
+# Times the pages and tickets can print (as payload.MIN_TIME/MAX_TIME).
+_EARLIEST, _LATEST = 0.0, 253402214400.0
 
 
 # The stored values of these enums are the schema's: never rename one.
@@ -106,6 +142,12 @@ class IncidentState(StrEnum):
     FIRING = "firing"
     RESOLVED = "resolved"
     UNKNOWN = "unknown"  # never stored: a value this version cannot read
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    UNKNOWN = "unknown"
 
 
 class Approval(StrEnum):
@@ -185,6 +227,85 @@ def _object(raw: Any, table: str, column: str, row_id: Any) -> dict[str, Any]:
     return value
 
 
+def _clean(value: Any) -> Any:
+    """A JSON value with every string valid Unicode: older versions stored lone
+    surrogates (as JSON escapes), which no page or ticket can encode."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    return value
+
+
+def _strings(raw: Any, table: str, column: str, row_id: Any) -> dict[str, str]:
+    """A JSON object of strings, e.g. labels; anything else in it is dropped with a warning."""
+    value = _clean(_object(raw, table, column, row_id))
+    kept = {k: v for k, v in value.items() if isinstance(v, str)}
+    if len(kept) != len(value):
+        log.warning("%s %s: %s holds values that are not strings, dropped", table, row_id,
+                    column)
+    return kept
+
+
+def _when(raw: Any) -> float | None:
+    """A stored time that can be printed, or None."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) \
+            and _EARLIEST <= raw <= _LATEST:
+        return float(raw)
+    return None
+
+
+def _span(raw: Any) -> float | None:
+    """A stored duration that can be printed, or None."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) \
+            and -_LATEST <= raw <= _LATEST:
+        return float(raw)
+    return None
+
+
+def alert_entry(fingerprint: str, status: Any, labels: Any, annotations: Any,
+                starts_at: Any, generator_url: Any, where: Any) -> dict[str, Any]:
+    """One alert of an incident as pages and tickets read it; an unreadable part says so
+    in the alert's summary, where the alert is shown."""
+    problems = []
+    names = _strings(labels, "incident_alert", "labels", where)
+    notes = _strings(annotations, "incident_alert", "annotations", where)
+    starts = _when(starts_at)
+    if starts is None:
+        problems.append(f"starts_at {starts_at!r} out of range")
+    if "down_since" in notes:
+        try:
+            down = float(notes["down_since"])
+        except ValueError:
+            down = float("nan")
+        if not _EARLIEST <= down <= _LATEST:
+            problems.append(f"down_since {notes.pop('down_since')!r} out of range")
+    if problems:
+        log.warning("incident_alert %s: %s", where, "; ".join(problems))
+        notes["summary"] = f"unreadable stored alert: {'; '.join(problems)}"
+    return {"labels": names, "annotations": notes,
+            "starts_at": starts if starts is not None else 0.0,
+            "generator_url": _clean(generator_url) if isinstance(generator_url, str) else "",
+            "status": _enum(AlertStatus, status, "incident_alert", where)}
+
+
+def _legacy_details(raw: Any, row_id: Any) -> dict[str, Any]:
+    """Alerts still in the details column (older versions, or add_incident's argument)."""
+    details = {}
+    for fingerprint, entry in _clean(_object(raw, "incident", "details", row_id)).items():
+        if not isinstance(entry, dict):
+            entry = {}
+        details[fingerprint] = alert_entry(
+            fingerprint, entry.get("status", "firing"), dumps(entry.get("labels", {})),
+            dumps(entry.get("annotations", {})), entry.get("starts_at"),
+            entry.get("generator_url", ""), f"{row_id}/{fingerprint}")
+    return details
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
@@ -207,22 +328,65 @@ class Incident:
     announced_at: float | None
     reminded_at: float | None
     ticket_status: str | None
+    problem: str = ""  # what of the stored row could not be read, if anything
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Incident":
+    def from_row(cls, row: sqlite3.Row, alerts: dict[str, Any] | None = None
+                 ) -> "Incident":
         rid = row["id"]
+        problems = [f"{column} {row[column]!r} out of range"
+                    for column in ("opened_at", "last_seen", "resolved_at")
+                    if row[column] is not None and _when(row[column]) is None]
+        if row["duration_seconds"] is not None and _span(row["duration_seconds"]) is None:
+            problems.append(f"duration_seconds {row['duration_seconds']!r} out of range")
+        if problems:
+            log.warning("incident %s: %s", rid, "; ".join(problems))
+        last_seen = _when(row["last_seen"]) or 0.0
+        details = _legacy_details(row["details"], rid)
+        details.update(alerts or {})
         return cls(
-            id=rid, dedupe_key=row["dedupe_key"],
-            labels=_object(row["labels"], "incident", "labels", rid),
+            id=rid, dedupe_key=_clean(row["dedupe_key"]),
+            labels=_strings(row["labels"], "incident", "labels", rid),
             state=_enum(IncidentState, row["state"], "incident", rid),
             approval=_enum(Approval, row["approval"], "incident", rid),
-            opened_at=row["opened_at"], last_seen=row["last_seen"],
-            resolved_at=row["resolved_at"], duration_seconds=row["duration_seconds"],
+            opened_at=_when(row["opened_at"]) or last_seen, last_seen=last_seen,
+            resolved_at=_when(row["resolved_at"]),
+            duration_seconds=_span(row["duration_seconds"]),
             notifications=row["notifications"],
-            details=_object(row["details"], "incident", "details", rid),
+            details=details,
+            problem="; ".join(problems),
             ticket_key=row["ticket_key"], asked_at=row["asked_at"],
             announced_at=row["announced_at"], reminded_at=row["reminded_at"],
             ticket_status=row["ticket_status"])
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentHead:
+    """What ingest needs of an incident, without its alerts."""
+    id: int
+    state: IncidentState
+    approval: Approval
+    opened_at: float
+    resolved_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """What ingest needs of a stored alert to order notifications."""
+    status: AlertStatus
+    starts_at: float
+    ends_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertWrite:
+    fingerprint: str
+    status: str
+    starts_at: float
+    ends_at: float | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    generator_url: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,19 +457,58 @@ class Reader:
         async with self._db.execute(sql, args) as cursor:
             return list(await cursor.fetchall())
 
+    async def _with_alerts(self, rows: list[sqlite3.Row]) -> list[Incident]:
+        """Incidents read with their alerts, in one more query for all of them."""
+        ids = dumps([r["id"] for r in rows])
+        alerts: dict[int, dict[str, Any]] = {r["id"]: {} for r in rows}
+        for a in await self._all(
+                "SELECT * FROM incident_alerts WHERE incident_id IN"
+                " (SELECT value FROM json_each(?)) ORDER BY incident_id, status, updated_at",
+                ids):
+            fingerprint = _clean(a["fingerprint"])
+            alerts[a["incident_id"]][fingerprint] = alert_entry(
+                fingerprint, a["status"], a["labels"], a["annotations"], a["starts_at"],
+                a["generator_url"], f"{a['incident_id']}/{fingerprint}")
+        return [Incident.from_row(r, alerts[r["id"]]) for r in rows]
+
     async def incident(self, incident_id: int) -> Incident | None:
         found = await self._all("SELECT * FROM incidents WHERE id = ?", incident_id)
-        return Incident.from_row(found[0]) if found else None
+        return (await self._with_alerts(found))[0] if found else None
 
-    async def latest_incident(self, dedupe_key: str) -> Incident | None:
-        found = await self._all("SELECT * FROM incidents WHERE dedupe_key = ?"
-                                " ORDER BY id DESC LIMIT 1", dedupe_key)
-        return Incident.from_row(found[0]) if found else None
+    async def incident_head(self, dedupe_key: str, *, firing: bool) -> IncidentHead | None:
+        """The key's firing incident, or (firing=False) its latest; without alerts."""
+        only = " AND state = 'firing'" if firing else ""
+        found = await self._all(
+            "SELECT id, state, approval, opened_at, resolved_at FROM incidents"
+            f" WHERE dedupe_key = ?{only} ORDER BY id DESC LIMIT 1", dedupe_key)
+        if not found:
+            return None
+        r = found[0]
+        return IncidentHead(r["id"], _enum(IncidentState, r["state"], "incident", r["id"]),
+                            _enum(Approval, r["approval"], "incident", r["id"]),
+                            _when(r["opened_at"]) or 0.0, _when(r["resolved_at"]))
 
-    async def firing_incident(self, dedupe_key: str) -> Incident | None:
-        found = await self._all("SELECT * FROM incidents WHERE dedupe_key = ?"
-                                " AND state = 'firing'", dedupe_key)
-        return Incident.from_row(found[0]) if found else None
+    async def stored_alerts(self, incident_id: int, fingerprints: list[str]
+                            ) -> dict[str, StoredAlert]:
+        found = await self._all(
+            "SELECT fingerprint, status, starts_at, ends_at FROM incident_alerts"
+            " WHERE incident_id = ? AND fingerprint IN (SELECT value FROM json_each(?))",
+            incident_id, dumps(fingerprints))
+        return {r["fingerprint"]: StoredAlert(
+            _enum(AlertStatus, r["status"], "incident_alert", r["fingerprint"]),
+            _when(r["starts_at"]) or 0.0, _when(r["ends_at"])) for r in found}
+
+    async def firing_alerts(self, incident_id: int) -> int:
+        found = await self._all("SELECT count(*) AS n FROM incident_alerts"
+                                " WHERE incident_id = ? AND status = 'firing'", incident_id)
+        n: int = found[0]["n"]
+        return n
+
+    async def alerts_kept(self, incident_id: int) -> int:
+        found = await self._all("SELECT count(*) AS n FROM incident_alerts"
+                                " WHERE incident_id = ?", incident_id)
+        n: int = found[0]["n"]
+        return n
 
     async def incidents(self, state: IncidentState | None = None, *,
                         pending_only: bool = False, limit: int = 500) -> list[Incident]:
@@ -318,12 +521,12 @@ class Reader:
             where, args = "WHERE state = ?", (str(state),)
         found = await self._all(f"SELECT * FROM incidents {where} ORDER BY id DESC LIMIT ?",
                                 *args, limit)
-        return [Incident.from_row(r) for r in found]
+        return await self._with_alerts(found)
 
     async def pending_approvals(self) -> list[Incident]:
         found = await self._all("SELECT * FROM incidents WHERE state = 'firing'"
                                 " AND approval = 'pending' ORDER BY id")
-        return [Incident.from_row(r) for r in found]
+        return await self._with_alerts(found)
 
     async def pending_with_history(self) -> list[PendingIncident]:
         found = await self._all(
@@ -336,8 +539,7 @@ class Reader:
             " FROM incidents i WHERE state = 'firing' AND approval = 'pending'"
             " ORDER BY i.id")
         pending = []
-        for row in found:
-            incident = Incident.from_row(row)
+        for row, incident in zip(found, await self._with_alerts(found), strict=True):
             # Every incident has its 'opened' event; one without is read as asked on opening.
             asked = row["first_asked"]
             pending.append(PendingIncident(
@@ -348,12 +550,12 @@ class Reader:
     async def ticketed_open(self, limit: int = 100) -> list[Incident]:
         found = await self._all("SELECT * FROM incidents WHERE state = 'firing'"
                                 " AND ticket_key IS NOT NULL ORDER BY id DESC LIMIT ?", limit)
-        return [Incident.from_row(r) for r in found]
+        return await self._with_alerts(found)
 
     async def recently_resolved(self, limit: int = 20) -> list[Incident]:
         found = await self._all("SELECT * FROM incidents WHERE state = 'resolved'"
                                 " ORDER BY resolved_at DESC LIMIT ?", limit)
-        return [Incident.from_row(r) for r in found]
+        return await self._with_alerts(found)
 
     async def earlier_incidents(self, incident_id: int) -> list[PastIncident]:
         """Incidents before this one with the same labels, newest first."""
@@ -361,8 +563,8 @@ class Reader:
             "SELECT opened_at, duration_seconds, ticket_key FROM incidents"
             " WHERE labels = (SELECT labels FROM incidents WHERE id = ?) AND id < ?"
             " ORDER BY id DESC", incident_id, incident_id)
-        return [PastIncident(r["opened_at"], r["duration_seconds"], r["ticket_key"])
-                for r in found]
+        return [PastIncident(_when(r["opened_at"]) or 0.0, _span(r["duration_seconds"]),
+                             r["ticket_key"]) for r in found]
 
     async def rejected_since(self, dedupe_key: str, since: float) -> bool:
         return bool(await self._all(
@@ -439,36 +641,40 @@ class Writer(Reader):
         assert incident is not None  # an INSERT has a rowid
         return incident
 
-    async def update_alert(self, dedupe_key: str, fingerprint: str, entry: dict[str, Any],
-                           now: float) -> int | None:
-        """Update one alert of the key's firing incident in place: its id, or None.
+    async def put_alerts(self, incident_id: int, alerts: list[AlertWrite], now: float
+                         ) -> None:
+        """Insert or replace alerts of an incident, in one round trip."""
+        await self._db.executemany(
+            "INSERT INTO incident_alerts (incident_id, fingerprint, status, starts_at, ends_at,"
+            " labels, annotations, generator_url, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status = excluded.status,"
+            " starts_at = excluded.starts_at, ends_at = excluded.ends_at,"
+            " labels = excluded.labels, annotations = excluded.annotations,"
+            " generator_url = excluded.generator_url, updated_at = excluded.updated_at",
+            [(incident_id, a.fingerprint, a.status, a.starts_at, a.ends_at, dumps(a.labels),
+              dumps(a.annotations), a.generator_url, now) for a in alerts])
 
-        `fingerprint` must be safe inside a JSON path (letters, digits, _ and -).
-        """
-        # list(): aiosqlite declares an Iterable; it is fetchall()'s list.
-        updated = list(await self._db.execute_fetchall(  # one round trip to the db thread
-            "UPDATE incidents SET last_seen = ?, notifications = notifications + 1,"
-            " details = json_set(details, ?, json(?))"
-            " WHERE dedupe_key = ? AND state = 'firing' RETURNING id",
-            (now, f'$."{fingerprint}"', dumps(entry), dedupe_key)))
-        return int(updated[0][0]) if updated else None
+    async def prune_resolved(self, incident_id: int, keep: int) -> None:
+        """Forget all but the `keep` newest resolved alerts of an incident."""
+        await self._run(
+            "DELETE FROM incident_alerts WHERE incident_id = ? AND status = 'resolved'"
+            " AND fingerprint NOT IN (SELECT fingerprint FROM incident_alerts"
+            " WHERE incident_id = ? AND status = 'resolved'"
+            " ORDER BY updated_at DESC LIMIT ?)", incident_id, incident_id, keep)
 
-    async def seen(self, incident_id: int, now: float, details: dict[str, Any]) -> None:
-        await self._run("UPDATE incidents SET last_seen = ?, notifications = notifications + 1,"
-                        " details = ? WHERE id = ?", now, dumps(details), incident_id)
+    async def seen(self, incident_id: int, now: float) -> None:
+        await self._run("UPDATE incidents SET last_seen = ?, notifications = notifications + 1"
+                        " WHERE id = ?", now, incident_id)
 
-    async def reopen(self, incident_id: int, now: float, details: dict[str, Any]) -> None:
+    async def reopen(self, incident_id: int, now: float) -> None:
         await self._run("UPDATE incidents SET state = 'firing', resolved_at = NULL,"
                         " duration_seconds = NULL, last_seen = ?,"
-                        " notifications = notifications + 1, details = ? WHERE id = ?",
-                        now, dumps(details), incident_id)
+                        " notifications = notifications + 1 WHERE id = ?",
+                        now, incident_id)
 
-    async def resolve(self, incident_id: int, ended: float, duration: float, now: float,
-                      details: dict[str, Any]) -> None:
+    async def resolve(self, incident_id: int, ended: float, duration: float) -> None:
         await self._run("UPDATE incidents SET state = 'resolved', resolved_at = ?,"
-                        " duration_seconds = ?, last_seen = ?,"
-                        " notifications = notifications + 1, details = ? WHERE id = ?",
-                        ended, duration, now, dumps(details), incident_id)
+                        " duration_seconds = ? WHERE id = ?", ended, duration, incident_id)
 
     async def set_approval(self, incident_id: int, approval: Approval) -> None:
         await self._run("UPDATE incidents SET approval = ? WHERE id = ?", str(approval),

@@ -3,8 +3,8 @@
 Errors are raised; the error middleware answers them.
 """
 
+import asyncio
 import dataclasses
-import json
 import logging
 from typing import Any
 
@@ -13,13 +13,13 @@ from aiohttp import web
 from fleet_common.ids import parse_id
 
 from .actions import require_decider, retry_ticket_work, take_decision
-from .appkeys import DB, INGEST, METRICS, WORKER
+from .appkeys import BODY_TIMEOUT, DB, INGEST, METRICS, WORKER
 from .auth import check_bearer, current_user
 from .db import DecisionKind, Incident, IncidentState
 from .errors import Invalid, NotFound, Unavailable
 from .incidents import ChangeKind, history
 from .middleware import status_of
-from .payload import PayloadError, parse_notification
+from .payload import PayloadError, load_json, parse_notification
 
 log = logging.getLogger(__name__)
 STATES = ("firing", "resolved", "pending")
@@ -38,15 +38,9 @@ async def receive_alerts(request: web.Request) -> web.Response:
 
 async def _receive(request: web.Request) -> web.Response:
     check_bearer(request)
-    raw = await request.read()  # over the app's client_max_size: 413, before this line
+    body = await read_text(request)  # over the app's client_max_size: 413
     try:
-        body = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Invalid("body", "not UTF-8") from None
-    try:
-        notification = parse_notification(json.loads(body))
-    except json.JSONDecodeError as exc:
-        raise Invalid("body", f"invalid JSON ({exc.msg})") from None
+        notification = parse_notification(load_json(body))
     except PayloadError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None  # it names the field
     try:
@@ -67,6 +61,20 @@ async def _receive(request: web.Request) -> web.Response:
                      extra={"incident": change.incident})
     return web.json_response({"status": "stored",
                               "incidents": sorted({c.incident for c in changes if c.incident})})
+
+
+async def read_text(request: web.Request) -> str:
+    """The body as text, read within the app's body timeout (a slow sender is cut off)."""
+    try:
+        async with asyncio.timeout(request.app[BODY_TIMEOUT]):
+            raw = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(text="body: not received in time",
+                                     headers={"Connection": "close"}) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid("body", "not UTF-8") from None
 
 
 def _incident_json(incident: Incident) -> dict[str, Any]:
@@ -119,9 +127,10 @@ async def _decide(request: web.Request, kind: DecisionKind) -> web.Response:
     require_decider(user)
     _require_json(request)
     try:
-        document = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Invalid("body", 'expected JSON like {"comment": "..."}') from None
+        document = load_json(await read_text(request))
+    except PayloadError as exc:  # it names the field, e.g. "comment: integer too long"
+        field, _, message = str(exc).partition(": ")
+        raise Invalid(field, message) from None
     if not isinstance(document, dict) or not isinstance(document.get("comment", ""), str):
         raise Invalid("comment", "expected a string")
     outcome = await take_decision(request.app, _incident_id(request), kind, user.name,

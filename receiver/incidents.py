@@ -1,12 +1,13 @@
 """Turn notifications into incidents: one per dedupe key, however often Alertmanager sends.
 
-A firing alert opens an incident, or updates the open one; a resolved alert resolves it;
+A firing alert opens an incident, or updates the open one; the incident resolves when
+none of its alerts fires any more (alerts are kept per incident and fingerprint, all the
+firing ones and the newest KEEP_RESOLVED resolved ones);
 firing again within the reopen window reopens the same incident without a new approval;
 a key rejected within the snooze window is not put to an approver again.
 """
 
 import contextlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -14,20 +15,23 @@ from typing import Any
 
 from .config import IncidentPolicy
 from .db import (
+    AlertStatus,
+    AlertWrite,
     Approval,
     Database,
     Event,
     EventKind,
     Incident,
-    IncidentState,
+    IncidentHead,
+    StoredAlert,
     Work,
     WorkKind,
     Writer,
 )
-from .payload import Alert, Notification
+from .payload import MAX_TIME, MIN_TIME, Alert, Notification
 from .timefmt import human_duration, iso
 
-_SAFE_FINGERPRINT = re.compile(r"^[A-Za-z0-9_-]+$")  # usable inside a JSON path as is
+KEEP_RESOLVED = 50  # resolved alerts an incident keeps, newest first; firing ones all
 
 
 def dedupe_key(labels: Mapping[str, str], policy: IncidentPolicy) -> str:
@@ -48,51 +52,41 @@ class Change:
     kind: ChangeKind
 
 
-def _details(previous: dict[str, Any] | None, alert: Alert) -> dict[str, Any]:
-    """The newest labels and annotations of each alert of the incident, by fingerprint."""
-    details = dict(previous) if previous else {}
-    details[alert.fingerprint] = _entry(alert)
-    return details
+def _write(alert: Alert) -> AlertWrite:
+    return AlertWrite(alert.fingerprint, alert.status, alert.starts_at, alert.ends_at,
+                      dict(alert.labels), dict(alert.annotations), alert.generator_url)
 
 
-def _entry(alert: Alert) -> dict[str, Any]:
-    return {
-        "labels": dict(alert.labels),
-        "annotations": dict(alert.annotations),
-        "starts_at": alert.starts_at,
-        "generator_url": alert.generator_url,
-        "status": alert.status,
-    }
+def _stale(alert: Alert, stored: StoredAlert | None) -> bool:
+    """Whether an alert is older news than what is stored of it (HA peers and retries
+    deliver out of order): judged by the alert's own startsAt and endsAt."""
+    if stored is None:
+        return False
+    if alert.status == "firing" and stored.status is AlertStatus.RESOLVED:
+        # The same firing that already ended; a new firing starts after the end.
+        return alert.starts_at <= stored.starts_at or (
+            stored.ends_at is not None and alert.starts_at < stored.ends_at)
+    return alert.starts_at < stored.starts_at  # an earlier firing of it
 
 
-async def _firing(tx: Writer, alert: Alert, key: str, now: float,
-                  policy: IncidentPolicy) -> Change:
-    if _SAFE_FINGERPRINT.match(alert.fingerprint):
-        # Most notifications repeat an open incident: one statement updates it in place.
-        updated = await tx.update_alert(key, alert.fingerprint, _entry(alert), now)
-        if updated is not None:
-            return Change(updated, ChangeKind.UPDATED)
-    latest = await tx.latest_incident(key)
-    if latest is not None and latest.state is IncidentState.FIRING:
-        await tx.seen(latest.id, now, _details(latest.details, alert))
-        return Change(latest.id, ChangeKind.UPDATED)
+async def _open(tx: Writer, alert: Alert, key: str, latest: IncidentHead | None,
+                now: float, policy: IncidentPolicy) -> Change:
+    """No incident fires for the key: reopen the latest within the window, or open one."""
     if (latest is not None and latest.resolved_at is not None
             and now - latest.resolved_at <= policy.reopen_window):
-        await tx.reopen(latest.id, now, _details(latest.details, alert))
+        await tx.reopen(latest.id, now)
         await tx.append_event(latest.id, now, EventKind.REOPENED)
         if latest.approval is Approval.APPROVED:
             await tx.enqueue(latest.id, WorkKind.REOPEN, now,
                              f"Firing again at {iso(now)}: reopened by fleet-sla.")
         return Change(latest.id, ChangeKind.REOPENED)
-
     approval = Approval.PENDING if policy.needs_approval(alert.labels) else Approval.NONE
     snoozed = approval is Approval.PENDING and await tx.rejected_since(
         key, now - policy.reject_snooze)
     if snoozed:
         approval = Approval.REJECTED
     labels = {name: alert.labels.get(name, "") for name in policy.dedupe_labels}
-    incident = await tx.add_incident(key, labels, approval, alert.starts_at, now,
-                                     _details(None, alert),
+    incident = await tx.add_incident(key, labels, approval, alert.starts_at, now, {},
                                      now if approval is Approval.PENDING else None)
     await tx.append_event(incident, now, EventKind.OPENED,
                           "approval snoozed by an earlier rejection"
@@ -100,35 +94,66 @@ async def _firing(tx: Writer, alert: Alert, key: str, now: float,
     return Change(incident, ChangeKind.OPENED)
 
 
-async def _resolved(tx: Writer, alert: Alert, key: str, now: float) -> Change:
-    incident = await tx.firing_incident(key)
-    if incident is None:
-        # already resolved, or never seen: nothing to change
-        return Change(0, ChangeKind.IGNORED)
-    ended = alert.ends_at if alert.ends_at is not None else now
-    await tx.resolve(incident.id, ended, max(0.0, ended - incident.opened_at), now,
-                     _details(incident.details, alert))
-    lasted = human_duration(ended - incident.opened_at)
-    await tx.append_event(incident.id, now, EventKind.RESOLVED, f"after {lasted}")
-    if incident.approval is Approval.APPROVED:
-        await tx.enqueue(incident.id, WorkKind.RESOLVE, now,
+async def _apply_key(tx: Writer, key: str, alerts: list[Alert], now: float,
+                     policy: IncidentPolicy) -> Change:
+    """All alerts of one notification with one dedupe key, firing ones first."""
+    fingerprints = [a.fingerprint for a in alerts]
+    head = await tx.incident_head(key, firing=True)
+    change: Change | None = None
+    if head is None:
+        latest = await tx.incident_head(key, firing=False)
+        stored = await tx.stored_alerts(latest.id, fingerprints) if latest else {}
+        fresh = [a for a in alerts
+                 if a.status == "firing" and not _stale(a, stored.get(a.fingerprint))]
+        if not fresh:  # resolved alerts, or old news, for an incident not firing
+            return Change(0, ChangeKind.IGNORED)
+        change = await _open(tx, fresh[0], key, latest, now, policy)
+        head = await tx.incident_head(key, firing=True)
+        assert head is not None  # just opened or reopened
+        if latest is None or head.id != latest.id:
+            stored = {}  # a new incident: nothing of it is stored yet
+    else:
+        await tx.seen(head.id, now)
+        stored = await tx.stored_alerts(head.id, fingerprints)
+    writes = []
+    for alert in alerts:
+        if not _stale(alert, stored.get(alert.fingerprint)):
+            writes.append(_write(alert))
+            stored[alert.fingerprint] = StoredAlert(AlertStatus(alert.status),
+                                                    alert.starts_at, alert.ends_at)
+    await tx.put_alerts(head.id, writes, now)
+    ended = [w for w in writes if w.status == "resolved"]
+    if not ended:
+        return change or Change(head.id, ChangeKind.UPDATED)
+    await tx.prune_resolved(head.id, KEEP_RESOLVED)
+    if await tx.firing_alerts(head.id):
+        return change or Change(head.id, ChangeKind.UPDATED)  # another alert still fires
+    await _resolve(tx, head, max(w.ends_at or now for w in ended), now)
+    return Change(head.id, ChangeKind.RESOLVED)
+
+
+async def _resolve(tx: Writer, head: IncidentHead, ended: float, now: float) -> None:
+    await tx.resolve(head.id, ended, max(0.0, ended - head.opened_at))
+    lasted = human_duration(ended - head.opened_at)
+    await tx.append_event(head.id, now, EventKind.RESOLVED, f"after {lasted}")
+    if head.approval is Approval.APPROVED:
+        await tx.enqueue(head.id, WorkKind.RESOLVE, now,
                          f"Recovered at {iso(ended)} after {lasted}.")
-    return Change(incident.id, ChangeKind.RESOLVED)
 
 
 async def apply(tx: Writer, notification: Notification, body: str, now: float,
                 policy: IncidentPolicy) -> list[Change]:
-    """Record a notification and its incident changes; call inside one transaction."""
+    """Record a notification and its incident changes; call inside one transaction.
+
+    An incident resolves only when none of its alerts fires any more.
+    """
     await tx.add_notification(now, notification.group_key, notification.status,
                               len(notification.alerts), body)
-    changes = []
-    for alert in notification.alerts:
-        key = dedupe_key(alert.labels, policy)
-        if alert.status == "firing":
-            changes.append(await _firing(tx, alert, key, now, policy))
-        else:
-            changes.append(await _resolved(tx, alert, key, now))
-    return changes
+    by_key: dict[str, list[Alert]] = {}
+    # Firing first: [A resolved, B firing] must not resolve and reopen the incident.
+    for alert in sorted(notification.alerts, key=lambda a: a.status != "firing"):
+        by_key.setdefault(dedupe_key(alert.labels, policy), []).append(alert)
+    return [await _apply_key(tx, key, alerts, now, policy) for key, alerts in by_key.items()]
 
 
 def facts(details: Mapping[str, Any], labels: Mapping[str, str], opened_at: float
@@ -145,8 +170,10 @@ def facts(details: Mapping[str, Any], labels: Mapping[str, str], opened_at: floa
         for key in ("vessel_name", "uptime_24h", "devices_down"):
             if annotations.get(key):
                 found[key] = annotations[key]
-        with contextlib.suppress(KeyError, ValueError):
-            found["down_since"] = min(found["down_since"], float(annotations["down_since"]))
+        with contextlib.suppress(KeyError, ValueError, TypeError):
+            since = float(annotations["down_since"])
+            if MIN_TIME <= since <= MAX_TIME:  # an older version stored any number
+                found["down_since"] = min(found["down_since"], since)
         device = alert["labels"].get("device")
         if device and not found["devices_down"]:
             found["devices_down"] = f"{device} ({alert['labels'].get('address', '')})"

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from . import incidents
 from .config import IncidentPolicy
 from .db import Database
-from .errors import Unavailable
 from .incidents import Change
 from .payload import Notification
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 256
+MAX_BATCH_ALERTS = 2000
 Item = tuple[Notification, str, "asyncio.Future[list[Change]]"]
 
 
@@ -26,6 +26,7 @@ class Ingest:
         self._policy = policy
         self._clock = clock
         self._queue: asyncio.Queue[Item] = asyncio.Queue()
+        self.taken = 0  # notifications taken into a commit so far
 
     async def submit(self, notification: Notification, body: str) -> list[Change]:
         """Store a notification and its incident changes; raises Unavailable if not."""
@@ -33,19 +34,28 @@ class Ingest:
         await self._queue.put((notification, body, future))
         return await future
 
+    def waiting(self) -> int:
+        """Notifications queued and not yet taken into a commit."""
+        return self._queue.qsize()
+
     async def run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
+            alerts = len(batch[0][0].alerts)
+            # Bounded in alerts too, so a waiting request never waits for more than one
+            # batch of big notifications.
+            while (len(batch) < MAX_BATCH and alerts < MAX_BATCH_ALERTS
+                   and not self._queue.empty()):
                 batch.append(self._queue.get_nowait())
+                alerts += len(batch[-1][0].alerts)
+            self.taken += len(batch)
             try:
                 await self._write(batch)
-            except Unavailable:
-                # One bad notification must not fail the others: write them one by one.
+            except Exception:  # the writer must outlive any batch
+                # One bad notification must not fail the others: write them one by one,
+                # so each gets its own answer.
                 for item in batch:
                     await self._write_alone(item)
-            except Exception as exc:  # the writer must outlive any batch
-                self._fail(batch, exc)
 
     async def _write_alone(self, item: Item) -> None:
         try:

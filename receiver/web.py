@@ -11,7 +11,7 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from . import auth, handlers, jira_webhook, middleware, pages
-from .appkeys import CLOCK, CONFIG, CSRF_SECRET, DB, INGEST, METRICS, WORKER
+from .appkeys import BODY_TIMEOUT, CLOCK, CONFIG, CSRF_SECRET, DB, INGEST, METRICS, WORKER
 from .approvals import Sweeper
 from .config import ReceiverConfig
 from .db import Database
@@ -20,6 +20,21 @@ from .jira_tickets import JiraTickets
 from .metrics import ReceiverMetrics
 from .outbox import OutboxWorker
 from .tickets import DryRunTickets, Tickets
+
+# aiohttp closes a connection whose request headers are not complete this long after it
+# opened or after its last answer (its keep-alive timer); a trickled body is cut off by
+# BODY_TIMEOUT in the handlers. Together they bound what a slow client holds.
+HEADER_TIMEOUT = 15.0
+BODY_TIMEOUT_SECONDS = 30.0
+
+
+def make_runner(app: web.Application, header_timeout: float = HEADER_TIMEOUT
+                ) -> web.AppRunner:
+    """A runner for the app with the slow-client limits (fleet-receiver's run_app too)."""
+    # lingering_time: after an early answer (401, 408, 413) aiohttp reads and drops the
+    # rest of a body for this long before closing; its default 10 s is long for a trickle.
+    return web.AppRunner(app, access_log=None, keepalive_timeout=header_timeout,
+                         lingering_time=min(2.0, header_timeout))
 
 
 def setup_routes(app: web.Application) -> None:
@@ -62,9 +77,11 @@ def _tickets(config: ReceiverConfig, metrics: ReceiverMetrics) -> Tickets:
 
 
 def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time,
-               tickets: Tickets | None = None, sweep_every: float = 30.0) -> web.Application:
+               tickets: Tickets | None = None, sweep_every: float = 30.0,
+               body_timeout: float = BODY_TIMEOUT_SECONDS) -> web.Application:
     app = web.Application(client_max_size=config.max_body_bytes,
                           middlewares=[middleware.errors])
+    app[BODY_TIMEOUT] = body_timeout
     app[CONFIG] = config
     app[CLOCK] = clock
     app[CSRF_SECRET] = os.urandom(32)  # tokens die with the process: reload the page

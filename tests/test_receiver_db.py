@@ -19,6 +19,8 @@ from receiver.errors import Unavailable
 from tests.receiver_helpers import alert, fire, signed_in
 
 T = 1_800_000_000.0
+ENTRY = {"labels": {}, "annotations": {}, "starts_at": T, "generator_url": "",
+         "status": "firing"}
 
 
 @pytest.fixture
@@ -43,7 +45,7 @@ class TestTypedRows:
     async def test_an_incident_reads_back_typed(self, db):
         async with db.transaction() as tx:
             incident = await tx.add_incident("k", {"vessel": "v1"}, Approval.PENDING, T, T + 1,
-                                             {"fp": {"labels": {}}}, T + 1)
+                                             {"fp": ENTRY}, T + 1)
             await tx.append_event(incident, T + 1, EventKind.OPENED, "approval pending")
             await tx.add_decision(incident, T + 2, "alice", DecisionKind.APPROVE, "ok")
             await tx.set_approval(incident, Approval.APPROVED)
@@ -56,7 +58,7 @@ class TestTypedRows:
             decisions = await reader.decisions()
         assert found is not None
         assert found.state is IncidentState.FIRING and found.approval is Approval.APPROVED
-        assert found.labels == {"vessel": "v1"} and found.details == {"fp": {"labels": {}}}
+        assert found.labels == {"vessel": "v1"} and found.details == {"fp": ENTRY}
         assert [(e.kind, e.detail) for e in events] == [(EventKind.OPENED, "approval pending")]
         assert [(w.kind, w.state, w.attempts) for w in work] == [
             (WorkKind.CREATE, WorkState.PENDING, 0)]
