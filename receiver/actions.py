@@ -20,9 +20,12 @@ def require_decider(user: User, action: str = "decide") -> None:
 
 async def take_decision(app: web.Application, incident: int, kind: DecisionKind, user: str,
                         comment: str) -> decisions.Outcome:
-    """Approve or reject; raises NotFound, Conflict or Invalid."""
+    """Approve, reject or ask again; raises NotFound, Conflict or Invalid."""
     async with app[DB].transaction() as tx:
-        outcome = await decisions.decide(tx, incident, kind, user, comment, app[CLOCK]())
+        if kind is DecisionKind.ASK_AGAIN:
+            outcome = await decisions.ask_again(tx, incident, user, comment, app[CLOCK]())
+        else:
+            outcome = await decisions.decide(tx, incident, kind, user, comment, app[CLOCK]())
     if outcome.changed:
         app[METRICS].decisions.labels(kind).inc()
         app[WORKER].wake()

@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -131,6 +131,21 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE json_type(e.value) = 'object';
     UPDATE incidents SET details = '{}'
     """,
+    # 'ask-again' undoes a rejection or a snooze; SQLite cannot alter a CHECK in place.
+    """
+    CREATE TABLE decisions_v5 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        at REAL NOT NULL,
+        user TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('approve', 'reject', 'ask-again')),
+        comment TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO decisions_v5 (id, incident_id, at, user, kind, comment)
+        SELECT id, incident_id, at, user, kind, comment FROM decisions;
+    DROP TABLE decisions;
+    ALTER TABLE decisions_v5 RENAME TO decisions;
+    """,
 )
 
 # Times the pages and tickets can print (as payload.MIN_TIME/MAX_TIME).
@@ -161,6 +176,7 @@ class Approval(StrEnum):
 class DecisionKind(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
+    ASK_AGAIN = "ask-again"  # back to pending after a rejection or a snooze
     UNKNOWN = "unknown"
 
 
@@ -185,6 +201,7 @@ class EventKind(StrEnum):
     RESOLVED = "resolved"
     APPROVED = "approved"
     REJECTED = "rejected"
+    ASKED_AGAIN = "asked-again"
     ANNOUNCED = "announced"
     REMINDED = "reminded"
     TICKET_CREATE = "ticket-create"
@@ -399,6 +416,21 @@ class PendingIncident:
 
 
 @dataclass(frozen=True, slots=True)
+class RejectedIncident:
+    """A firing incident an approver turned down, with the rejection that did it.
+
+    `rejection` belongs to an earlier incident of the same key when this one was snoozed,
+    and is None when no rejection is on record (a row from an older version).
+    """
+    incident: Incident
+    rejection: "Decision | None"
+
+    @property
+    def snoozed(self) -> bool:
+        return self.rejection is not None and self.rejection.incident_id != self.incident.id
+
+
+@dataclass(frozen=True, slots=True)
 class PastIncident:
     opened_at: float
     duration_seconds: float | None
@@ -530,8 +562,11 @@ class Reader:
 
     async def pending_with_history(self) -> list[PendingIncident]:
         found = await self._all(
-            "SELECT i.*, (SELECT min(at) FROM incident_events e WHERE e.incident_id = i.id"
-            " AND e.kind IN ('opened', 'reopened')) AS first_asked,"
+            # Asked when it opened, or when an approver asked again since.
+            "SELECT i.*, coalesce((SELECT max(at) FROM incident_events e"
+            " WHERE e.incident_id = i.id AND e.kind = 'asked-again'),"
+            " (SELECT min(at) FROM incident_events e WHERE e.incident_id = i.id"
+            " AND e.kind IN ('opened', 'reopened'))) AS first_asked,"
             " (SELECT count(*) FROM incidents o WHERE o.labels = i.labels AND o.id < i.id)"
             " AS earlier,"
             " (SELECT count(*) FROM incidents o WHERE o.labels = i.labels AND o.id < i.id"
@@ -552,6 +587,35 @@ class Reader:
                                 " AND ticket_key IS NOT NULL ORDER BY id DESC LIMIT ?", limit)
         return await self._with_alerts(found)
 
+    async def informational_firing(self, limit: int = 500) -> list[Incident]:
+        """Firing incidents that never need an approver, by vessel."""
+        found = await self._all("SELECT * FROM incidents WHERE state = 'firing'"
+                                " AND approval = 'none'"
+                                " ORDER BY json_extract(labels, '$.vessel'), id LIMIT ?", limit)
+        return await self._with_alerts(found)
+
+    async def rejected_firing(self, limit: int = 200) -> list[RejectedIncident]:
+        """Firing incidents rejected or snoozed, each with the newest rejection of its key."""
+        found = await self._all(
+            "SELECT i.*, d.id AS d_id, d.incident_id AS d_incident, d.at AS d_at,"
+            " d.user AS d_user, d.kind AS d_kind, d.comment AS d_comment"
+            " FROM incidents i LEFT JOIN decisions d ON d.id = ("
+            "  SELECT max(r.id) FROM decisions r JOIN incidents o ON o.id = r.incident_id"
+            "  WHERE o.dedupe_key = i.dedupe_key AND r.kind = 'reject' AND o.id <= i.id)"
+            " WHERE i.state = 'firing' AND i.approval = 'rejected' ORDER BY i.id LIMIT ?",
+            limit)
+        incidents = await self._with_alerts(found)
+        return [RejectedIncident(incident, None if r["d_id"] is None else Decision(
+            r["d_id"], r["d_incident"], r["d_at"], r["d_user"],
+            _enum(DecisionKind, r["d_kind"], "decision", r["d_id"]), r["d_comment"]))
+                for incident, r in zip(incidents, found, strict=True)]
+
+    async def last_event_id(self) -> int:
+        """Grows with every visible change: each one appends an incident event."""
+        found = await self._all("SELECT coalesce(max(id), 0) AS n FROM incident_events")
+        n: int = found[0]["n"]
+        return n
+
     async def recently_resolved(self, limit: int = 20) -> list[Incident]:
         found = await self._all("SELECT * FROM incidents WHERE state = 'resolved'"
                                 " ORDER BY resolved_at DESC LIMIT ?", limit)
@@ -567,9 +631,13 @@ class Reader:
                              r["ticket_key"]) for r in found]
 
     async def rejected_since(self, dedupe_key: str, since: float) -> bool:
+        """A rejection of the key since `since` that no one has asked again after."""
         return bool(await self._all(
             "SELECT 1 FROM incidents i JOIN incident_events e ON e.incident_id = i.id"
-            " WHERE i.dedupe_key = ? AND e.kind = 'rejected' AND e.at >= ? LIMIT 1",
+            " WHERE i.dedupe_key = ? AND e.kind = 'rejected' AND e.at >= ?"
+            " AND NOT EXISTS (SELECT 1 FROM incidents o JOIN incident_events a"
+            "  ON a.incident_id = o.id WHERE o.dedupe_key = i.dedupe_key"
+            "  AND a.kind = 'asked-again' AND a.id > e.id) LIMIT 1",
             dedupe_key, since))
 
     async def counts_by_state(self) -> dict[str, int]:
@@ -685,6 +753,12 @@ class Writer(Reader):
         await self._run("INSERT INTO decisions (incident_id, at, user, kind, comment)"
                         " VALUES (?, ?, ?, ?, ?)", incident_id, at, user, str(kind), comment)
 
+    async def ask_again(self, incident_id: int, now: float) -> None:
+        """Back to pending: asked, announced and reminded afresh."""
+        await self._run("UPDATE incidents SET approval = 'pending', asked_at = ?,"
+                        " announced_at = NULL, reminded_at = NULL WHERE id = ?",
+                        now, incident_id)
+
     async def mark_announced(self, incident_id: int, at: float) -> None:
         await self._run("UPDATE incidents SET announced_at = ? WHERE id = ?", at, incident_id)
 
@@ -748,6 +822,11 @@ class Database:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self._lock = asyncio.Lock()
+        self._on_commit: list[Callable[[], None]] = []
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each committed transaction (the live page listens)."""
+        self._on_commit.append(listener)
 
     @classmethod
     async def open(cls, path: Path | str) -> "Database":
@@ -824,6 +903,8 @@ class Database:
                     await self._db.execute("ROLLBACK")
                     raise
                 await self._db.execute("COMMIT")
+        for listener in self._on_commit:
+            listener()
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Reader]:

@@ -1,8 +1,9 @@
-"""Approvers' decisions: approve queues exactly one ticket, reject snoozes the key."""
+"""Approvers' decisions: approve queues exactly one ticket, reject snoozes the key,
+ask-again undoes a rejection or a snooze."""
 
 from dataclasses import dataclass
 
-from .db import Approval, DecisionKind, EventKind, WorkKind, Writer
+from .db import Approval, DecisionKind, EventKind, IncidentState, WorkKind, Writer
 from .errors import Conflict, Invalid, NotFound
 
 _OUTCOME = {DecisionKind.APPROVE: Approval.APPROVED, DecisionKind.REJECT: Approval.REJECTED}
@@ -39,3 +40,26 @@ async def decide(tx: Writer, incident_id: int, kind: DecisionKind, user: str,
     if kind is DecisionKind.APPROVE:
         await tx.enqueue(incident_id, WorkKind.CREATE, now)
     return Outcome(incident_id, wanted, changed=True)
+
+
+async def ask_again(tx: Writer, incident_id: int, user: str, comment: str,
+                    now: float) -> Outcome:
+    """Put a rejected (or snoozed) firing incident back to approvers; lifts the snooze.
+
+    Raises NotFound, or Conflict when it is resolved or was never rejected.
+    """
+    incident = await tx.incident(incident_id)
+    if incident is None:
+        raise NotFound(f"incident {incident_id} not found")
+    if incident.state is not IncidentState.FIRING:
+        raise Conflict(f"incident {incident_id} is resolved: there is nothing to ask again")
+    if incident.approval is Approval.PENDING:
+        return Outcome(incident_id, Approval.PENDING, changed=False)  # a double submit
+    if incident.approval is not Approval.REJECTED:
+        raise Conflict(f"incident {incident_id} was not rejected "
+                       f"(approval: {incident.approval})")
+    await tx.ask_again(incident_id, now)
+    await tx.add_decision(incident_id, now, user, DecisionKind.ASK_AGAIN, comment)
+    await tx.append_event(incident_id, now, EventKind.ASKED_AGAIN,
+                          f"by {user}" + (f": {comment}" if comment else ""))
+    return Outcome(incident_id, Approval.PENDING, changed=True)

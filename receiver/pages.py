@@ -1,6 +1,8 @@
 """The approval page: server-rendered, autoescaped, post/redirect/get with CSRF tokens."""
 
 import dataclasses
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -12,7 +14,7 @@ from .actions import require_decider, retry_ticket_work, take_decision
 from .appkeys import CLOCK, CONFIG, CSRF_SECRET, DB
 from .auth import current_user
 from .config import ReceiverConfig, User
-from .db import DecisionKind, Incident
+from .db import Approval, DecisionKind, EventKind, Incident, IncidentState, RejectedIncident
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .incidents import facts, history
 from .middleware import status_of
@@ -31,6 +33,25 @@ def _link(url: str | None) -> str | None:
     return None
 
 
+# What approvers read instead of stored values and rule names.
+APPROVAL_WORDS = {Approval.NONE: "informational, no ticket",
+                  Approval.PENDING: "waiting for approval", Approval.APPROVED: "approved",
+                  Approval.REJECTED: "rejected", Approval.UNKNOWN: "unknown"}
+DECISION_WORDS = {DecisionKind.APPROVE: "approve", DecisionKind.REJECT: "reject",
+                  DecisionKind.ASK_AGAIN: "ask again", DecisionKind.UNKNOWN: "unknown"}
+ALERT_WORDS = {"FleetComponentDownPersistent": "down over 3 days",
+               "FleetVesselUnreachablePersistent": "unreachable over 3 days",
+               "FleetComponentSLABreach": "SLA breach",
+               "FleetComponentSLAAtRisk": "SLA at risk",
+               "FleetVesselUnreachable": "unreachable",
+               "FleetVesselDataStale": "stale data",
+               "FleetVesselClockSkew": "clock skew"}
+# The opening event of older rows says this in the schema's words.
+OPENED_WORDS = {f"approval {a}": f"approval: {w}" for a, w in APPROVAL_WORDS.items()}
+# Where a decision may send the approver back to: this site's lists and incidents only.
+_BACK = re.compile(r"/(#[a-z]+|incidents/[0-9]{1,18}|audit)?")
+
+
 def _view(incident: Incident, now: float, config: ReceiverConfig) -> dict[str, Any]:
     labels, details = incident.labels, incident.details
     vessel = labels.get("vessel", "")
@@ -45,6 +66,10 @@ def _view(incident: Incident, now: float, config: ReceiverConfig) -> dict[str, A
         })
     grafana = config.links.get("grafana")
     known = facts(details, labels, incident.opened_at)
+    firing = incident.state is IncidentState.FIRING
+    shown = [f"Devices down: {known['devices_down']}" if firing and known["devices_down"]
+             else "", f"24 h uptime {known['uptime_24h']}" if known["uptime_24h"] else ""]
+    alertname = labels.get("alertname", "")
     return {
         "id": incident.id,
         "state": incident.state,
@@ -54,13 +79,52 @@ def _view(incident: Incident, now: float, config: ReceiverConfig) -> dict[str, A
         **known,
         "vessel": vessel,
         "component": labels.get("component", ""),
-        "alertname": labels.get("alertname", ""),
+        "alertname": alertname,
+        "kind": ALERT_WORDS.get(alertname, alertname),
+        "firing": firing,
+        "approval_words": APPROVAL_WORDS[incident.approval],
+        "facts": " · ".join(f for f in shown if f),  # no separator before an absent fact
+        "summary": alerts[0]["summary"] if alerts else alertname,
         "since": iso(known["down_since"]),
         "downtime": human_duration(now - known["down_since"]),
         "lasted": human_duration(incident.duration_seconds or 0),
         "alerts": alerts,
         "grafana": _link(grafana.replace("{vessel}", vessel)) if grafana else None,
     }
+
+
+def _one_name(views: Iterable[dict[str, Any]]) -> None:
+    """Call each vessel by the name any of its incidents gives it, with its id beside."""
+    views = list(views)
+    names = {v["vessel"]: v["vessel_name"] for v in views
+             if v["vessel_name"] and v["vessel_name"] != v["vessel"]}
+    for view in views:
+        view["vessel_name"] = names.get(view["vessel"], view["vessel_name"] or view["vessel"])
+        view["vessel_id"] = view["vessel"] if view["vessel_name"] != view["vessel"] else ""
+
+
+def _rejected_view(found: RejectedIncident, now: float,
+                   config: ReceiverConfig) -> dict[str, Any]:
+    view = _view(found.incident, now, config)
+    rejection = found.rejection
+    view["snoozed"] = found.snoozed
+    if rejection is None:
+        view["decided"] = "rejected (no decision on record)"
+    else:
+        where = f" (incident #{rejection.incident_id})" if found.snoozed else ""
+        why = f": {rejection.comment}" if rejection.comment else ""
+        view["decided"] = f"rejected by {rejection.user} on {iso(rejection.at)}{where}{why}"
+    return view
+
+
+def _by_vessel(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[str, dict[str, Any]] = {}
+    for view in views:
+        group = groups.setdefault(view["vessel"], {
+            "vessel": view["vessel"], "name": view["vessel_name"], "id": view["vessel_id"],
+            "incidents": []})
+        group["incidents"].append(view)
+    return sorted(groups.values(), key=lambda g: (str(g["name"]).lower(), g["vessel"]))
 
 
 def _render(request: web.Request, template: str, user: User, status: int = 200,
@@ -73,6 +137,8 @@ async def index(request: web.Request) -> web.Response:
     config, now = request.app[CONFIG], request.app[CLOCK]()
     async with request.app[DB].snapshot() as reader:
         pending = await reader.pending_with_history()
+        rejected = await reader.rejected_firing()
+        informational = await reader.informational_firing()
         ticketed = await reader.ticketed_open()
         resolved = await reader.recently_resolved()
     timeout = config.incidents.approval_timeout
@@ -84,9 +150,20 @@ async def index(request: web.Request) -> web.Response:
         view["history"] = waiting.earlier
         view["tickets"] = waiting.earlier_tickets
         pending_views.append(view)
+    rejected_views = [_rejected_view(r, now, config) for r in rejected]
+    info_views = [_view(r, now, config) for r in informational]
+    ticketed_views = [_view(r, now, config) for r in ticketed]
+    resolved_views = [_view(r, now, config) for r in resolved]
+    _one_name(pending_views + rejected_views + info_views + ticketed_views + resolved_views)
+    also: dict[str, int] = {}
+    for view in info_views:
+        also[view["vessel"]] = also.get(view["vessel"], 0) + 1
+    for view in pending_views + rejected_views:
+        view["also"] = also.get(view["vessel"], 0)
     return _render(request, "index.html", user, pending=pending_views,
-                   ticketed=[_view(r, now, config) for r in ticketed],
-                   resolved=[_view(r, now, config) for r in resolved])
+                   rejected=rejected_views, informational=_by_vessel(info_views),
+                   informational_count=len(info_views),
+                   ticketed=ticketed_views, resolved=resolved_views)
 
 
 async def _incident_page(request: web.Request, user: User, incident_id: int,
@@ -95,10 +172,12 @@ async def _incident_page(request: web.Request, user: User, incident_id: int,
     incident, events, work = await history(request.app[DB], incident_id)
     if incident is None:
         raise NotFound(f"incident {incident_id} not found")
-    return _render(request, "incident.html", user, status,
-                   i=_view(incident, now, request.app[CONFIG]), work=work, error=error,
-                   events=[{"at": iso(e.at), "kind": e.kind, "detail": e.detail}
-                           for e in events])
+    view = _view(incident, now, request.app[CONFIG])
+    _one_name([view])
+    return _render(request, "incident.html", user, status, i=view, work=work, error=error,
+                   events=[{"at": iso(e.at), "kind": e.kind,
+                            "detail": OPENED_WORDS.get(e.detail, e.detail)
+                            if e.kind is EventKind.OPENED else e.detail} for e in events])
 
 
 def _page_id(request: web.Request) -> int:
@@ -133,7 +212,13 @@ async def _decide(request: web.Request, kind: DecisionKind) -> web.Response:
     except (Invalid, Conflict) as exc:  # said on the page itself, above its forms
         return await _incident_page(request, user, incident_id, error=str(exc),
                                     status=status_of(exc))
-    raise web.HTTPSeeOther(f"/incidents/{incident_id}")  # post/redirect/get
+    raise web.HTTPSeeOther(_back(form))  # post/redirect/get, to where the approver was
+
+
+def _back(form: Any) -> str:
+    """The list the form came from; anything else (another site, a typo) is the list."""
+    back = form.get("back")
+    return back if isinstance(back, str) and _BACK.fullmatch(back) else "/"
 
 
 async def retry(request: web.Request) -> web.Response:
@@ -152,9 +237,14 @@ async def reject(request: web.Request) -> web.Response:
     return await _decide(request, DecisionKind.REJECT)
 
 
+async def ask_again(request: web.Request) -> web.Response:
+    return await _decide(request, DecisionKind.ASK_AGAIN)
+
+
 async def audit(request: web.Request) -> web.Response:
     user = current_user(request)
     async with request.app[DB].snapshot() as reader:
         found = await reader.decisions()
     return _render(request, "audit.html", user,
-                   decisions=[{**dataclasses.asdict(d), "at": iso(d.at)} for d in found])
+                   decisions=[{**dataclasses.asdict(d), "at": iso(d.at),
+                               "kind": DECISION_WORDS[d.kind]} for d in found])

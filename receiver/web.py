@@ -5,12 +5,13 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from . import auth, handlers, jira_webhook, middleware, pages
+from . import auth, handlers, jira_webhook, live, middleware, pages
 from .appkeys import BODY_TIMEOUT, CLOCK, CONFIG, CSRF_SECRET, DB, INGEST, METRICS, WORKER
 from .approvals import Sweeper
 from .config import ReceiverConfig
@@ -41,8 +42,11 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", pages.index)
     app.router.add_get("/audit", pages.audit)
     app.router.add_get("/incidents/{id}", pages.incident)
+    app.router.add_get("/events", live.events)
+    app.router.add_static("/static/", Path(__file__).parent / "static")
     app.router.add_post("/incidents/{id}/approve", pages.approve)
     app.router.add_post("/incidents/{id}/reject", pages.reject)
+    app.router.add_post("/incidents/{id}/ask-again", pages.ask_again)
     app.router.add_post("/incidents/{id}/retry", pages.retry)
     app.router.add_post("/api/v1/alerts", handlers.receive_alerts)
     app.router.add_get("/api/v1/incidents", handlers.list_incidents)
@@ -87,11 +91,14 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
     app[CSRF_SECRET] = os.urandom(32)  # tokens die with the process: reload the page
     app[METRICS] = ReceiverMetrics()
     auth.install(app)
+    app[live.CHANGES] = live.Changes()
     setup_routes(app)
     app.on_response_prepare.append(_security_headers)
+    app.on_shutdown.append(live.close_streams)  # else shutdown waits for open pages
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         app[DB] = await Database.open(config.database)
+        app[DB].on_commit(app[live.CHANGES].changed)
         app[WORKER] = OutboxWorker(app[DB], tickets or _tickets(config, app[METRICS]),
                                    config, clock)
         sweeper = Sweeper(app[DB], config, app[METRICS], clock, app[WORKER].wake)

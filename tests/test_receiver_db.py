@@ -108,7 +108,7 @@ class TestRowsFromOtherVersions:
                       incident, T, "paged")
         page = await client.get(f"/incidents/{incident}", headers=signed_in())
         assert page.status == 200
-        assert "approval <b>unknown</b>" in await page.text()
+        assert 'approval <span class="badge unknown">' in await page.text()
         assert (await client.get("/", headers=signed_in())).status == 200
         api = await client.get(f"/api/v1/incidents/{incident}", headers=signed_in())
         document = await api.json()
