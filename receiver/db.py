@@ -550,8 +550,8 @@ class Writer(Reader):
     async def declare_no_ticket(self, incident_id: int, now: float) -> bool:
         """Let one new create go ahead after a human found no ticket: whether one waited."""
         return bool(await self._run(
-            "UPDATE outbox SET attempt = 'none', marker = NULL, uncertain_since = NULL,"
-            " attempts = 0, next_attempt_at = ?, last_error = NULL"
+            "UPDATE outbox SET state = 'pending', attempt = 'none', marker = NULL,"
+            " uncertain_since = NULL, attempts = 0, next_attempt_at = ?, last_error = NULL"
             " WHERE incident_id = ? AND kind = 'create' AND state IN ('pending', 'failed')"
             " AND attempt = 'uncertain'", now, incident_id))
 
