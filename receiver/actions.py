@@ -8,7 +8,7 @@ from . import decisions
 from .appkeys import CLOCK, DB, METRICS, WORKER
 from .config import User
 from .db import DecisionKind, EventKind
-from .errors import Forbidden
+from .errors import Conflict, Forbidden, Invalid, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -46,3 +46,24 @@ async def retry_ticket_work(app: web.Application, incident: int, user: str) -> i
         log.info("incident %d: %s retries ticket work", incident, user,
                  extra={"incident": incident})
     return retried
+
+
+async def declare_no_ticket(app: web.Application, incident: int, user: str,
+                            comment: str) -> None:
+    """An approver found no ticket for a create of unknown outcome: let one new create go.
+
+    The receiver never concludes this itself: JIRA's search lags, so not finding the
+    ticket proves nothing. Raises NotFound, Conflict (no such create) or Invalid.
+    """
+    if not comment.strip():
+        raise Invalid("comment", "say how you found that JIRA has no ticket")
+    now = app[CLOCK]()
+    async with app[DB].transaction() as tx:
+        if await tx.incident(incident) is None:
+            raise NotFound(f"incident {incident} not found")
+        if not await tx.declare_no_ticket(incident, now):
+            raise Conflict(f"incident {incident} has no ticket creation of unknown outcome")
+        await tx.append_event(incident, now, EventKind.TICKET_NONE_MADE, f"by {user}: {comment}")
+    app[WORKER].wake()
+    log.warning("incident %d: %s says no ticket was made; one new create may go ahead",
+                incident, user, extra={"incident": incident})

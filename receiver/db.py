@@ -146,6 +146,14 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE decisions;
     ALTER TABLE decisions_v5 RENAME TO decisions;
     """,
+    # What a piece of ticket work is doing at JIRA, committed before the call: a create or
+    # comment found mid-way after a crash may have happened, and is never simply repeated.
+    """
+    ALTER TABLE outbox ADD COLUMN attempt TEXT NOT NULL DEFAULT 'none'
+        CHECK (attempt IN ('none', 'creating', 'commenting', 'uncertain'));
+    ALTER TABLE outbox ADD COLUMN marker TEXT;
+    ALTER TABLE outbox ADD COLUMN uncertain_since REAL;
+    """,
 )
 
 # Times the pages and tickets can print (as payload.MIN_TIME/MAX_TIME).
@@ -188,6 +196,15 @@ class WorkKind(StrEnum):
     UNKNOWN = "unknown"
 
 
+class Attempt(StrEnum):
+    """What the outbox last set out to do at JIRA for a piece of work."""
+    NONE = "none"
+    CREATING = "creating"  # a create call may be under way (or was, when the process died)
+    COMMENTING = "commenting"  # a comment may have been posted
+    UNCERTAIN = "uncertain"  # a create may have made a ticket: only its marker is searched
+    UNKNOWN = "unknown"
+
+
 class WorkState(StrEnum):
     PENDING = "pending"
     DONE = "done"
@@ -211,6 +228,8 @@ class EventKind(StrEnum):
     TICKET_RETRY = "ticket-retry"
     TICKET_ERROR = "ticket-error"
     TICKET_STATUS = "ticket-status"
+    TICKET_UNCERTAIN = "ticket-uncertain"
+    TICKET_NONE_MADE = "ticket-none-made"
     UNKNOWN = "unknown"
 
     @classmethod
@@ -467,6 +486,9 @@ class Work:
     last_error: str | None
     created_at: float
     done_at: float | None
+    attempt: Attempt
+    marker: str | None  # carried by the ticket or comment this work makes
+    uncertain_since: float | None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Work":
@@ -476,7 +498,9 @@ class Work:
                    state=_enum(WorkState, row["state"], "outbox", rid),
                    attempts=row["attempts"], next_attempt_at=row["next_attempt_at"],
                    last_error=row["last_error"], created_at=row["created_at"],
-                   done_at=row["done_at"])
+                   done_at=row["done_at"],
+                   attempt=_enum(Attempt, row["attempt"], "outbox", rid),
+                   marker=row["marker"], uncertain_since=row["uncertain_since"])
 
 
 class Reader:
@@ -789,7 +813,27 @@ class Writer(Reader):
 
     async def work_done(self, work_id: int, now: float) -> None:
         await self._run("UPDATE outbox SET state = 'done', done_at = ?, attempts = attempts + 1,"
-                        " last_error = NULL WHERE id = ?", now, work_id)
+                        " last_error = NULL, attempt = 'none' WHERE id = ?", now, work_id)
+
+    async def work_attempt(self, work_id: int, attempt: Attempt, marker: str | None) -> None:
+        """Record what is about to be tried at JIRA (or that nothing is under way)."""
+        await self._run("UPDATE outbox SET attempt = ?, marker = ? WHERE id = ?",
+                        str(attempt), marker, work_id)
+
+    async def work_uncertain(self, work_id: int, attempts: int, at: float, error: str,
+                             since: float) -> None:
+        await self._run("UPDATE outbox SET attempt = 'uncertain', attempts = ?,"
+                        " next_attempt_at = ?, last_error = ?,"
+                        " uncertain_since = coalesce(uncertain_since, ?) WHERE id = ?",
+                        attempts, at, error, since, work_id)
+
+    async def declare_no_ticket(self, incident_id: int, now: float) -> bool:
+        """Let one new create go ahead after a human found no ticket: whether one waited."""
+        return bool(await self._run(
+            "UPDATE outbox SET state = 'pending', attempt = 'none', marker = NULL,"
+            " uncertain_since = NULL, attempts = 0, next_attempt_at = ?, last_error = NULL"
+            " WHERE incident_id = ? AND kind = 'create' AND state IN ('pending', 'failed')"
+            " AND attempt = 'uncertain'", now, incident_id))
 
     async def work_retry_at(self, work_id: int, attempts: int, at: float, error: str) -> None:
         await self._run("UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?"

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from .db import Approval, DecisionKind, EventKind, IncidentState, WorkKind, Writer
 from .errors import Conflict, Invalid, NotFound
+from .timefmt import iso
 
 _OUTCOME = {DecisionKind.APPROVE: Approval.APPROVED, DecisionKind.REJECT: Approval.REJECTED}
 
@@ -20,7 +21,8 @@ async def decide(tx: Writer, incident_id: int, kind: DecisionKind, user: str,
                  comment: str, now: float) -> Outcome:
     """Record an approve or reject; call inside one transaction.
 
-    Raises NotFound, Conflict (not waiting for approval) or Invalid (no reason to reject).
+    Raises NotFound, Conflict (resolved, or not waiting for approval) or Invalid (no
+    reason to reject).
     """
     incident = await tx.incident(incident_id)
     if incident is None:
@@ -28,6 +30,11 @@ async def decide(tx: Writer, incident_id: int, kind: DecisionKind, user: str,
     wanted = _OUTCOME[kind]
     if incident.approval is wanted:
         return Outcome(incident_id, wanted, changed=False)  # a double submit
+    if incident.state is IncidentState.RESOLVED:
+        # A ticket now would be for a problem that is over, and nothing would resolve it.
+        ended = incident.resolved_at if incident.resolved_at is not None else incident.last_seen
+        raise Conflict(f"incident {incident_id} resolved at {iso(ended)}: a resolved "
+                       "incident asks nothing of approvers (it asks again if it fires again)")
     if incident.approval is not Approval.PENDING:
         raise Conflict(f"incident {incident_id} is not waiting for approval "
                        f"(approval: {incident.approval})")

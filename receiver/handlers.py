@@ -12,7 +12,7 @@ from aiohttp import web
 
 from fleet_common.ids import parse_id
 
-from .actions import require_decider, retry_ticket_work, take_decision
+from .actions import declare_no_ticket, require_decider, retry_ticket_work, take_decision
 from .appkeys import BODY_TIMEOUT, DB, INGEST, METRICS, WORKER
 from .auth import check_bearer, current_user
 from .db import DecisionKind, Incident, IncidentState
@@ -104,6 +104,7 @@ async def get_incident(request: web.Request) -> web.Response:
         **_incident_json(incident),
         "events": [{"at": e.at, "kind": e.kind, "detail": e.detail} for e in events],
         "ticket_work": [{"kind": w.kind, "state": w.state, "attempts": w.attempts,
+                         "next_attempt_at": w.next_attempt_at, "attempt": w.attempt,
                          "last_error": w.last_error} for w in work]})
 
 
@@ -122,9 +123,7 @@ def _require_json(request: web.Request) -> None:
         raise web.HTTPUnsupportedMediaType(text="Content-Type: expected application/json")
 
 
-async def _decide(request: web.Request, kind: DecisionKind) -> web.Response:
-    user = current_user(request)
-    require_decider(user)
+async def _comment(request: web.Request) -> str:
     _require_json(request)
     try:
         document = load_json(await read_text(request))
@@ -133,8 +132,16 @@ async def _decide(request: web.Request, kind: DecisionKind) -> web.Response:
         raise Invalid(field, message) from None
     if not isinstance(document, dict) or not isinstance(document.get("comment", ""), str):
         raise Invalid("comment", "expected a string")
+    comment: str = document.get("comment", "")
+    return comment
+
+
+async def _decide(request: web.Request, kind: DecisionKind) -> web.Response:
+    user = current_user(request)
+    require_decider(user)
+    comment = await _comment(request)
     outcome = await take_decision(request.app, _incident_id(request), kind, user.name,
-                                  document.get("comment", ""))
+                                  comment)
     return web.json_response({"incident": outcome.incident, "approval": outcome.approval,
                               "changed": outcome.changed})
 
@@ -145,6 +152,15 @@ async def retry(request: web.Request) -> web.Response:
     _require_json(request)
     retried = await retry_ticket_work(request.app, _incident_id(request), user.name)
     return web.json_response({"retried": retried})
+
+
+async def no_ticket(request: web.Request) -> web.Response:
+    """An approver says a create of unknown outcome made no ticket: audited, one new try."""
+    user = current_user(request)
+    require_decider(user, "declare that no ticket was made")
+    incident = _incident_id(request)
+    await declare_no_ticket(request.app, incident, user.name, await _comment(request))
+    return web.json_response({"incident": incident})
 
 
 async def approve(request: web.Request) -> web.Response:

@@ -54,6 +54,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/incidents/{id}/approve", handlers.approve)
     app.router.add_post("/api/v1/incidents/{id}/reject", handlers.reject)
     app.router.add_post("/api/v1/incidents/{id}/retry", handlers.retry)
+    app.router.add_post("/api/v1/incidents/{id}/no-ticket", handlers.no_ticket)
     app.router.add_post("/api/v1/jira/webhook", jira_webhook.receive)
     # Uncompressed, as before: the page is small and compressing it would hold the loop.
     app.router.add_get("/metrics", make_aiohttp_handler(app[METRICS].registry,
@@ -73,11 +74,12 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     response.headers.update(SECURITY_HEADERS)
 
 
-def _tickets(config: ReceiverConfig, metrics: ReceiverMetrics) -> Tickets:
+def _tickets(config: ReceiverConfig, metrics: ReceiverMetrics,
+             clock: Callable[[], float]) -> Tickets:
     if config.jira is None:
         return DryRunTickets()
     return JiraTickets(config.jira, on_call=lambda operation, result:
-                       metrics.jira_calls.labels(operation, result).inc())
+                       metrics.jira_calls.labels(operation, result).inc(), clock=clock)
 
 
 def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time,
@@ -99,7 +101,7 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
     async def database(app: web.Application) -> AsyncIterator[None]:
         app[DB] = await Database.open(config.database)
         app[DB].on_commit(app[live.CHANGES].changed)
-        app[WORKER] = OutboxWorker(app[DB], tickets or _tickets(config, app[METRICS]),
+        app[WORKER] = OutboxWorker(app[DB], tickets or _tickets(config, app[METRICS], clock),
                                    config, clock)
         sweeper = Sweeper(app[DB], config, app[METRICS], clock, app[WORKER].wake)
         session = aiohttp.ClientSession()

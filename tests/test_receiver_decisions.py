@@ -130,3 +130,21 @@ class TestTicketLifecycle:
         found = await settled(client, incident, "reopen")
         assert found["ticket_key"] == f"DRY-{incident}"
         assert [w["kind"] for w in found["ticket_work"]] == ["create", "resolve", "reopen"]
+
+
+class TestResolvedWhileWaiting:
+    async def test_a_resolved_incident_cannot_be_approved(self, receiver):
+        clock = Clock()
+        client = await receiver(clock=clock)
+        incident = await fire(client, alert())
+        clock.now += 600
+        await fire(client, alert(status="resolved", ends=clock.now))
+        response = await decide(client, incident, "approve")
+        assert response.status == 409
+        error = (await response.json())["error"]
+        assert "resolved at 2027-01-15 08:10 UTC" in error
+        found = await detail(client, incident)
+        assert found["ticket_work"] == [] and found["approval"] == "pending"
+        page = await client.post(f"/api/v1/incidents/{incident}/reject",
+                                 json={"comment": "over"}, headers=signed_in())
+        assert page.status == 409

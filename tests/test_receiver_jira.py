@@ -5,11 +5,13 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from receiver.config import load_config
+from receiver.jira_tickets import JiraTickets
 from receiver.tickets import dedupe_label
 from receiver.web import create_app
 from tests.fake_jira import FakeJira
@@ -38,9 +40,13 @@ async def jira_chain(tmp_path: Path, aiohttp_server, aiohttp_client):
         url = f"http://127.0.0.1:{server.port}"
         path = write_config(tmp_path / "receiver.yml", jira=jira_section(url, **jira))
 
-        async def receiver(clock=None):
+        async def receiver(clock=None, jira_timeout=None):
+            config = load_config(path)
             options = {"clock": clock} if clock is not None else {}
-            return await aiohttp_client(create_app(load_config(path), **options))
+            if jira_timeout is not None:  # a short read timeout, to lose create answers
+                options["tickets"] = JiraTickets(config.jira, clock=clock or time.time,
+                                                 timeout=jira_timeout)
+            return await aiohttp_client(create_app(config, **options))
 
         return fake, receiver
 
@@ -92,8 +98,11 @@ class TestServer:
             assert line in fields["description"]
         assert len(fields["summary"]) <= 255
         assert fields["issuetype"] == {"name": "Task"}
+        markers = {label for label in fields["labels"]
+                   if label.startswith(f"fleet-sla-{incident}-")}  # this attempt's own
+        assert len(markers) == 1
         assert set(fields["labels"]) == {"fleet-sla", dedupe_label(KEY), "vessel-v002",
-                                         "component-server"}
+                                         "component-server", *markers}
         basic = base64.b64encode(f"ops-bot@example.com:{API_TOKEN}".encode()).decode()
         assert set(fake.authorizations) == {f"Basic {basic}"}
         assert fake.searches and "statusCategory != Done" in fake.searches[0]
@@ -116,8 +125,8 @@ class TestServer:
         await approve(client, incident)
         found = await work(client, incident, "create")
         assert found["ticket_key"] == "OPS-1" and len(fake.issues) == 1
-        assert fake.issues["OPS-1"]["comments"] == [
-            f"Linked to fleet-sla incident {incident} firing again."]
+        [comment] = fake.issues["OPS-1"]["comments"]
+        assert comment.startswith(f"Linked to fleet-sla incident {incident} firing again.")
 
     async def test_permanent_error_is_shown_and_an_approver_retries_it(self, jira_chain):
         fake, receiver = await jira_chain(project="NOPE")
