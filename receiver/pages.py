@@ -1,5 +1,6 @@
 """The approval page: server-rendered, autoescaped, post/redirect/get with CSRF tokens."""
 
+import asyncio
 import dataclasses
 import re
 from collections.abc import Iterable
@@ -10,15 +11,23 @@ from aiohttp import web
 from fleet_common.ids import parse_id
 
 from . import csrf
-from .actions import require_decider, retry_ticket_work, take_decision
+from .actions import declare_no_ticket, require_decider, retry_ticket_work, take_decision
 from .appkeys import CLOCK, CONFIG, CSRF_SECRET, DB
 from .auth import current_user
 from .config import ReceiverConfig, User
-from .db import Approval, DecisionKind, EventKind, Incident, IncidentState, RejectedIncident
+from .db import (
+    Approval,
+    DecisionKind,
+    EventKind,
+    Incident,
+    IncidentState,
+    PendingIncident,
+    RejectedIncident,
+)
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .incidents import facts, history
 from .middleware import status_of
-from .render import render
+from .render import render_off_loop
 from .timefmt import human_duration, iso
 
 
@@ -127,43 +136,56 @@ def _by_vessel(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(groups.values(), key=lambda g: (str(g["name"]).lower(), g["vessel"]))
 
 
-def _render(request: web.Request, template: str, user: User, status: int = 200,
-            **context: Any) -> web.Response:
-    return render(template, status, user=user, csrf=csrf_token(request, user), **context)
+async def _render(request: web.Request, template: str, user: User, status: int = 200,
+                  **context: Any) -> web.Response:
+    return await render_off_loop(template, status, user=user,
+                                 csrf=csrf_token(request, user), **context)
 
 
 async def index(request: web.Request) -> web.Response:
     user = current_user(request)
     config, now = request.app[CONFIG], request.app[CLOCK]()
     async with request.app[DB].snapshot() as reader:
-        pending = await reader.pending_with_history()
-        rejected = await reader.rejected_firing()
-        informational = await reader.informational_firing()
-        ticketed = await reader.ticketed_open()
-        resolved = await reader.recently_resolved()
+        found = _Listed(await reader.pending_with_history(), await reader.rejected_firing(),
+                        await reader.informational_firing(), await reader.ticketed_open(),
+                        await reader.recently_resolved())
+    # Views grow with the fleet's incidents: built beside the loop, like the HTML.
+    context = await asyncio.to_thread(_index_context, found, now, config)
+    return await _render(request, "index.html", user, **context)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Listed:
+    pending: list[PendingIncident]
+    rejected: list[RejectedIncident]
+    informational: list[Incident]
+    ticketed: list[Incident]
+    resolved: list[Incident]
+
+
+def _index_context(found: _Listed, now: float, config: ReceiverConfig) -> dict[str, Any]:
     timeout = config.incidents.approval_timeout
     pending_views = []
-    for waiting in pending:
+    for waiting in found.pending:
         view = _view(waiting.incident, now, config)
         view["asked"] = human_duration(now - waiting.asked_at)
         view["overdue"] = now - waiting.asked_at > timeout
         view["history"] = waiting.earlier
         view["tickets"] = waiting.earlier_tickets
         pending_views.append(view)
-    rejected_views = [_rejected_view(r, now, config) for r in rejected]
-    info_views = [_view(r, now, config) for r in informational]
-    ticketed_views = [_view(r, now, config) for r in ticketed]
-    resolved_views = [_view(r, now, config) for r in resolved]
+    rejected_views = [_rejected_view(r, now, config) for r in found.rejected]
+    info_views = [_view(r, now, config) for r in found.informational]
+    ticketed_views = [_view(r, now, config) for r in found.ticketed]
+    resolved_views = [_view(r, now, config) for r in found.resolved]
     _one_name(pending_views + rejected_views + info_views + ticketed_views + resolved_views)
     also: dict[str, int] = {}
     for view in info_views:
         also[view["vessel"]] = also.get(view["vessel"], 0) + 1
     for view in pending_views + rejected_views:
         view["also"] = also.get(view["vessel"], 0)
-    return _render(request, "index.html", user, pending=pending_views,
-                   rejected=rejected_views, informational=_by_vessel(info_views),
-                   informational_count=len(info_views),
-                   ticketed=ticketed_views, resolved=resolved_views)
+    return {"pending": pending_views, "rejected": rejected_views,
+            "informational": _by_vessel(info_views), "informational_count": len(info_views),
+            "ticketed": ticketed_views, "resolved": resolved_views}
 
 
 async def _incident_page(request: web.Request, user: User, incident_id: int,
@@ -174,7 +196,7 @@ async def _incident_page(request: web.Request, user: User, incident_id: int,
         raise NotFound(f"incident {incident_id} not found")
     view = _view(incident, now, request.app[CONFIG])
     _one_name([view])
-    return _render(request, "incident.html", user, status, i=view, work=work, error=error,
+    return await _render(request, "incident.html", user, status, i=view, work=work, error=error,
                    events=[{"at": iso(e.at), "kind": e.kind,
                             "detail": OPENED_WORDS.get(e.detail, e.detail)
                             if e.kind is EventKind.OPENED else e.detail} for e in events])
@@ -241,10 +263,24 @@ async def ask_again(request: web.Request) -> web.Response:
     return await _decide(request, DecisionKind.ASK_AGAIN)
 
 
+async def no_ticket(request: web.Request) -> web.Response:
+    """An approver found no ticket in JIRA for a create of unknown outcome."""
+    user = current_user(request)
+    incident_id = _page_id(request)
+    form = await _checked_form(request, user)
+    try:
+        await declare_no_ticket(request.app, incident_id, user.name,
+                                str(form.get("comment", "")))
+    except (Invalid, Conflict) as exc:
+        return await _incident_page(request, user, incident_id, error=str(exc),
+                                    status=status_of(exc))
+    raise web.HTTPSeeOther(f"/incidents/{incident_id}")
+
+
 async def audit(request: web.Request) -> web.Response:
     user = current_user(request)
     async with request.app[DB].snapshot() as reader:
         found = await reader.decisions()
-    return _render(request, "audit.html", user,
+    return await _render(request, "audit.html", user,
                    decisions=[{**dataclasses.asdict(d), "at": iso(d.at),
                                "kind": DECISION_WORDS[d.kind]} for d in found])

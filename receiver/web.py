@@ -48,6 +48,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/incidents/{id}/reject", pages.reject)
     app.router.add_post("/incidents/{id}/ask-again", pages.ask_again)
     app.router.add_post("/incidents/{id}/retry", pages.retry)
+    app.router.add_post("/incidents/{id}/no-ticket", pages.no_ticket)
     app.router.add_post("/api/v1/alerts", handlers.receive_alerts)
     app.router.add_get("/api/v1/incidents", handlers.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", handlers.get_incident)

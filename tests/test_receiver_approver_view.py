@@ -278,3 +278,51 @@ class TestKeepingUp:
             response = await client.get(path)
             assert response.status == 200 and kind in response.headers["Content-Type"]
         assert "http" not in (await (await client.get("/static/style.css")).text())
+
+
+class TestResolvedAsksNothing:
+    async def test_a_resolved_incident_page_offers_no_decision(self, receiver):
+        clock = Clock()
+        client = await receiver(clock=clock)
+        made = alert()
+        incident = await fire(client, made)
+        await resolve(client, made)
+        html = await (await client.get(f"/incidents/{incident}", headers=signed_in())).text()
+        assert "Approve ticket" not in html and "Reject" not in html
+        assert "resolved: there is nothing to decide" in text(html)
+
+
+class TestPagesLeaveTheLoopFree:
+    async def test_the_list_is_built_and_rendered_beside_the_loop(self, receiver,
+                                                                   monkeypatch):
+        import threading
+
+        from receiver import pages, render
+
+        threads: dict[str, str] = {}
+        build, original = pages._index_context, render.TEMPLATES.get_template
+
+        def built(*args):
+            threads["views"] = threading.current_thread().name
+            return build(*args)
+
+        def template(name, *args, **kwargs):
+            found = original(name, *args, **kwargs)
+            if name != "index.html":
+                return found  # e.g. its base template, read by jinja2 itself
+
+            class Recorded:
+                def render(self, **context):
+                    threads["html"] = threading.current_thread().name
+                    return found.render(**context)
+
+            return Recorded()
+
+        monkeypatch.setattr(pages, "_index_context", built)
+        monkeypatch.setattr(render.TEMPLATES, "get_template", template)
+        client = await receiver(clock=Clock())
+        await fire(client, alert())
+        await page(client)  # asserts 200
+        loop_thread = threading.current_thread().name
+        assert threads.keys() == {"views", "html"}
+        assert loop_thread not in threads.values()

@@ -5,6 +5,7 @@ a reset, a kill -9) must never be repeated on the strength of a search that find
 """
 
 import asyncio
+import re
 import sys
 import time
 from pathlib import Path
@@ -314,3 +315,36 @@ async def post_alert(receiver: Process, session: aiohttp.ClientSession, made: di
         assert response.status == 200
         incident: int = (await response.json())["incidents"][0]
         return incident
+
+
+class TestUncertainCreateOnThePage:
+    async def test_an_approver_says_so_from_the_incident_page(self, jira_chain):
+        fake, receiver = await jira_chain(cloud=True)
+        clock = Clock()
+        fake.clock = clock
+        fake.on_create = "reset-before"
+        client = await receiver(clock)
+        incident = await fire_one(client)
+        page_url = f"/incidents/{incident}"
+        first = await (await client.get(page_url, headers=signed_in())).text()
+        assert "No ticket was made" not in first  # nothing uncertain yet
+        await approve(client, incident)
+        await attempted(client, incident, "create")
+        fake.on_create = None
+        html = await (await client.get(page_url, headers=signed_in())).text()
+        assert f'action="/incidents/{incident}/no-ticket"' in html
+        assert "No ticket was made" in html
+        token = re.search(r'name="csrf" value="([^"]+)"', html)
+        assert token is not None
+        blank = await client.post(f"{page_url}/no-ticket", headers=signed_in(),
+                                  data={"csrf": token[1], "comment": ""},
+                                  allow_redirects=False)
+        assert blank.status == 400 and "comment" in await blank.text()
+        said = await client.post(f"{page_url}/no-ticket", headers=signed_in(),
+                                 data={"csrf": token[1], "comment": "searched OPS by hand"},
+                                 allow_redirects=False)
+        assert said.status == 303 and said.headers["Location"] == page_url
+        found = await next_pass(client, clock, incident, "create")
+        assert found["ticket_key"] == "OPS-1" and len(fake.issues) == 1
+        assert "No ticket was made" not in await (
+            await client.get(page_url, headers=signed_in())).text()
