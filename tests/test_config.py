@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from exporter.cli import main
 from exporter.config import ConfigError, load_config, parse_config
+from tests.config_fuzz import mutations, values
 from tests.helpers import Metrics
 from tests.servers import free_port
 
@@ -323,40 +324,9 @@ class TestHostileFiles:
 
 _YAMLISH = ":-[]{}&*!|>'\"#%@`,?\t\n \\~.0123456789abeilnstvy\x00\xe9"
 _TEXT = st.text(alphabet=st.sampled_from(list(_YAMLISH)), max_size=120)
-def _collections(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    keys = st.sampled_from(["id", "url", "devices", "interval", "name", "x"]) | st.text(max_size=5)
-    return st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4)
-
-
-_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-    | st.sampled_from(["1s", "0s", "99999999999w", "${X}", "${", "http://[::1", "24h", "-1"]),
-    _collections,
-    max_leaves=10,
-)
-
-
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    children = node.items() if isinstance(node, dict) else enumerate(node) \
-        if isinstance(node, list) else ()
-    for key, child in children:
-        found += _paths(child, (*prefix, key))
-    return found
-
-
-@st.composite
-def _mutated(draw: st.DrawFn, section: str) -> dict[str, Any]:
-    """The example with a few values in `section` replaced by anything."""
-    document = copy.deepcopy(EXAMPLE)
-    for _ in range(draw(st.integers(1, 3))):
-        # One section at a time: an error in an earlier one would hide the rest.
-        *parents, last = draw(st.sampled_from(_paths(document[section], (section,))))
-        node = document
-        for part in parents:
-            node = node[part]
-        node[last] = draw(_VALUES)
-    return document
+_VALUES = values(["id", "url", "devices", "interval", "name", "x"],
+                 ["1s", "0s", "99999999999w", "${X}", "${", "http://[::1", "24h", "-1"])
+_mutated = mutations(EXAMPLE, _VALUES)
 
 
 # The example's variables are set, so generated documents get past ${...} to validation.

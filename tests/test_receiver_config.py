@@ -1,6 +1,5 @@
 """The receiver's CLI: config checks that name the key, and password hashing."""
 
-import copy
 import io
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from receiver.config import (
     parse_config,
 )
 from receiver.passwords import hash_password, verify_password
+from tests.config_fuzz import mutations, values
 from tests.receiver_helpers import write_receiver_config
 
 
@@ -160,40 +160,9 @@ _EXAMPLE: dict[str, Any] = yaml.safe_load(
 )
 _EXAMPLE["jira"] = {"url": "https://jira.example", "project": "OPS", "username": "bot",
                     "api_token": "${X}", "labels": ["a"]}
-def _collections(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    keys = st.sampled_from(["name", "role", "url", "bearer_token", "x"]) | st.text(max_size=5)
-    return st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4)
-
-
-_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-    | st.sampled_from(["1s", "99999999999w", "${X}", "${", "http://[::1", "approver", "-1"]),
-    _collections,
-    max_leaves=10,
-)
-
-
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    children = node.items() if isinstance(node, dict) else enumerate(node) \
-        if isinstance(node, list) else ()
-    for key, child in children:
-        found += _paths(child, (*prefix, key))
-    return found
-
-
-@st.composite
-def _mutated(draw: st.DrawFn, section: str) -> dict[str, Any]:
-    """The example (with JIRA) with a few values in `section` replaced by anything."""
-    document = copy.deepcopy(_EXAMPLE)
-    for _ in range(draw(st.integers(1, 3))):
-        # One section at a time: an error in an earlier one would hide the rest.
-        *parents, last = draw(st.sampled_from(_paths(document[section], (section,))))
-        node = document
-        for part in parents:
-            node = node[part]
-        node[last] = draw(_VALUES)
-    return document
+_VALUES = values(["name", "role", "url", "bearer_token", "x"],
+                 ["1s", "99999999999w", "${X}", "${", "http://[::1", "approver", "-1"])
+_mutated = mutations(_EXAMPLE, _VALUES)
 
 
 # The example's variables are set, so generated documents get past ${...} to validation.
