@@ -124,11 +124,15 @@ class CollectionService:
         # Recorded before anything is shown, and shielded: a stop during the write must not
         # leave metrics that the run log and the next start know nothing of.
         write = asyncio.ensure_future(self._record(run))
-        try:
-            await asyncio.shield(write)
-        except asyncio.CancelledError:
-            await write
-            raise
+        cancelled = False
+        while not write.done():
+            try:
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                cancelled = True  # however often: the write finishes first
+        if cancelled:
+            raise asyncio.CancelledError
+        write.result()  # an unexpected error of the write is the run's
         before = self.fleet.snapshot()
         self.fleet.apply(run)
         self.vessel_log.run(before, run)

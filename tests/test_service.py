@@ -103,8 +103,14 @@ class TestRunRecording:
         assert (await client.get("/readyz")).status == 503
         assert (await scrape(client)).series("fleet_vessel_data_status") == {}
         # Stop the exporter while the run is being written; the write still completes.
+        [collection] = [t for t in asyncio.all_tasks() if t.get_name() == "collection"]
         closing = asyncio.create_task(client.close())
-        await asyncio.sleep(0)
+        async with asyncio.timeout(10):
+            while not collection.cancelling():  # shutdown has cancelled the run
+                await asyncio.sleep(0)
+        for _ in range(5):  # let the run take that cancel and wait for its write
+            await asyncio.sleep(0)
+        collection.cancel()  # and a second cancel must not cut the write short either
         finish.set()
         await asyncio.wait_for(closing, 10)
         runlog = await RunLog.open(tmp_path / "exporter.db")
