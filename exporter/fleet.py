@@ -38,6 +38,7 @@ class Fleet:
     def __init__(self, vessels: Sequence[VesselConfig], stale_after: float) -> None:
         self._stale_after = stale_after
         self._states = {v.id: VesselState(config=v) for v in vessels}
+        self.next_expiry: float | None = None  # when the first fresh sample goes stale
         self._runs_total = dict.fromkeys(RUN_RESULTS, 0)
         self._last_run: RunResult | None = None
         self._last_good_run_at: float | None = None
@@ -79,11 +80,22 @@ class Fleet:
     def reassess(self, now: float) -> None:
         """Age every kept observation to `now`, answered this run or not: a reply seen
         longer than stale_after ago says nothing about now."""
+        expiry: float | None = None
         for vid, state in self._states.items():
-            if state.observation is not None:
-                aged = state.observation.aged(now, self._stale_after)
-                if aged is not state.observation:
-                    self._states[vid] = dataclasses.replace(state, observation=aged)
+            if state.observation is None:
+                continue
+            aged = state.observation.aged(now, self._stale_after)
+            if aged is not state.observation:
+                self._states[vid] = dataclasses.replace(state, observation=aged)
+            for d in aged.devices.values():
+                if d.fresh and d.last_sample is not None:
+                    ends = d.last_sample - d.offset + self._stale_after
+                    expiry = ends if expiry is None else min(expiry, ends)
+        self.next_expiry = expiry
+
+    def due(self, now: float) -> bool:
+        """Some device's newest sample has grown older than stale_after since reassess()."""
+        return self.next_expiry is not None and now > self.next_expiry
 
     def apply(self, run: RunResult) -> None:
         for result in run.vessels:

@@ -49,6 +49,7 @@ def _int_param(
 
 async def metrics(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
+    await service.refresh()
     headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         chunks = service.cache.gzip_chunks(service.clock())
@@ -109,6 +110,7 @@ async def get_run(request: web.Request) -> web.Response:
 
 async def status_page(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
+    await service.refresh()
     html = render_status_page(service.fleet.snapshot(), service.clock(), _iso)
     return web.Response(text=html, content_type="text/html")
 

@@ -91,6 +91,7 @@ class CollectionService:
         self.reload_state = ReloadState(successful=True, last_success=clock())
         self.runs_done = 0
         self._run_done = asyncio.Condition()
+        self._renders = 0
         # Held by a run and by a reload: a reload waits for the run in flight.
         self._lock = asyncio.Lock()
 
@@ -113,7 +114,19 @@ class CollectionService:
         await self._render()
 
     async def _render(self) -> None:
-        self.cache = await self.renderer.render(self.fleet.snapshot(), self.reload_state)
+        self._renders += 1
+        started = self._renders
+        cache = await self.renderer.render(self.fleet.snapshot(), self.reload_state)
+        if started == self._renders:  # a render begun meanwhile saw newer state
+            self.cache = cache
+
+    async def refresh(self) -> None:
+        """Between runs, a newest sample that grows older than stale_after turns its
+        device unknown at once: re-aged and re-rendered here, with no query to a vessel."""
+        now = self.clock()
+        if self.fleet.due(now):
+            self.fleet.reassess(now)
+            await self._render()
 
     async def run_once(self) -> RunResult:
         async with self._lock:

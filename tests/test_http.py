@@ -161,6 +161,20 @@ class TestDeviceState:
         assert metrics.get("fleet_device_up", **SERVER) == 0
         assert metrics.get("fleet_device_downtime_age_seconds", **SERVER) == 3600 + 901
 
+    async def test_an_old_reply_turns_unknown_between_runs(self, fleet):
+        clock = Clock(T0)
+        _, client = await fleet(clock=clock)  # interval 1h: no run happens below
+        assert (await scrape(client)).get("fleet_device_up", **AP) == 1
+        clock.now += 900  # the ap's newest sample (T0) is exactly stale_after old
+        assert (await scrape(client)).get("fleet_device_up", **AP) == 1
+        clock.now += 1
+        metrics = await scrape(client)
+        assert metrics.get("fleet_device_up", **AP) is None
+        assert metrics.get("fleet_component_devices", vessel="aurora",
+                           component="access_point", state="unknown") == 1
+        assert metrics.get("fleet_device_up", **SERVER) == 0  # a down device stays down
+        assert metrics.get("fleet_collection_runs_total", result="success") == 1
+
     async def test_an_old_reply_is_not_up_after_a_restart(
         self, tmp_path: Path, fake_influx, exporter
     ):

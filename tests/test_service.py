@@ -106,7 +106,8 @@ class TestRunRecording:
         [collection] = [t for t in asyncio.all_tasks() if t.get_name() == "collection"]
         closing = asyncio.create_task(client.close())
         async with asyncio.timeout(10):
-            while not collection.cancelling():  # shutdown has cancelled the run
+            # No event says a task was cancelled: yield until shutdown has done it.
+            while not collection.cancelling():  # noqa: ASYNC110
                 await asyncio.sleep(0)
         for _ in range(5):  # let the run take that cancel and wait for its write
             await asyncio.sleep(0)
