@@ -4,7 +4,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .collector import RunResult
+from .collector import RunResult, VesselResult
 from .config import VesselConfig
 from .model import VesselObservation, VesselStatus
 
@@ -119,6 +119,32 @@ class Fleet:
         self._last_run = run
         if run.result != "failed":
             self._last_good_run_at = run.finished_at
+
+    def settle(self, run: RunResult) -> RunResult:
+        """The run as it is to be recorded and applied, given what the fleet knew."""
+        results = []
+        for result in run.vessels:
+            state = self._states.get(result.vessel)
+            if state is not None and result.status is VesselStatus.CLOCK_SKEW:
+                result = self._keep_offset(state, result)
+            results.append(result)
+        return dataclasses.replace(run, vessels=tuple(results))
+
+    def _keep_offset(self, state: VesselState, result: VesselResult) -> VesselResult:
+        """A skewed vessel with nothing newer keeps the offset measured when it last wrote.
+
+        Measured afresh, the skew shrinks as time passes, and the newest sample, shifted
+        back by it, would always look current: a stopped Telegraf would stay up.
+        """
+        before, now = state.observation, result.observation
+        if before is None or not before.skewed or now is None:
+            return result
+        newest, previous = now.newest_sample, before.newest_sample
+        if newest is None or previous is None or newest > previous:
+            return result  # new samples: the new measure holds
+        offset = max(d.offset for d in before.devices.values())
+        kept = now.with_offset(offset).aged(result.finished_at, self._stale_after)
+        return dataclasses.replace(result, observation=kept)
 
     def snapshot(self) -> FleetSnapshot:
         return FleetSnapshot(

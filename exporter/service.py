@@ -133,7 +133,7 @@ class CollectionService:
             return await self._run()
 
     async def _run(self) -> RunResult:
-        run = await self.collector.run(self.fleet.configs)
+        run = self.fleet.settle(await self.collector.run(self.fleet.configs))
         # Recorded before anything is shown, and shielded: a stop during the write must not
         # leave metrics that the run log and the next start know nothing of.
         write = asyncio.ensure_future(self._record(run))

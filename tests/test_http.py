@@ -409,6 +409,21 @@ class TestClockSkew:
                      "fleet_component_uptime_ratio", "fleet_component_coverage_ratio"):
             assert metrics.series(name, vessel="aurora") == {}, name
 
+    async def test_a_fast_clock_whose_telegraf_stops_goes_unknown(self, fleet):
+        ahead = int(T0) + self.AHEAD
+        clock, ticks = Clock(T0 + 60), Ticks()
+        _, client = await fleet(server=DeviceFacts(last_sample=ahead, last_reply=ahead),
+                                ap=DeviceFacts(last_sample=ahead, last_reply=ahead),
+                                clock=clock, sleep=ticks)
+        assert (await scrape(client)).get("fleet_device_up", **AP) == 1
+        clock.now += 1200  # 20 minutes on, nothing newer has been written
+        await ticks.runs(client)
+        metrics = await scrape(client)
+        assert metrics.status("aurora") == "clock_skew"
+        assert metrics.get("fleet_vessel_clock_skew_seconds",
+                           vessel="aurora") == self.AHEAD - 60 - 1200
+        assert metrics.get("fleet_device_up", **AP) is None, "a stopped Telegraf is not up"
+
     async def test_a_clock_ahead_within_tolerance_is_ok(self, fleet):
         _, client = await fleet(server=DeviceFacts(last_sample=int(T0) + 240),
                                 clock=Clock(T0))
