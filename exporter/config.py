@@ -13,6 +13,7 @@ from typing import Any
 
 from fleet_common.config import (
     DAY,
+    MIN_SECRET_LENGTH,
     ConfigError,
     Secret,
     duration,
@@ -135,7 +136,7 @@ def _influx_fields(raw: Any, path: str) -> dict[str, Any]:
     for key, value in raw.items():
         where = f"{path}.{key}"
         if key in ("password", "token"):
-            out[key] = secret(value, where)
+            out[key] = secret(value, where, MIN_SECRET_LENGTH)
         elif key == "url":
             out[key] = http_url(value, where)
         elif key in ("measurement", "device_tag"):

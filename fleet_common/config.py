@@ -210,9 +210,18 @@ def listen_address(value: Any) -> tuple[str, int]:
     return host, int(port)
 
 
-def secret(value: Any, path: str) -> Secret:
+# Shorter secrets could be ordinary words or parts of them: they cannot be taken out of an
+# error text without damaging it or showing where they stand.
+MIN_SECRET_LENGTH = 8
+
+
+def secret(value: Any, path: str, min_length: int = 1) -> Secret:
     if not isinstance(value, str) or not value:
         raise ConfigError(path, "expected a non-empty string")  # never echo a secret
+    if len(value) < min_length:
+        raise ConfigError(path, f"too short ({len(value)} characters): a secret under "
+                          f"{min_length} characters cannot be told apart from ordinary words "
+                          "in an error text, so it could not be hidden from logs and pages")
     return Secret(value)
 
 

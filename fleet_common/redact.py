@@ -20,6 +20,7 @@ from urllib.parse import quote, quote_plus
 
 MASK = "***"
 WHOLE_TOKEN_BELOW = 8  # characters; shorter secrets could be parts of ordinary words
+_TOKEN_CHARS = r"[A-Za-z0-9_.~+/-]"  # what a secret may be glued to in a token or an encoding
 
 _PARAM = re.compile(
     r"(?i)(?<![A-Za-z0-9_])((?:u|p|user|username|pass|passwd|password|pwd|token|"
@@ -79,6 +80,9 @@ def _secret_pattern(secrets: tuple[str, ...], username: str | None) -> re.Patter
         escaped = re.escape(form)
         if len(form) < WHOLE_TOKEN_BELOW:
             escaped = rf"(?<!\w){escaped}(?!\w)"  # a whole token only
+        else:
+            # With the token around it: "***1" for "hunter2x1" would show where it stood.
+            escaped = rf"{_TOKEN_CHARS}*{escaped}{_TOKEN_CHARS}*"
         alternatives.append(escaped)
     return re.compile("|".join(alternatives))
 

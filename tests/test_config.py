@@ -113,6 +113,8 @@ class TestInvalidConfig:
             (edited(vessels__0__influx__password=DELETE),
              "vessels[0].influx.password: username and password must be set together"),
             (edited(vessels__0__influx__token="t"),
+             "vessels[0].influx.token: too short (1 characters): a secret under 8"),
+            (edited(vessels__0__influx__token="t" * 8),
              "vessels[0].influx.token: use either token or username/password"),
             (edited(vessels__0__influx__database=DELETE, defaults={}),
              "vessels[0].influx.database: required key is missing"),

@@ -13,7 +13,7 @@ TOKEN = "jira-api-token-xyz"
 
 @pytest.mark.parametrize(("text", "expected"), [
     (f"bad token {TOKEN} given", f"bad token {MASK} given"),
-    (f"glued{TOKEN}glued", f"glued{MASK}glued"),  # long secrets go wherever they stand
+    (f"glued{TOKEN}glued", MASK),  # a long secret goes with the token it stands in
     ("Authorization: Basic b3BzLWJvdDpzM2NyZXQ=", f"Authorization: Basic {MASK}"),
     ("authorization=Bearer abc.def.ghi", f"authorization=Bearer {MASK}"),
     ("Authorization: Token 0123", f"Authorization: Token {MASK}"),
@@ -78,3 +78,14 @@ def test_redacting_twice_changes_nothing_more(text: str, secret: str) -> None:
 def test_a_short_secret_never_garbles_longer_words(words: list[str], secret: str) -> None:
     text = " ".join(w for w in words if w != secret)
     assert redact(text, [secret]) == text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("hunter2x1 was refused", f"{MASK} was refused"),
+    ("xabcdefghy", MASK),
+    ("key=abcdefgh&next=1", f"key={MASK}&next=1"),
+    ('{"t": "abcdefgh"}', f'{{"t": "{MASK}"}}'),
+])
+def test_a_long_secret_takes_its_whole_token_with_it(text: str, expected: str) -> None:
+    # Masking only the secret would show where in the token it stood.
+    assert redact(text, ["hunter2x", "abcdefgh"]) == expected
