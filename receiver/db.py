@@ -679,6 +679,10 @@ class Reader:
                                 incident_id)
         return [Work.from_row(r) for r in found]
 
+    async def work_item(self, work_id: int) -> Work | None:
+        found = await self._all("SELECT * FROM outbox WHERE id = ?", work_id)
+        return Work.from_row(found[0]) if found else None
+
     async def due_work(self, now: float) -> list[Work]:
         found = await self._all("SELECT * FROM outbox WHERE state = 'pending'"
                                 " AND next_attempt_at <= ? ORDER BY id", now)
