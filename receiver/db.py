@@ -478,6 +478,23 @@ class Event:
     at: float
     kind: EventKind
     detail: str
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRows:
+    """Incidents as read, before they are built: building a long list is CPU work."""
+    rows: list[sqlite3.Row]
+    alerts: list[sqlite3.Row]
+
+    def build(self) -> list[Incident]:
+        by_incident: dict[int, dict[str, Any]] = {r["id"]: {} for r in self.rows}
+        for a in self.alerts:
+            fingerprint = _clean(a["fingerprint"])
+            by_incident[a["incident_id"]][fingerprint] = alert_entry(
+                fingerprint, a["status"], a["labels"], a["annotations"], a["starts_at"],
+                a["generator_url"], f"{a['incident_id']}/{fingerprint}")
+        return [Incident.from_row(r, by_incident[r["id"]]) for r in self.rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -543,19 +560,17 @@ class Reader:
         async with self._db.execute(sql, args) as cursor:
             return list(await cursor.fetchall())
 
-    async def _with_alerts(self, rows: list[sqlite3.Row]) -> list[Incident]:
-        """Incidents read with their alerts, in one more query for all of them."""
+    async def _rows_with_alerts(self, rows: list[sqlite3.Row]) -> "IncidentRows":
+        """Incident rows and their alert rows, in one more query for all of them."""
         ids = dumps([r["id"] for r in rows])
-        alerts: dict[int, dict[str, Any]] = {r["id"]: {} for r in rows}
-        for a in await self._all(
-                "SELECT * FROM incident_alerts WHERE incident_id IN"
-                " (SELECT value FROM json_each(?)) ORDER BY incident_id, status, updated_at",
-                ids):
-            fingerprint = _clean(a["fingerprint"])
-            alerts[a["incident_id"]][fingerprint] = alert_entry(
-                fingerprint, a["status"], a["labels"], a["annotations"], a["starts_at"],
-                a["generator_url"], f"{a['incident_id']}/{fingerprint}")
-        return [Incident.from_row(r, alerts[r["id"]]) for r in rows]
+        return IncidentRows(rows, await self._all(
+            "SELECT * FROM incident_alerts WHERE incident_id IN"
+            " (SELECT value FROM json_each(?)) ORDER BY incident_id, status, updated_at",
+            ids))
+
+    async def _with_alerts(self, rows: list[sqlite3.Row]) -> list[Incident]:
+        """Incidents read with their alerts."""
+        return (await self._rows_with_alerts(rows)).build()
 
     async def incident(self, incident_id: int) -> Incident | None:
         found = await self._all("SELECT * FROM incidents WHERE id = ?", incident_id)
@@ -609,6 +624,12 @@ class Reader:
     async def incidents(self, state: IncidentState | None = None, *,
                         pending_only: bool = False, limit: int = 500) -> list[Incident]:
         """Newest first; `pending_only`: firing and waiting for an approver."""
+        return (await self.incident_rows(state, pending_only=pending_only,
+                                         limit=limit)).build()
+
+    async def incident_rows(self, state: IncidentState | None = None, *,
+                            pending_only: bool = False, limit: int = 500) -> "IncidentRows":
+        """As `incidents`, unbuilt: a long list is better built beside the event loop."""
         args: tuple[str, ...]
         where, args = "", ()
         if pending_only:
@@ -617,7 +638,7 @@ class Reader:
             where, args = "WHERE state = ?", (str(state),)
         found = await self._all(f"SELECT * FROM incidents {where} ORDER BY id DESC LIMIT ?",
                                 *args, limit)
-        return await self._with_alerts(found)
+        return await self._rows_with_alerts(found)
 
     async def pending_approvals(self) -> list[Incident]:
         found = await self._all("SELECT * FROM incidents WHERE state = 'firing'"
@@ -708,11 +729,16 @@ class Reader:
         found = await self._all("SELECT state, count(*) AS n FROM incidents GROUP BY state")
         return {r["state"]: r["n"] for r in found}
 
-    async def events(self, incident_id: int) -> list[Event]:
-        found = await self._all("SELECT id, at, kind, detail FROM incident_events"
-                                " WHERE incident_id = ? ORDER BY id", incident_id)
+    async def events(self, incident_id: int, *, before: int | None = None,
+                     limit: int | None = None) -> list[Event]:
+        """Oldest first; with `limit`, the newest `limit` of those before event `before`."""
+        found = await self._all(
+            "SELECT * FROM (SELECT id, at, kind, detail FROM incident_events"
+            " WHERE incident_id = ? AND id < ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+            incident_id, before if before is not None else 2**63 - 1,
+            limit if limit is not None else -1)
         return [Event(r["at"], _enum(EventKind, r["kind"], "incident_event", r["id"]),
-                      r["detail"]) for r in found]
+                      r["detail"], r["id"]) for r in found]
 
     async def work(self, incident_id: int) -> list[Work]:
         found = await self._all("SELECT * FROM outbox WHERE incident_id = ? ORDER BY id",

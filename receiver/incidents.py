@@ -39,6 +39,7 @@ KEEP_RESOLVED = 50  # resolved alerts an incident keeps, newest first
 # grow a row set without end. Far above a real group (max_alerts is 500 per notification).
 MAX_FIRING = 2000
 NAMED = 10  # alerts an event names one by one
+EVENTS_PAGE = 200  # events of an incident shown or answered at once, the newest
 
 
 def dedupe_key(labels: Mapping[str, str], policy: IncidentPolicy) -> str:
@@ -231,11 +232,22 @@ def facts(details: Mapping[str, Any], labels: Mapping[str, str], opened_at: floa
     return found
 
 
-async def history(db: Database, incident_id: int
-                  ) -> tuple[Incident | None, list[Event], list[Work]]:
-    """An incident, its events and its ticket work, read as one state."""
+@dataclass(frozen=True, slots=True)
+class History:
+    incident: Incident | None
+    events: list[Event]  # oldest first: the newest EVENTS_PAGE before the cursor
+    work: list[Work]
+    older: bool  # whether events before these exist
+
+
+async def history(db: Database, incident_id: int, events_before: int | None = None
+                  ) -> History:
+    """An incident, a page of its events and its ticket work, read as one state. An
+    incident that flaps gains events for ever: they are read a page at a time."""
     async with db.snapshot() as reader:
         incident = await reader.incident(incident_id)
-        events = await reader.events(incident_id)
+        events = await reader.events(incident_id, before=events_before,
+                                     limit=EVENTS_PAGE + 1)
         work = await reader.work(incident_id)
-    return incident, events, work
+    older = len(events) > EVENTS_PAGE
+    return History(incident, events[1:] if older else events, work, older)
