@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from .approvals import Sweeper
 from .config import ReceiverConfig
 from .db import Database
 from .ingest import Ingest
@@ -18,4 +19,5 @@ CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 WORKER = web.AppKey("worker", OutboxWorker)
 CSRF_SECRET = web.AppKey("csrf_secret", bytes)
 INGEST = web.AppKey("ingest", Ingest)
+SWEEPER = web.AppKey("sweeper", Sweeper)
 BODY_TIMEOUT = web.AppKey("body_timeout", float)  # seconds to receive a request body

@@ -1,4 +1,5 @@
-"""Pending approvals over time: announce them, and act when they go overdue.
+"""Pending approvals over time: announce them, and act when they go overdue; and firing
+alerts Alertmanager stopped sending, which count as gone after incidents.alert_expiry.
 
 `on_timeout` decides what an overdue approval becomes: `remind` posts a reminder to
 `notify_url` once per timeout period and keeps waiting; `approve` and `reject` take the
@@ -17,11 +18,13 @@ from .config import ReceiverConfig
 from .db import Database, DecisionKind, EventKind, Incident
 from .decisions import decide
 from .errors import Conflict, Invalid, NotFound
+from .incidents import ChangeKind, expire
 from .metrics import ReceiverMetrics
 from .timefmt import human_duration
 
 log = logging.getLogger(__name__)
 TIMEOUT_USER = "timeout"
+BATCH = 100  # incidents read per query when expiring alerts
 
 
 class Sweeper:
@@ -41,7 +44,29 @@ class Sweeper:
                 log.exception("approval sweep failed")
             await asyncio.sleep(every)
 
+    async def expire_unseen(self) -> int:
+        """Count firing alerts not sent for alert_expiry as gone: how many incidents
+        resolved. One transaction per incident, so webhooks wait for none long."""
+        expiry = self._config.incidents.alert_expiry
+        resolved = 0
+        while True:
+            now = self._clock()
+            async with self._db.snapshot() as reader:
+                found = await reader.unseen_since(now - expiry, BATCH)
+            for incident_id in found:
+                async with self._db.transaction() as tx:
+                    change = await expire(tx, incident_id, now, expiry)
+                if change is not None and change.kind is ChangeKind.RESOLVED:
+                    resolved += 1
+                    log.info("incident %d resolved: its alerts are no longer sent",
+                             incident_id, extra={"incident": incident_id})
+            if resolved:
+                self._wake_outbox()  # a ticket to comment on and transition
+            if len(found) < BATCH:
+                return resolved
+
     async def sweep(self, session: aiohttp.ClientSession) -> None:
+        await self.expire_unseen()
         policy = self._config.incidents
         now = self._clock()
         async with self._db.snapshot() as reader:

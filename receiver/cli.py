@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from fleet_common.durations import format_duration
+
 from .config import ConfigError, load_config
 from .errors import Unavailable
 from .passwords import hash_password
@@ -65,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check_config:
         print(f"config ok: {len(config.users)} users, "
               f"{'JIRA ' + config.jira.url if config.jira else 'dry-run tickets'}")
+        print(f"incidents.alert_expiry {format_duration(config.incidents.alert_expiry)}: a"
+              " firing alert Alertmanager has not sent for this long counts as gone, and its"
+              " incident resolves when no alert fires. It must exceed Alertmanager's"
+              " repeat_interval (the longest of all routes; 24h shipped), which re-sends"
+              " every firing alert, or firing incidents resolve and reopen.")
         return 0
     log.info("serving on %s:%d", config.listen_host, config.listen_port)
     try:

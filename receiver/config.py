@@ -41,6 +41,7 @@ DURATION_RANGES: dict[str, tuple[float, float]] = {
     "incidents.approval_timeout": (60.0, 90 * DAY),
     "incidents.reopen_window": (60.0, 400 * DAY),
     "incidents.reject_snooze": (60.0, 400 * DAY),
+    "incidents.alert_expiry": (3600.0, 90 * DAY),
 }
 MAX_BODY_RANGE = (1024, 64 * 1024 * 1024)
 
@@ -68,6 +69,9 @@ class IncidentPolicy:
     on_timeout: str = "remind"
     reopen_window: float = 7 * 86400.0
     reject_snooze: float = 7 * 86400.0
+    # Alertmanager re-sends every firing alert of a group at least every repeat_interval
+    # (4h and 24h shipped): one not sent for three times the longest is gone.
+    alert_expiry: float = 3 * 86400.0
 
     def needs_approval(self, labels: Mapping[str, str]) -> bool:
         return all(labels.get(k) == v for k, v in self.approval_match.items())
@@ -162,7 +166,8 @@ def _users(raw: Any) -> tuple[User, ...]:
 def _incidents(raw: Any) -> IncidentPolicy:
     path = "incidents"
     raw = mapping(raw, path, {"dedupe_labels", "approval_match", "approval_timeout",
-                              "on_timeout", "reopen_window", "reject_snooze"})
+                              "on_timeout", "reopen_window", "reject_snooze",
+                              "alert_expiry"})
     base = IncidentPolicy()
     labels = base.dedupe_labels
     if "dedupe_labels" in raw:
@@ -194,6 +199,7 @@ def _incidents(raw: Any) -> IncidentPolicy:
         on_timeout=on_timeout,
         reopen_window=dur("reopen_window", base.reopen_window),
         reject_snooze=dur("reject_snooze", base.reject_snooze),
+        alert_expiry=dur("alert_expiry", base.alert_expiry),
     )
 
 

@@ -154,6 +154,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN marker TEXT;
     ALTER TABLE outbox ADD COLUMN uncertain_since REAL;
     """,
+    # A firing alert Alertmanager stopped sending is resolved by the sweeper after
+    # incidents.alert_expiry; expired_at tells it from a resolve Alertmanager sent.
+    """
+    ALTER TABLE incident_alerts ADD COLUMN expired_at REAL;
+    CREATE INDEX incident_alerts_unseen ON incident_alerts (status, updated_at);
+    """,
 )
 
 # Times the pages and tickets can print (as payload.MIN_TIME/MAX_TIME).
@@ -230,6 +236,8 @@ class EventKind(StrEnum):
     TICKET_STATUS = "ticket-status"
     TICKET_UNCERTAIN = "ticket-uncertain"
     TICKET_NONE_MADE = "ticket-none-made"
+    ALERTS_EXPIRED = "alerts-expired"  # not sent by Alertmanager for alert_expiry
+    ALERTS_DROPPED = "alerts-dropped"  # beyond the firing alerts an incident keeps
     UNKNOWN = "unknown"
 
     @classmethod
@@ -412,6 +420,15 @@ class StoredAlert:
     status: AlertStatus
     starts_at: float
     ends_at: float | None
+    expired: bool = False  # resolved by the sweeper, not by Alertmanager
+
+
+@dataclass(frozen=True, slots=True)
+class GoneAlert:
+    """A firing alert the receiver stopped counting: expired or dropped."""
+    fingerprint: str
+    labels: dict[str, str]
+    last_seen: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,6 +478,23 @@ class Event:
     at: float
     kind: EventKind
     detail: str
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRows:
+    """Incidents as read, before they are built: building a long list is CPU work."""
+    rows: list[sqlite3.Row]
+    alerts: list[sqlite3.Row]
+
+    def build(self) -> list[Incident]:
+        by_incident: dict[int, dict[str, Any]] = {r["id"]: {} for r in self.rows}
+        for a in self.alerts:
+            fingerprint = _clean(a["fingerprint"])
+            by_incident[a["incident_id"]][fingerprint] = alert_entry(
+                fingerprint, a["status"], a["labels"], a["annotations"], a["starts_at"],
+                a["generator_url"], f"{a['incident_id']}/{fingerprint}")
+        return [Incident.from_row(r, by_incident[r["id"]]) for r in self.rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,6 +537,19 @@ class Work:
                    marker=row["marker"], uncertain_since=row["uncertain_since"])
 
 
+def _head(r: sqlite3.Row) -> IncidentHead:
+    return IncidentHead(r["id"], _enum(IncidentState, r["state"], "incident", r["id"]),
+                        _enum(Approval, r["approval"], "incident", r["id"]),
+                        _when(r["opened_at"]) or 0.0, _when(r["resolved_at"]))
+
+
+def _gone(rows: list[sqlite3.Row], incident_id: int) -> list[GoneAlert]:
+    return [GoneAlert(_clean(r["fingerprint"]),
+                      _strings(r["labels"], "incident_alert", "labels",
+                               f"{incident_id}/{r['fingerprint']}"),
+                      _when(r["updated_at"]) or 0.0) for r in rows]
+
+
 class Reader:
     """Reads on a connection the caller holds the lock of."""
 
@@ -513,19 +560,17 @@ class Reader:
         async with self._db.execute(sql, args) as cursor:
             return list(await cursor.fetchall())
 
-    async def _with_alerts(self, rows: list[sqlite3.Row]) -> list[Incident]:
-        """Incidents read with their alerts, in one more query for all of them."""
+    async def _rows_with_alerts(self, rows: list[sqlite3.Row]) -> "IncidentRows":
+        """Incident rows and their alert rows, in one more query for all of them."""
         ids = dumps([r["id"] for r in rows])
-        alerts: dict[int, dict[str, Any]] = {r["id"]: {} for r in rows}
-        for a in await self._all(
-                "SELECT * FROM incident_alerts WHERE incident_id IN"
-                " (SELECT value FROM json_each(?)) ORDER BY incident_id, status, updated_at",
-                ids):
-            fingerprint = _clean(a["fingerprint"])
-            alerts[a["incident_id"]][fingerprint] = alert_entry(
-                fingerprint, a["status"], a["labels"], a["annotations"], a["starts_at"],
-                a["generator_url"], f"{a['incident_id']}/{fingerprint}")
-        return [Incident.from_row(r, alerts[r["id"]]) for r in rows]
+        return IncidentRows(rows, await self._all(
+            "SELECT * FROM incident_alerts WHERE incident_id IN"
+            " (SELECT value FROM json_each(?)) ORDER BY incident_id, status, updated_at",
+            ids))
+
+    async def _with_alerts(self, rows: list[sqlite3.Row]) -> list[Incident]:
+        """Incidents read with their alerts."""
+        return (await self._rows_with_alerts(rows)).build()
 
     async def incident(self, incident_id: int) -> Incident | None:
         found = await self._all("SELECT * FROM incidents WHERE id = ?", incident_id)
@@ -537,22 +582,32 @@ class Reader:
         found = await self._all(
             "SELECT id, state, approval, opened_at, resolved_at FROM incidents"
             f" WHERE dedupe_key = ?{only} ORDER BY id DESC LIMIT 1", dedupe_key)
-        if not found:
-            return None
-        r = found[0]
-        return IncidentHead(r["id"], _enum(IncidentState, r["state"], "incident", r["id"]),
-                            _enum(Approval, r["approval"], "incident", r["id"]),
-                            _when(r["opened_at"]) or 0.0, _when(r["resolved_at"]))
+        return _head(found[0]) if found else None
 
     async def stored_alerts(self, incident_id: int, fingerprints: list[str]
                             ) -> dict[str, StoredAlert]:
         found = await self._all(
-            "SELECT fingerprint, status, starts_at, ends_at FROM incident_alerts"
+            "SELECT fingerprint, status, starts_at, ends_at, expired_at FROM incident_alerts"
             " WHERE incident_id = ? AND fingerprint IN (SELECT value FROM json_each(?))",
             incident_id, dumps(fingerprints))
         return {r["fingerprint"]: StoredAlert(
             _enum(AlertStatus, r["status"], "incident_alert", r["fingerprint"]),
-            _when(r["starts_at"]) or 0.0, _when(r["ends_at"])) for r in found}
+            _when(r["starts_at"]) or 0.0, _when(r["ends_at"]), r["expired_at"] is not None)
+            for r in found}
+
+    async def unseen_since(self, cutoff: float, limit: int = 100) -> list[int]:
+        """Firing incidents with a firing alert last sent before `cutoff`."""
+        found = await self._all(
+            "SELECT DISTINCT a.incident_id FROM incident_alerts a"
+            " JOIN incidents i ON i.id = a.incident_id"
+            " WHERE a.status = 'firing' AND a.updated_at < ? AND i.state = 'firing'"
+            " ORDER BY a.incident_id LIMIT ?", cutoff, limit)
+        return [r["incident_id"] for r in found]
+
+    async def incident_head_by_id(self, incident_id: int) -> IncidentHead | None:
+        found = await self._all("SELECT id, state, approval, opened_at, resolved_at"
+                                " FROM incidents WHERE id = ?", incident_id)
+        return _head(found[0]) if found else None
 
     async def firing_alerts(self, incident_id: int) -> int:
         found = await self._all("SELECT count(*) AS n FROM incident_alerts"
@@ -569,6 +624,12 @@ class Reader:
     async def incidents(self, state: IncidentState | None = None, *,
                         pending_only: bool = False, limit: int = 500) -> list[Incident]:
         """Newest first; `pending_only`: firing and waiting for an approver."""
+        return (await self.incident_rows(state, pending_only=pending_only,
+                                         limit=limit)).build()
+
+    async def incident_rows(self, state: IncidentState | None = None, *,
+                            pending_only: bool = False, limit: int = 500) -> "IncidentRows":
+        """As `incidents`, unbuilt: a long list is better built beside the event loop."""
         args: tuple[str, ...]
         where, args = "", ()
         if pending_only:
@@ -577,7 +638,7 @@ class Reader:
             where, args = "WHERE state = ?", (str(state),)
         found = await self._all(f"SELECT * FROM incidents {where} ORDER BY id DESC LIMIT ?",
                                 *args, limit)
-        return await self._with_alerts(found)
+        return await self._rows_with_alerts(found)
 
     async def pending_approvals(self) -> list[Incident]:
         found = await self._all("SELECT * FROM incidents WHERE state = 'firing'"
@@ -668,16 +729,25 @@ class Reader:
         found = await self._all("SELECT state, count(*) AS n FROM incidents GROUP BY state")
         return {r["state"]: r["n"] for r in found}
 
-    async def events(self, incident_id: int) -> list[Event]:
-        found = await self._all("SELECT id, at, kind, detail FROM incident_events"
-                                " WHERE incident_id = ? ORDER BY id", incident_id)
+    async def events(self, incident_id: int, *, before: int | None = None,
+                     limit: int | None = None) -> list[Event]:
+        """Oldest first; with `limit`, the newest `limit` of those before event `before`."""
+        found = await self._all(
+            "SELECT * FROM (SELECT id, at, kind, detail FROM incident_events"
+            " WHERE incident_id = ? AND id < ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+            incident_id, before if before is not None else 2**63 - 1,
+            limit if limit is not None else -1)
         return [Event(r["at"], _enum(EventKind, r["kind"], "incident_event", r["id"]),
-                      r["detail"]) for r in found]
+                      r["detail"], r["id"]) for r in found]
 
     async def work(self, incident_id: int) -> list[Work]:
         found = await self._all("SELECT * FROM outbox WHERE incident_id = ? ORDER BY id",
                                 incident_id)
         return [Work.from_row(r) for r in found]
+
+    async def work_item(self, work_id: int) -> Work | None:
+        found = await self._all("SELECT * FROM outbox WHERE id = ?", work_id)
+        return Work.from_row(found[0]) if found else None
 
     async def due_work(self, now: float) -> list[Work]:
         found = await self._all("SELECT * FROM outbox WHERE state = 'pending'"
@@ -742,7 +812,8 @@ class Writer(Reader):
             " ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status = excluded.status,"
             " starts_at = excluded.starts_at, ends_at = excluded.ends_at,"
             " labels = excluded.labels, annotations = excluded.annotations,"
-            " generator_url = excluded.generator_url, updated_at = excluded.updated_at",
+            " generator_url = excluded.generator_url, updated_at = excluded.updated_at,"
+            " expired_at = NULL",
             [(incident_id, a.fingerprint, a.status, a.starts_at, a.ends_at, dumps(a.labels),
               dumps(a.annotations), a.generator_url, now) for a in alerts])
 
@@ -753,6 +824,32 @@ class Writer(Reader):
             " AND fingerprint NOT IN (SELECT fingerprint FROM incident_alerts"
             " WHERE incident_id = ? AND status = 'resolved'"
             " ORDER BY updated_at DESC LIMIT ?)", incident_id, incident_id, keep)
+
+    async def expire_alerts(self, incident_id: int, cutoff: float, now: float
+                            ) -> list[GoneAlert]:
+        """Resolve the incident's firing alerts last sent before `cutoff`: they ended,
+        as far as anyone can tell, when they were last sent."""
+        where = " WHERE incident_id = ? AND status = 'firing' AND updated_at < ?"
+        found = await self._all("SELECT fingerprint, labels, updated_at FROM incident_alerts"
+                                + where + " ORDER BY updated_at, fingerprint",
+                                incident_id, cutoff)
+        await self._run("UPDATE incident_alerts SET status = 'resolved',"
+                        " ends_at = updated_at, expired_at = ?" + where,
+                        now, incident_id, cutoff)
+        return _gone(found, incident_id)
+
+    async def drop_oldest_firing(self, incident_id: int, keep: int) -> list[GoneAlert]:
+        """Forget all but the `keep` most recently sent firing alerts of an incident."""
+        found = await self._all(
+            "SELECT fingerprint, labels, updated_at FROM incident_alerts"
+            " WHERE incident_id = ? AND status = 'firing'"
+            " ORDER BY updated_at DESC, fingerprint DESC LIMIT -1 OFFSET ?", incident_id, keep)
+        if found:
+            await self._run(
+                "DELETE FROM incident_alerts WHERE incident_id = ? AND fingerprint IN"
+                " (SELECT value FROM json_each(?))",
+                incident_id, dumps([r["fingerprint"] for r in found]))
+        return _gone(found[::-1], incident_id)
 
     async def seen(self, incident_id: int, now: float) -> None:
         await self._run("UPDATE incidents SET last_seen = ?, notifications = notifications + 1"

@@ -5,6 +5,7 @@ Errors are raised; the error middleware answers them.
 
 import asyncio
 import dataclasses
+import json
 import logging
 from typing import Any
 
@@ -15,7 +16,7 @@ from fleet_common.ids import parse_id
 from .actions import declare_no_ticket, require_decider, retry_ticket_work, take_decision
 from .appkeys import BODY_TIMEOUT, DB, INGEST, METRICS, WORKER
 from .auth import check_bearer, current_user
-from .db import DecisionKind, Incident, IncidentState
+from .db import DecisionKind, Incident, IncidentRows, IncidentState
 from .errors import Invalid, NotFound, Unavailable
 from .incidents import ChangeKind, history
 from .middleware import status_of
@@ -81,6 +82,15 @@ def _incident_json(incident: Incident) -> dict[str, Any]:
     return dataclasses.asdict(incident)
 
 
+def encode(document: Any) -> str:
+    return json.dumps(document)
+
+
+def _listing(found: IncidentRows) -> str:
+    """Up to 500 incidents with all their alerts: CPU work, done beside the loop."""
+    return encode({"incidents": [_incident_json(r) for r in found.build()]})
+
+
 async def list_incidents(request: web.Request) -> web.Response:
     current_user(request)
     state = request.query.get("state")
@@ -88,24 +98,35 @@ async def list_incidents(request: web.Request) -> web.Response:
         raise Invalid("state", f"expected one of {', '.join(STATES)}")
     async with request.app[DB].snapshot() as reader:
         if state == "pending":
-            found = await reader.incidents(pending_only=True)
+            found = await reader.incident_rows(pending_only=True)
         else:
-            found = await reader.incidents(IncidentState(state) if state else None)
-    return web.json_response({"incidents": [_incident_json(r) for r in found]})
+            found = await reader.incident_rows(IncidentState(state) if state else None)
+    text = await asyncio.to_thread(_listing, found)
+    return web.Response(text=text, content_type="application/json")
 
 
 async def get_incident(request: web.Request) -> web.Response:
     current_user(request)
     incident_id = _incident_id(request)
-    incident, events, work = await history(request.app[DB], incident_id)
-    if incident is None:
+    before = None
+    if "events_before" in request.query:
+        before = parse_id(request.query["events_before"])
+        if before is None or before < 1:
+            raise Invalid("events_before", "expected an event id, from events_next")
+    found = await history(request.app[DB], incident_id, before)
+    if found.incident is None:
         raise NotFound(f"incident {incident_id} not found")
+    events = found.events
     return web.json_response({
-        **_incident_json(incident),
-        "events": [{"at": e.at, "kind": e.kind, "detail": e.detail} for e in events],
+        **_incident_json(found.incident),
+        "events": [{"id": e.id, "at": e.at, "kind": e.kind, "detail": e.detail}
+                   for e in events],
+        # The next page, older events; None when these are the oldest.
+        "events_next": f"/api/v1/incidents/{incident_id}?events_before={events[0].id}"
+                       if found.older else None,
         "ticket_work": [{"kind": w.kind, "state": w.state, "attempts": w.attempts,
                          "next_attempt_at": w.next_attempt_at, "attempt": w.attempt,
-                         "last_error": w.last_error} for w in work]})
+                         "last_error": w.last_error} for w in found.work]})
 
 
 def _incident_id(request: web.Request) -> int:

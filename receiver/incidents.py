@@ -1,8 +1,9 @@
 """Turn notifications into incidents: one per dedupe key, however often Alertmanager sends.
 
 A firing alert opens an incident, or updates the open one; the incident resolves when
-none of its alerts fires any more (alerts are kept per incident and fingerprint, all the
-firing ones and the newest KEEP_RESOLVED resolved ones);
+none of its alerts fires any more (alerts are kept per incident and fingerprint: the
+MAX_FIRING most recently sent firing ones and the newest KEEP_RESOLVED resolved ones);
+a firing alert Alertmanager has not sent for `alert_expiry` counts as gone (`expire`);
 firing again within the reopen window reopens the same incident without a new approval;
 a key rejected within the snooze window is not put to an approver again.
 """
@@ -21,8 +22,10 @@ from .db import (
     Database,
     Event,
     EventKind,
+    GoneAlert,
     Incident,
     IncidentHead,
+    IncidentState,
     StoredAlert,
     Work,
     WorkKind,
@@ -31,7 +34,12 @@ from .db import (
 from .payload import MAX_TIME, MIN_TIME, Alert, Notification
 from .timefmt import human_duration, iso
 
-KEEP_RESOLVED = 50  # resolved alerts an incident keeps, newest first; firing ones all
+KEEP_RESOLVED = 50  # resolved alerts an incident keeps, newest first
+# Firing alerts an incident keeps, the most recently sent: one churning group must not
+# grow a row set without end. Far above a real group (max_alerts is 500 per notification).
+MAX_FIRING = 2000
+NAMED = 10  # alerts an event names one by one
+EVENTS_PAGE = 200  # events of an incident shown or answered at once, the newest
 
 
 def dedupe_key(labels: Mapping[str, str], policy: IncidentPolicy) -> str:
@@ -62,6 +70,9 @@ def _stale(alert: Alert, stored: StoredAlert | None) -> bool:
     deliver out of order): judged by the alert's own startsAt and endsAt."""
     if stored is None:
         return False
+    if alert.status == "firing" and stored.expired:
+        # Counted gone for want of news (expire): this is news, e.g. an inhibition ended.
+        return alert.starts_at < stored.starts_at
     if alert.status == "firing" and stored.status is AlertStatus.RESOLVED:
         # The same firing that already ended; a new firing starts after the end.
         return alert.starts_at <= stored.starts_at or (
@@ -122,6 +133,12 @@ async def _apply_key(tx: Writer, key: str, alerts: list[Alert], now: float,
             stored[alert.fingerprint] = StoredAlert(AlertStatus(alert.status),
                                                     alert.starts_at, alert.ends_at)
     await tx.put_alerts(head.id, writes, now)
+    if any(w.status == "firing" for w in writes):
+        dropped = await tx.drop_oldest_firing(head.id, MAX_FIRING)
+        if dropped:  # the MAX_FIRING kept still fire: the incident does too
+            await tx.append_event(head.id, now, EventKind.ALERTS_DROPPED, (
+                f"{len(dropped)} firing alerts dropped, at most {MAX_FIRING} are kept (the"
+                f" most recently sent): {_names(dropped)}"))
     ended = [w for w in writes if w.status == "resolved"]
     if not ended:
         return change or Change(head.id, ChangeKind.UPDATED)
@@ -132,13 +149,48 @@ async def _apply_key(tx: Writer, key: str, alerts: list[Alert], now: float,
     return Change(head.id, ChangeKind.RESOLVED)
 
 
-async def _resolve(tx: Writer, head: IncidentHead, ended: float, now: float) -> None:
+async def _resolve(tx: Writer, head: IncidentHead, ended: float, now: float,
+                   why: str = "") -> None:
     await tx.resolve(head.id, ended, max(0.0, ended - head.opened_at))
     lasted = human_duration(ended - head.opened_at)
-    await tx.append_event(head.id, now, EventKind.RESOLVED, f"after {lasted}")
+    await tx.append_event(head.id, now, EventKind.RESOLVED, f"after {lasted}{why}")
     if head.approval is Approval.APPROVED:
         await tx.enqueue(head.id, WorkKind.RESOLVE, now,
-                         f"Recovered at {iso(ended)} after {lasted}.")
+                         f"Recovered at {iso(ended)} after {lasted}{why}.")
+
+
+def _names(alerts: list[GoneAlert]) -> str:
+    """Which alerts, as people find them: by device or alert name, and fingerprint."""
+    named = [f"{a.labels.get('device') or a.labels.get('alertname', '?')}"
+             f" (fingerprint {a.fingerprint}, last sent {iso(a.last_seen)})"
+             for a in alerts[:NAMED]]
+    more = len(alerts) - len(named)
+    return "; ".join(named) + (f"; and {more} more" if more else "")
+
+
+async def expire(tx: Writer, incident_id: int, now: float, expiry: float) -> Change | None:
+    """Count the incident's firing alerts not sent for `expiry` as gone, and resolve it
+    if none fires any more. Alertmanager sends every firing alert of a group at least
+    every repeat_interval, and sends no resolve for one inhibited, silenced, cut by
+    max_alerts or forgotten in a restart: only their silence says they are gone."""
+    head = await tx.incident_head_by_id(incident_id)
+    if head is None or head.state is not IncidentState.FIRING:
+        return None
+    gone = await tx.expire_alerts(incident_id, now - expiry, now)
+    if not gone:  # sent again meanwhile
+        return None
+    await tx.append_event(incident_id, now, EventKind.ALERTS_EXPIRED, (
+        f"{len(gone)} firing alerts not sent by Alertmanager for {human_duration(expiry)}"
+        " (incidents.alert_expiry) count as gone; Alertmanager re-sends firing alerts every"
+        " repeat_interval, so these were inhibited, silenced, cut by max_alerts or"
+        f" forgotten: {_names(gone)}"))
+    await tx.prune_resolved(incident_id, KEEP_RESOLVED)
+    if await tx.firing_alerts(incident_id):
+        return Change(incident_id, ChangeKind.UPDATED)
+    last = max(a.last_seen for a in gone)  # when it was last known to fire
+    await _resolve(tx, head, max(last, head.opened_at), now,
+                   f" (its alerts are no longer sent by Alertmanager; last sent {iso(last)})")
+    return Change(incident_id, ChangeKind.RESOLVED)
 
 
 async def apply(tx: Writer, notification: Notification, body: str, now: float,
@@ -180,11 +232,22 @@ def facts(details: Mapping[str, Any], labels: Mapping[str, str], opened_at: floa
     return found
 
 
-async def history(db: Database, incident_id: int
-                  ) -> tuple[Incident | None, list[Event], list[Work]]:
-    """An incident, its events and its ticket work, read as one state."""
+@dataclass(frozen=True, slots=True)
+class History:
+    incident: Incident | None
+    events: list[Event]  # oldest first: the newest EVENTS_PAGE before the cursor
+    work: list[Work]
+    older: bool  # whether events before these exist
+
+
+async def history(db: Database, incident_id: int, events_before: int | None = None
+                  ) -> History:
+    """An incident, a page of its events and its ticket work, read as one state. An
+    incident that flaps gains events for ever: they are read a page at a time."""
     async with db.snapshot() as reader:
         incident = await reader.incident(incident_id)
-        events = await reader.events(incident_id)
+        events = await reader.events(incident_id, before=events_before,
+                                     limit=EVENTS_PAGE + 1)
         work = await reader.work(incident_id)
-    return incident, events, work
+    older = len(events) > EVENTS_PAGE
+    return History(incident, events[1:] if older else events, work, older)

@@ -23,10 +23,8 @@ import requests
 import urllib3.exceptions
 from jira import JIRA, JIRAError
 
-from fleet_common.redact import redact
-
 from .config import JiraConfig
-from .redaction import jira_secrets
+from .redaction import excerpt, jira_secrets
 from .tickets import TicketError, TicketRequest, UnusableAnswer, dedupe_label
 
 log = logging.getLogger(__name__)
@@ -73,8 +71,6 @@ class JiraTickets:
         self._client: JIRA | None = None
         self._lock = threading.Lock()
         self._on_call = on_call or (lambda operation, result: None)
-        self._secrets = [s.reveal() for s in (config.api_token, config.personal_access_token)
-                         if s is not None]
 
     def _connect(self) -> JIRA:
         with self._lock:
@@ -91,14 +87,13 @@ class JiraTickets:
             return self._client
 
     def _brief(self, value: Any) -> str:
-        """A short excerpt of an answer for the incident page, without our secrets."""
+        """A short excerpt of an answer for the incident page, without credentials: an
+        answer may echo our request (or a proxy's), in any form."""
         try:
-            text = json.dumps(value)[:120]
+            text = json.dumps(value)
         except (TypeError, ValueError):
-            text = type(value).__name__
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
+            return type(value).__name__
+        return excerpt(text, jira_secrets(self._config), 120)
 
     def _classify(self, exc: Exception) -> TicketError:
         if isinstance(exc, JIRAError):
@@ -112,7 +107,7 @@ class JiraTickets:
                 retry_after = retry_after_seconds(exc.response.headers.get("Retry-After"),
                                                   self._clock())
             # Masked before it is cut short: half a secret is still a leak.
-            text = redact((exc.text or "")[:65536], jira_secrets(self._config)).strip()[:300]
+            text = excerpt(exc.text or "", jira_secrets(self._config), 300).strip()
             # 504: a gateway gave up waiting, JIRA may still have done it.
             return TicketError(f"JIRA answered {status}: {text}", retryable=retryable,
                                uncertain=status is None or status == 504,

@@ -214,22 +214,27 @@ class OutboxWorker:
         delay = min(MAX_BACKOFF, 2.0 ** attempts) if backoff else 0.0
         if exc.retry_after is not None:
             delay = max(delay, min(MAX_RETRY_AFTER, exc.retry_after))
-        error = redacted(str(exc), self._config)  # a server may echo our credentials
+        reason = redacted(str(exc), self._config)  # a server may echo our credentials
+        error = reason
         uncertain = item.kind is WorkKind.CREATE and (
             exc.uncertain or item.attempt is Attempt.UNCERTAIN)
         async with self._db.transaction() as tx:
             if uncertain:
                 since = item.uncertain_since if item.uncertain_since is not None else now
-                error = (f"JIRA may have made the ticket ({iso(since)}: the outcome of the "
-                         f"create is unknown; now: {exc}). It is not created again: the "
-                         f"receiver searches for label {item.marker or '?'} until JIRA's "
-                         "search shows it. If you find no such ticket in JIRA, an approver "
-                         "can say no ticket was made (POST /api/v1/incidents/"
-                         f"{item.incident_id}/no-ticket).")
+                # The item was read before this try stored its marker: read it again.
+                stored = await tx.work_item(item.id)
+                marker = stored.marker if stored is not None else item.marker
+                error = redacted(
+                    f"JIRA may have made the ticket ({iso(since)}: the outcome of the "
+                    f"create is unknown; now: {reason}). It is not created again: the "
+                    f"receiver searches for label {marker or '?'} until JIRA's "
+                    "search shows it. If you find no such ticket in JIRA, an approver "
+                    "can say no ticket was made (POST /api/v1/incidents/"
+                    f"{item.incident_id}/no-ticket).", self._config)
                 await tx.work_uncertain(item.id, attempts, now + delay, error, since)
                 if item.attempt is not Attempt.UNCERTAIN:
                     await tx.append_event(item.incident_id, now, EventKind.TICKET_UNCERTAIN,
-                                          redacted(str(exc), self._config))
+                                          reason)
             elif exc.retryable:
                 await tx.work_retry_at(item.id, attempts, now + delay, error)
             else:
@@ -237,8 +242,7 @@ class OutboxWorker:
                 await tx.append_event(item.incident_id, now, EventKind.TICKET_ERROR, error)
         log.warning("incident %d: %s failed (%s): %s", item.incident_id, item.kind,
                     "uncertain" if uncertain else "will retry" if exc.retryable
-                    else "permanent", redacted(str(exc), self._config),
-                    extra={"incident": item.incident_id})
+                    else "permanent", reason, extra={"incident": item.incident_id})
 
     async def _postpone(self, item: Work, reason: str) -> None:
         async with self._db.transaction() as tx:

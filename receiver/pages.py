@@ -191,12 +191,16 @@ def _index_context(found: _Listed, now: float, config: ReceiverConfig) -> dict[s
 async def _incident_page(request: web.Request, user: User, incident_id: int,
                          error: str | None = None, status: int = 200) -> web.Response:
     now = request.app[CLOCK]()
-    incident, events, work = await history(request.app[DB], incident_id)
-    if incident is None:
+    found = await history(request.app[DB], incident_id)
+    if found.incident is None:
         raise NotFound(f"incident {incident_id} not found")
-    view = _view(incident, now, request.app[CONFIG])
+    view = _view(found.incident, now, request.app[CONFIG])
     _one_name([view])
-    return await _render(request, "incident.html", user, status, i=view, work=work, error=error,
+    events = found.events
+    older = (f"/api/v1/incidents/{incident_id}?events_before={events[0].id}"
+             if found.older else None)
+    return await _render(request, "incident.html", user, status, i=view, work=found.work,
+                   error=error, older_events=older,
                    events=[{"at": iso(e.at), "kind": e.kind,
                             "detail": OPENED_WORDS.get(e.detail, e.detail)
                             if e.kind is EventKind.OPENED else e.detail} for e in events])

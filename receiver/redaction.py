@@ -1,5 +1,7 @@
 """The receiver's secrets, for masking in anything stored, logged or shown."""
 
+from collections.abc import Iterable
+
 from fleet_common.redact import basic_credentials, redact
 
 from .config import JiraConfig, ReceiverConfig
@@ -21,3 +23,15 @@ def configured_secrets(config: ReceiverConfig) -> list[str]:
 
 def redacted(text: str, config: ReceiverConfig) -> str:
     return redact(text, configured_secrets(config))
+
+
+SCAN = 65536  # characters masked before an excerpt is cut: bounded work
+
+
+def excerpt(text: str, secrets: Iterable[str], limit: int) -> str:
+    """The start of `text`, masked before it is cut: half a secret is still a leak."""
+    masked = redact(text[:SCAN], secrets)
+    if len(text) > SCAN:
+        # The scan's own cut may split a secret: its last stretch is never shown.
+        masked = masked[:-1024]
+    return masked[:limit]

@@ -12,7 +12,17 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from . import auth, handlers, jira_webhook, live, middleware, pages
-from .appkeys import BODY_TIMEOUT, CLOCK, CONFIG, CSRF_SECRET, DB, INGEST, METRICS, WORKER
+from .appkeys import (
+    BODY_TIMEOUT,
+    CLOCK,
+    CONFIG,
+    CSRF_SECRET,
+    DB,
+    INGEST,
+    METRICS,
+    SWEEPER,
+    WORKER,
+)
 from .approvals import Sweeper
 from .config import ReceiverConfig
 from .db import Database
@@ -104,7 +114,8 @@ def create_app(config: ReceiverConfig, *, clock: Callable[[], float] = time.time
         app[DB].on_commit(app[live.CHANGES].changed)
         app[WORKER] = OutboxWorker(app[DB], tickets or _tickets(config, app[METRICS], clock),
                                    config, clock)
-        sweeper = Sweeper(app[DB], config, app[METRICS], clock, app[WORKER].wake)
+        sweeper = app[SWEEPER] = Sweeper(app[DB], config, app[METRICS], clock,
+                                         app[WORKER].wake)
         session = aiohttp.ClientSession()
         app[INGEST] = Ingest(app[DB], config.incidents, clock)
         tasks = [asyncio.create_task(app[INGEST].run(), name="ingest"),

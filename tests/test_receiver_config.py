@@ -97,6 +97,10 @@ class TestReceiverConfig:
          "incidents.reopen_window: must be between 1m and 400d"),
         ({"incidents": {"reopen_window": "401d"}},
          "incidents.reopen_window: must be between 1m and 400d"),
+        ({"incidents": {"alert_expiry": "59m"}},
+         "incidents.alert_expiry: must be between 1h and 90d"),
+        ({"incidents": {"alert_expiry": "91d"}},
+         "incidents.alert_expiry: must be between 1h and 90d"),
         ({"incidents": {"reject_snooze": "59s"}},
          "incidents.reject_snooze: must be between 1m and 400d"),
         ({"incidents": {"reject_snooze": "401d"}},
@@ -111,6 +115,15 @@ class TestReceiverConfig:
         assert code == 2
         assert output.startswith("fleet-receiver: config error: ")
         assert expected in output
+
+    def test_check_config_explains_the_alert_expiry(self, check):
+        code, output = check(incidents={"alert_expiry": "36h"})
+        assert code == 0, output
+        assert "incidents.alert_expiry 36h: a firing alert Alertmanager has not sent" \
+            in output
+        assert "must exceed Alertmanager's repeat_interval" in output
+        code, output = check()
+        assert "incidents.alert_expiry 3d:" in output  # 3 x the shipped 24h
 
     def test_readme_documents_every_range(self):
         readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")

@@ -75,8 +75,12 @@ class TestUncertainCreate:
         assert item["state"] == "pending" and item["attempt"] == "uncertain"
         assert "JIRA may have made the ticket" in item["last_error"]
         assert "no-ticket" in item["last_error"]
+        # The label to look for in JIRA from the first message on, never a placeholder.
+        marker = marker_of(fake, "OPS-1", incident)
+        assert f"searches for label {marker} " in item["last_error"]
         page = await (await client.get(f"/incidents/{incident}", headers=signed_in())).text()
         assert "JIRA may have made the ticket" in page
+        assert marker in page
 
     async def test_an_approver_declares_that_no_ticket_was_made(self, jira_chain):
         fake, receiver = await jira_chain(cloud=True)
