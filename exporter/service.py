@@ -84,7 +84,8 @@ class CollectionService:
         self.fleet = Fleet(config.vessels, config.collection.stale_after)
         backend, self._disconnect = connect(config)
         self.collector = Collector(config.collection, backend, clock=clock)
-        self.renderer = Renderer(config.collection.windows, config.collection.interval)
+        self.renderer = Renderer(config.collection.windows, config.collection.interval,
+                                 config.maintenance)
         self.cache = MetricsCache(b"", [])  # replaced by restore() before serving
         self.ready = asyncio.Event()
         self.vessel_log = VesselLog()
@@ -113,7 +114,8 @@ class CollectionService:
         await self._render()
 
     async def _render(self) -> None:
-        self.cache = await self.renderer.render(self.fleet.snapshot(), self.reload_state)
+        self.cache = await self.renderer.render(self.fleet.snapshot(), self.reload_state,
+                                                self.clock())
 
     async def run_once(self) -> RunResult:
         async with self._lock:
@@ -172,7 +174,8 @@ class CollectionService:
             self.collector = Collector(config.collection, backend, clock=self.clock)
             self.fleet.reconfigure(config.vessels, config.collection.stale_after)
             # Cached blocks carry the old labels and objectives.
-            self.renderer = Renderer(config.collection.windows, config.collection.interval)
+            self.renderer = Renderer(config.collection.windows, config.collection.interval,
+                                     config.maintenance)
             self.reload_state = ReloadState(successful=True, last_success=self.clock())
             self.fleet.reassess(self.clock())
             await self._render()
