@@ -60,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check_config:
         windows = len(config.maintenance.windows)
         print(f"config ok: {len(config.vessels)} vessels, {devices} devices"
-              + (f", {windows} maintenance windows" if windows else ""))
+              + (f", {windows} maintenance window{'s' if windows > 1 else ''}"
+                 if windows else ""))
         return 0
     try:
         if args.once:
