@@ -251,7 +251,8 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
                               "--vessels", str(args.vessels), "--now", str(anchor),
                               "--no-seed", "--follow"], None)
 
-    exporter = fleet_config(vessels, influx_url, unused_loopback_url(), interval=args.interval,
+    exporter = fleet_config(vessels, influx_url, unused_loopback_url(), anchor,
+                            interval=args.interval,
                             state_path=str(directory / "exporter.db"))
     exporter["listen"] = f"127.0.0.1:{args.exporter_port}"
     write_fleet_config(directory / "fleet.yml", exporter)

@@ -58,7 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     devices = sum(len(v.devices) for v in config.vessels)
     if args.check_config:
-        print(f"config ok: {len(config.vessels)} vessels, {devices} devices")
+        windows = len(config.maintenance.windows)
+        print(f"config ok: {len(config.vessels)} vessels, {devices} devices"
+              + (f", {windows} maintenance window{'s' if windows > 1 else ''}"
+                 if windows else ""))
         return 0
     try:
         if args.once:

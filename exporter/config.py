@@ -29,6 +29,9 @@ from fleet_common.config import (
     string,
 )
 
+from .sla.maintenance import MaintenanceSchedule
+from .sla.maintenance_config import parse_maintenance
+
 __all__ = ["Config", "ConfigError", "Secret", "load_config", "parse_config"]
 
 DEFAULT_COMPONENTS = ("access_point", "dashboard", "server")
@@ -118,6 +121,7 @@ class Config:
     state_path: Path
     run_retention: float
     vessels: tuple[VesselConfig, ...] = field(default_factory=tuple)
+    maintenance: MaintenanceSchedule = field(default_factory=MaintenanceSchedule)
 
 
 # --- sections -----------------------------------------------------------------------
@@ -306,7 +310,8 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
     raw = mapping(
         raw,
         "",
-        {"listen", "collection", "sla", "components", "state", "defaults", "vessels"},
+        {"listen", "collection", "sla", "components", "state", "defaults", "vessels",
+         "maintenance"},
         ("vessels",),
     )
     raw = expand_env(raw, "", os.environ if env is None else env)
@@ -347,6 +352,10 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         vessels.append(vessel)
     if not vessels:
         raise ConfigError("vessels", "needs at least one vessel")
+    fleet = {v.id: {c: frozenset(d.name for d in v.devices if d.component == c)
+                    for c in components} for v in vessels}
+    maintenance = parse_maintenance(raw.get("maintenance", []), "maintenance", fleet,
+                                    components)
 
     return Config(
         listen_host=host,
@@ -358,6 +367,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         run_retention=duration(state.get("run_retention", "30d"), "state.run_retention",
                                *DURATION_RANGES["state.run_retention"]),
         vessels=tuple(vessels),
+        maintenance=maintenance,
     )
 
 

@@ -5,8 +5,11 @@ per-family blocks and reassembled, so that:
 - a vessel whose observation did not change (it is unreachable) is not formatted again;
 - the event loop keeps serving scrapes between vessels;
 - the downtime ages, which must be exact at scrape time, sit at the end of the body:
-  they are rendered with the outage start as their value and turned into ``now - start``
-  per scrape, behind a prefix that is rendered and gzip-compressed once.
+  they are rendered with their ongoing outages and turned into ages per scrape, leaving
+  out maintenance windows to the second (one that starts or ends between runs included),
+  behind a prefix that is rendered and gzip-compressed once;
+- the maintenance families are rendered with each run, and again at the first scrape after
+  a window starts or ends (CollectionService.refresh).
 """
 
 import asyncio
@@ -19,7 +22,10 @@ from prometheus_client.registry import Collector
 
 from .config import Window
 from .fleet import FleetSnapshot, VesselState
+from .maintenance_metrics import MaintenanceCollector
 from .metrics import (
+    COMPONENT_AGE,
+    DEVICE_AGE,
     AgeCollector,
     ExporterCollector,
     ObservedCollector,
@@ -27,11 +33,12 @@ from .metrics import (
     StatusCollector,
 )
 from .model import VesselObservation
+from .sla.downtime import Outage, downtime_age
+from .sla.maintenance import MaintenanceSchedule
 
-DEVICE_AGE = "fleet_device_downtime_age_seconds"
-COMPONENT_AGE = "fleet_component_downtime_age_seconds"
 SLICE_SECONDS = 0.005  # longest stretch of formatting before scrapes get a turn
-Template = list[bytes | tuple[bytes, float]]  # text, or (line up to the value, outage start)
+# Text, or (line up to the value, the ongoing outages whose age is the value).
+Template = list[bytes | tuple[bytes, tuple[Outage, ...]]]
 
 
 def _blocks(collector: Collector) -> dict[str, tuple[bytes, bytes]]:
@@ -49,11 +56,18 @@ def _blocks(collector: Collector) -> dict[str, tuple[bytes, bytes]]:
     return blocks
 
 
-def _age_items(samples: bytes) -> list[tuple[bytes, float]]:
-    items = []
-    for line in samples.splitlines():
-        prefix, _, value = line.rpartition(b" ")
-        items.append((prefix + b" ", float(value)))
+def _age_items(collector: AgeCollector,
+               blocks: dict[str, bytes]) -> dict[str, list[tuple[bytes, tuple[Outage, ...]]]]:
+    """Each age line up to its value, with the outages it stands for."""
+    outages: dict[str, list[tuple[Outage, ...]]] = {}
+    for family, _, own in collector.rows():  # the order of the lines
+        outages.setdefault(family, []).append(own)
+    items: dict[str, list[tuple[bytes, tuple[Outage, ...]]]] = {}
+    for family, samples in blocks.items():
+        lines = samples.splitlines()
+        assert len(lines) == len(outages.get(family, ())), family
+        items[family] = [(line.rpartition(b" ")[0] + b" ", own)
+                         for line, own in zip(lines, outages.get(family, ()), strict=True)]
     return items
 
 
@@ -63,13 +77,14 @@ class _Observed:
 
     source: VesselObservation | None
     lines: dict[str, bytes]
-    ages: dict[str, list[tuple[bytes, float]]]
+    ages: dict[str, list[tuple[bytes, tuple[Outage, ...]]]]
 
 
 @dataclass(slots=True)
 class Renderer:
     windows: tuple[Window, ...]
     interval: float
+    maintenance: MaintenanceSchedule = field(default_factory=MaintenanceSchedule)
     _headers: dict[str, bytes] = field(default_factory=dict)
     _observed: dict[str, _Observed] = field(default_factory=dict)
 
@@ -78,9 +93,9 @@ class Renderer:
         if cached is not None and cached.source is state.observation:
             return cached
         lines = self._remember(_blocks(ObservedCollector([state], self.windows)))
-        ages = self._remember(_blocks(AgeCollector([state])))
-        cached = _Observed(state.observation, lines,
-                           {name: _age_items(text) for name, text in ages.items()})
+        collector = AgeCollector([state])
+        ages = self._remember(_blocks(collector))
+        cached = _Observed(state.observation, lines, _age_items(collector, ages))
         self._observed[state.config.id] = cached
         return cached
 
@@ -89,9 +104,13 @@ class Renderer:
             self._headers.setdefault(name, header)
         return {name: samples for name, (_, samples) in blocks.items()}
 
-    async def render(self, snapshot: FleetSnapshot, reload: ReloadState) -> "MetricsCache":
+    async def render(self, snapshot: FleetSnapshot, reload: ReloadState,
+                     now: float | None = None) -> "MetricsCache":
+        """The body for `snapshot`; `now` places the maintenance windows (default: time)."""
+        now = time.time() if now is None else now
         families: dict[str, list[bytes]] = {}
-        ages: dict[str, list[tuple[bytes, float]]] = {DEVICE_AGE: [], COMPONENT_AGE: []}
+        ages: dict[str, list[tuple[bytes, tuple[Outage, ...]]]] = {
+            DEVICE_AGE: [], COMPONENT_AGE: []}
         slice_started = time.monotonic()
         for state in snapshot.vessels:
             observed = self._observe(state)
@@ -104,29 +123,34 @@ class Renderer:
                 await asyncio.sleep(0)
                 slice_started = time.monotonic()
         exporter = generate_latest(ExporterCollector(snapshot, self.interval, reload))
+        maintenance = generate_latest(MaintenanceCollector(
+            [state.config for state in snapshot.vessels], self.maintenance, now))
 
         # Ages of devices that are up never change: they join the prefix. What changes
         # per scrape (down devices, then every component age) forms the tail.
-        device_up = [p + b"0.0\n" for p, since in ages[DEVICE_AGE] if not since]
-        device_down: Template = [(p, since) for p, since in ages[DEVICE_AGE] if since]
+        device_up = [p + b"0.0\n" for p, own in ages[DEVICE_AGE] if not own]
+        device_down: Template = [(p, own) for p, own in ages[DEVICE_AGE] if own]
         prefix = b"".join([
             *(b"".join([self._headers[name], *parts]) for name, parts in families.items()),
             exporter,
+            maintenance,
             self._headers.get(DEVICE_AGE, b""),
             *device_up,
         ])
         tail: Template = [*device_down, self._headers.get(COMPONENT_AGE, b"")]
         tail.extend(item if item[1] else item[0] + b"0.0\n" for item in ages[COMPONENT_AGE])
         # zlib releases the GIL, so compressing in a thread leaves the loop free.
-        return await asyncio.to_thread(MetricsCache, prefix, tail)
+        return await asyncio.to_thread(MetricsCache, prefix, tail, self.maintenance)
 
 
 class MetricsCache:
     """The body as rendered after a run; only the ages are computed per scrape."""
 
-    def __init__(self, prefix: bytes, tail: Template) -> None:
+    def __init__(self, prefix: bytes, tail: Template,
+                 maintenance: MaintenanceSchedule | None = None) -> None:
         self.prefix = prefix
         self._tail = tail
+        self._maintenance = maintenance or MaintenanceSchedule()
         self._deflate = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
         self._gzip_prefix = self._deflate.compress(prefix)
 
@@ -136,8 +160,9 @@ class MetricsCache:
             if isinstance(item, bytes):
                 parts.append(item)
             else:
-                prefix, since = item
-                parts.append(prefix + repr(round(max(0.0, now - since), 3)).encode() + b"\n")
+                prefix, outages = item
+                age = downtime_age(self._maintenance, outages, now)
+                parts.append(prefix + repr(round(age, 3)).encode() + b"\n")
         return b"".join(parts)
 
     def chunks(self, now: float) -> tuple[bytes, bytes]:

@@ -9,11 +9,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from .config import VesselConfig, Window
 from .fleet import RUN_RESULTS, FleetSnapshot, VesselState
 from .model import DeviceObservation, VesselStatus
+from .sla.downtime import Outage
 
 CONTENT_TYPE = getattr(_exposition, "CONTENT_TYPE_PLAIN_0_0_4", _exposition.CONTENT_TYPE_LATEST)
 DEVICE_LABELS = ("vessel", "component", "device", "address")
 COMPONENT_LABELS = ("vessel", "component")
 DEVICE_STATES = ("up", "down", "unknown")
+DEVICE_AGE = "fleet_device_downtime_age_seconds"
+COMPONENT_AGE = "fleet_component_downtime_age_seconds"
 
 
 def _gauge(name: str, doc: str, labels: Sequence[str]) -> GaugeMetricFamily:
@@ -283,30 +286,48 @@ class ExporterCollector:
 
 
 class AgeCollector:
-    """Downtime ages, emitted with the outage start as value (0: not down)."""
+    """Downtime ages, emitted with the outage start as value (0: not down).
+
+    The exposition turns them into ages per scrape from `rows()`, leaving maintenance out.
+    """
 
     def __init__(self, vessels: Sequence[VesselState]):
         self._vessels = vessels
 
-    def collect(self) -> Iterator[Metric]:
-        device = _gauge(
-            "fleet_device_downtime_age_seconds",
-            "Seconds since the last reply of a device that is down; 0 while up.",
-            DEVICE_LABELS,
-        )
-        component = _gauge(
-            "fleet_component_downtime_age_seconds",
-            "Age of the oldest ongoing device outage; 0 when none is down.",
-            COMPONENT_LABELS,
-        )
+    def rows(self) -> Iterator[tuple[str, list[str], tuple[Outage, ...]]]:
+        """(family, labels, ongoing outages) in the order collect() emits them."""
         for state in self._vessels:
             for name, members in _components(state).items():
                 known = [
                     m for m in members if m.observation is not None and m.observation.up is not None
                 ]
+                outages: list[Outage] = []
                 for m in known:
                     assert m.observation is not None  # for the type checker: filtered above
-                    device.add_metric(m.labels, m.observation.down_since or 0.0)
+                    since = m.observation.down_since
+                    own = () if since is None else (Outage(state.config.id, name, m.labels[2],
+                                                           since),)
+                    outages.extend(own)
+                    yield DEVICE_AGE, m.labels, own
                 if known:
-                    component.add_metric([state.config.id, name], _oldest_outage(known) or 0.0)
-        yield from (device, component)
+                    yield COMPONENT_AGE, [state.config.id, name], tuple(outages)
+
+    def collect(self) -> Iterator[Metric]:
+        families = {
+            DEVICE_AGE: _gauge(
+                DEVICE_AGE,
+                "Seconds since the last reply of a device that is down, or since the end of "
+                "the maintenance window that interrupted the outage; 0 while up or in "
+                "maintenance.",
+                DEVICE_LABELS,
+            ),
+            COMPONENT_AGE: _gauge(
+                COMPONENT_AGE,
+                "Age of the oldest ongoing device outage, outside maintenance; 0 when none "
+                "is down.",
+                COMPONENT_LABELS,
+            ),
+        }
+        for family, labels, outages in self.rows():
+            families[family].add_metric(labels, min((o.since for o in outages), default=0.0))
+        yield from families.values()

@@ -84,7 +84,8 @@ class CollectionService:
         self.fleet = Fleet(config.vessels, config.collection.stale_after)
         backend, self._disconnect = connect(config)
         self.collector = Collector(config.collection, backend, clock=clock)
-        self.renderer = Renderer(config.collection.windows, config.collection.interval)
+        self.renderer = Renderer(config.collection.windows, config.collection.interval,
+                                 config.maintenance)
         self.cache = MetricsCache(b"", [])  # replaced by restore() before serving
         self.ready = asyncio.Event()
         self.vessel_log = VesselLog()
@@ -92,6 +93,7 @@ class CollectionService:
         self.runs_done = 0
         self._run_done = asyncio.Condition()
         self._renders = 0
+        self._next_boundary: float | None = None  # a maintenance window starts or ends
         # Held by a run and by a reload: a reload waits for the run in flight.
         self._lock = asyncio.Lock()
 
@@ -116,15 +118,19 @@ class CollectionService:
     async def _render(self) -> None:
         self._renders += 1
         started = self._renders
-        cache = await self.renderer.render(self.fleet.snapshot(), self.reload_state)
+        now = self.clock()
+        cache = await self.renderer.render(self.fleet.snapshot(), self.reload_state, now)
         if started == self._renders:  # a render begun meanwhile saw newer state
             self.cache = cache
+            self._next_boundary = self.config.maintenance.next_boundary(now)
 
     async def refresh(self) -> None:
         """Between runs, a newest sample that grows older than stale_after turns its
-        device unknown at once: re-aged and re-rendered here, with no query to a vessel."""
+        device unknown at once, and a maintenance window that starts or ends shows at once:
+        re-aged and re-rendered here, with no query to a vessel."""
         now = self.clock()
-        if self.fleet.due(now):
+        window_edge = self._next_boundary is not None and now >= self._next_boundary
+        if self.fleet.due(now) or window_edge:
             self.fleet.reassess(now)
             await self._render()
 
@@ -189,7 +195,8 @@ class CollectionService:
             self.collector = Collector(config.collection, backend, clock=self.clock)
             self.fleet.reconfigure(config.vessels, config.collection.stale_after)
             # Cached blocks carry the old labels and objectives.
-            self.renderer = Renderer(config.collection.windows, config.collection.interval)
+            self.renderer = Renderer(config.collection.windows, config.collection.interval,
+                                     config.maintenance)
             self.reload_state = ReloadState(successful=True, last_success=self.clock())
             self.fleet.reassess(self.clock())
             await self._render()

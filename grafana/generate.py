@@ -171,14 +171,15 @@ def tile_link() -> list[dict[str, Any]]:
 
 
 def dashboard(uid: str, title: str, description: str, panels: list[Panel],
-              variables: list[dict[str, Any]], time_from: str = "now-24h") -> dict[str, Any]:
+              variables: list[dict[str, Any]], time_from: str = "now-24h",
+              annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     for number, p in enumerate(panels, start=1):
         p["id"] = number
     return {
         "uid": uid, "title": title, "description": description, "tags": TAGS,
         "editable": True, "graphTooltip": 1, "schemaVersion": 39, "version": 1,
         "time": {"from": time_from, "to": "now"}, "refresh": "1m", "timezone": "utc",
-        "annotations": {"list": []},
+        "annotations": {"list": annotations or []},
         "links": [{"title": "fleet-sla", "type": "dashboards", "tags": TAGS, "asDropdown": False,
                    "includeVars": False, "keepTime": True, "targetBlank": False}],
         "templating": {"list": [datasource_variable(), *variables]},
@@ -211,6 +212,12 @@ STRAINED = (f"(({UPTIME} < on (vessel, component) group_left () ((1 + {OBJECTIVE
 
 
 BREACHED = "vessel_component:fleet_sla_breach:bool == 1"
+# Declared in fleet.yml `maintenance:`; neither up nor down, shown in blue.
+IN_MAINTENANCE = 'fleet_component_maintenance{component=~"$component"} == 1'
+
+
+def outside_maintenance(expr: str) -> str:
+    return f"({expr}) unless on (vessel, component) ({IN_MAINTENANCE})"
 
 
 def by_vessel(expr: str) -> str:
@@ -220,7 +227,8 @@ def by_vessel(expr: str) -> str:
 def sla_grid(y: int) -> Panel:
     """One tile per vessel, repeated per component; colour is the standing against the
     component's own objective, the number is its 24 h uptime. Tiles come in query order,
-    red, amber, grey, green, and by uptime within each, so the worst are first."""
+    red, amber, blue (maintenance), grey, green, and by uptime within each, so the worst
+    are first."""
     breach = f"{UPTIME} < on (vessel, component) group_left {OBJECTIVE}"
 
     def tiles(expr: str, ref: str) -> dict[str, Any]:
@@ -229,17 +237,21 @@ def sla_grid(y: int) -> Panel:
     return stat(
         "$component: 24 h uptime", (0, y, 8, 14),
         [
-            tiles(breach, "A"),
-            tiles(f"{MEETS} and on (vessel, component) {STRAINED}", "B"),
+            tiles(outside_maintenance(breach), "A"),
+            tiles(outside_maintenance(f"{MEETS} and on (vessel, component) {STRAINED}"), "B"),
+            tiles(f"-2 * ({OBJECTIVE} and on (vessel, component) ({IN_MAINTENANCE}))", "E"),
             # Listed but without a 24 h sample: no data, never counted as up.
-            tiles(f"-1 * ({OBJECTIVE} unless on (vessel, component) {UPTIME})", "C"),
-            tiles(f"{MEETS} unless on (vessel, component) {STRAINED}", "D"),
+            tiles(outside_maintenance(
+                f"-1 * ({OBJECTIVE} unless on (vessel, component) {UPTIME})"), "C"),
+            tiles(outside_maintenance(f"{MEETS} unless on (vessel, component) {STRAINED}"),
+                  "D"),
         ],
         text_mode="value_and_name", unit="percentunit",
         description="Every vessel's 24 h uptime of this component. Red: below its objective. "
                     "Amber: meets it, but has used over half of its error budget or is down "
-                    "now. Green: meets it. Grey: no sample in 24 h (no data, or never "
-                    "collected). Click a tile for the vessel.",
+                    "now. Green: meets it. Blue: in a maintenance window (fleet.yml "
+                    "maintenance:), neither up nor down. Grey: no sample in 24 h (no data, "
+                    "or never collected). Click a tile for the vessel.",
         defaults={"decimals": 1, "links": tile_link(), "color": fixed(GREEN)},
         overrides=[
             override("frameRefID", "A", color=fixed(RED)),
@@ -247,6 +259,8 @@ def sla_grid(y: int) -> Panel:
             override("frameRefID", "C", color=fixed(GREY), unit="none",
                      mappings=mapping({"-1": ("no data", GREY)})),
             override("frameRefID", "D", color=fixed(GREEN)),
+            override("frameRefID", "E", color=fixed(BLUE), unit="none",
+                     mappings=mapping({"-2": ("maintenance", BLUE)})),
         ],
         repeat="component", repeatDirection="h", maxPerRow=3,
     )
@@ -436,10 +450,13 @@ def vessel() -> dict[str, Any]:
                   column("Loss", unit="percentunit"),
                   column("24 h uptime", unit="percentunit", decimals=2)]),
         panel("state-timeline", "Devices up", (0, 23, 24, 8),
-              [target(f"fleet_device_up{{{V}}}", legend="{{device}} ({{address}})")],
-              description="Blank: unknown (no fresh sample). Missing data is never up.",
+              [target(DEVICE_STATE, legend="{{device}} ({{address}})")],
+              description="Blank: unknown (no fresh sample). Missing data is never up. "
+                          "Maintenance: a window of fleet.yml maintenance:, neither up nor "
+                          "down.",
               defaults={"color": {"mode": "thresholds"},
-                        "mappings": mapping({"1": ("up", GREEN), "0": ("down", RED)}),
+                        "mappings": mapping({"1": ("up", GREEN), "0": ("down", RED),
+                                             "2": ("maintenance", BLUE)}),
                         "thresholds": thresholds((None, GREY)),
                         "custom": {"fillOpacity": 80, "lineWidth": 0}},
               options={"showValue": "never", "mergeValues": True, "rowHeight": 0.9,
@@ -458,7 +475,27 @@ def vessel() -> dict[str, Any]:
         # Shows the vessel's name, keeps its id as the value (labels come sorted).
         regex='/name="(?<text>[^"]*)".*vessel="(?<value>[^"]*)"/')
     return dashboard("fleet-vessel", "Fleet vessel", "One vessel: its components, devices "
-                     "and the collection of its data.", panels, [variable])
+                     "and the collection of its data.", panels, [variable],
+                     annotations=[maintenance_annotation()])
+
+
+# Up (1) or down (0), or maintenance (2) while a window is in force on the device.
+DEVICE_STATE = (
+    f"max by (vessel, component, device, address) (fleet_device_up{{{V}}}"
+    f" unless on (vessel, component, device) fleet_device_maintenance{{{V}}})"
+    f" or 2 * max by (vessel, component, device, address) (fleet_device_maintenance{{{V}}})")
+
+
+def maintenance_annotation() -> dict[str, Any]:
+    """The vessel's maintenance windows as regions, from the exporter's metrics."""
+    expr = (f"max by (maintenance_window, reason, reference) (fleet_device_maintenance{{{V}}}"
+            " * on (maintenance_window) group_left (reason, reference)"
+            " fleet_maintenance_window_info)")
+    return {"name": "Maintenance", "datasource": DS, "enable": True, "hide": False,
+            "iconColor": BLUE, "expr": expr, "step": "1m",
+            "titleFormat": "Maintenance {{maintenance_window}}",
+            "textFormat": "{{reason}} {{reference}}", "tagKeys": "maintenance_window",
+            "useValueForTime": False}
 
 
 # --- Collection health -----------------------------------------------------------------------

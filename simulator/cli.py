@@ -85,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             vessels,
             args.influx_url,
             args.unreachable_url or unused_loopback_url(),
+            now,
             sample_interval=args.interval,
         )
         try:

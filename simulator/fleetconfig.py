@@ -2,12 +2,13 @@
 
 import socket
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from os import PathLike
 from typing import Any
 
 import yaml
 
-from simulator.scenarios import COMPONENTS, Vessel
+from simulator.scenarios import COMPONENTS, DRY_DOCK_AFTER, DRY_DOCK_BEFORE, Vessel
 
 _COLLECTION: dict[str, Any] = {
     "interval": "5m",
@@ -29,13 +30,35 @@ def unused_loopback_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
+# Without an anchor (the compose demo's static fleet.yml) the dry dock spans years, so it
+# covers whenever the demo runs.
+_DRY_DOCK_SPAN = ("2024-01-01T00:00:00Z", "2040-01-01T00:00:00Z")
+
+
+def _time(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def maintenance(vessels: Sequence[Vessel], now: int | None = None) -> list[dict[str, Any]]:
+    """The fleet.yml `maintenance:` list: one dry-dock window over the dry_dock vessels,
+    covering `now` (the seeding anchor)."""
+    docked = [v.id for v in vessels if v.scenario == "dry_dock"]
+    if not docked:
+        return []
+    start, end = _DRY_DOCK_SPAN if now is None else (_time(now - DRY_DOCK_BEFORE),
+                                                     _time(now + DRY_DOCK_AFTER))
+    return [{"id": "dry-dock", "vessels": docked, "start": start, "end": end,
+             "reason": "dry dock", "reference": "DEMO-1"}]
+
+
 def fleet_config(
     vessels: Sequence[Vessel],
     influx_url: str,
     unreachable_url: str,
+    now: int | None = None,
     **collection_overrides: Any,
 ) -> dict[str, Any]:
-    """Exporter config for `vessels`.
+    """Exporter config for `vessels`; `now` (the seeding anchor) places the dry dock.
 
     Keyword overrides replace keys of `collection`; two are special: `state_path` sets
     state.path and `sample_interval` (seconds or a duration string) sets
@@ -74,6 +97,7 @@ def fleet_config(
             }
             for vessel in vessels
         ],
+        **({"maintenance": windows} if (windows := maintenance(vessels, now)) else {}),
     }
 
 

@@ -17,6 +17,7 @@ SCENARIOS: tuple[str, ...] = (
     "stale",
     "no_data",
     "unreachable",
+    "dry_dock",
 )
 COMPONENTS: tuple[str, ...] = ("access_point", "dashboard", "server")
 # Scenarios whose vessel gets no samples at all.
@@ -68,6 +69,7 @@ class Expectation:
     writes: str  # what the simulator writes for its vessels
     below_objective: tuple[str, ...]  # components whose 24 h uptime is below objective
     alerts: tuple[str, ...]  # what the shipped rules raise for each of its vessels
+    in_maintenance: bool = False  # its vessels are in the fleet config's dry-dock window
 
 
 EXPECTATIONS: dict[str, Expectation] = {
@@ -88,7 +90,14 @@ EXPECTATIONS: dict[str, Expectation] = {
         "an empty database", (), ("FleetVesselDataStale",)),
     "unreachable": Expectation(
         "nothing: its InfluxDB URL has no server", (), ("FleetVesselUnreachable",)),
+    "dry_dock": Expectation(
+        "srv-1 has not replied for 4 days, inside the vessel's dry-dock window", (), (),
+        in_maintenance=True),
 }
+# The dry-dock window of the fleet config (fleet.yml `maintenance:`): from this long
+# before the anchor to this long after it, so it covers the history and the demo.
+DRY_DOCK_BEFORE = 5 * 86400
+DRY_DOCK_AFTER = 7 * 86400
 
 
 @dataclass(frozen=True)
@@ -164,7 +173,7 @@ def _always_up(age: int, k: int) -> bool | None:
 def _rule(scenario: str, device: Device) -> Rule:
     if scenario == "flapping" and device.name == "ap-2":
         return lambda age, k: k % FLAP_EVERY != 3
-    if scenario == "down_4d" and device.name == "srv-1":
+    if scenario in ("down_4d", "dry_dock") and device.name == "srv-1":
         return lambda age, k: age >= 4 * DAY
     if scenario == "breach" and device.name == "dash-1":
         return lambda age, k: not 8 * HOUR <= age < 10 * HOUR

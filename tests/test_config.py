@@ -369,6 +369,7 @@ class TestObjectivePrecedence:
         dead = f"http://127.0.0.1:{free_port()}"
         devices = EXAMPLE["vessels"][0]["devices"]
         document = edited(
+            maintenance=DELETE,  # its windows name vessels replaced here
             state={"path": str(tmp_path / "state.db")},
             collection={"attempts": 1, "timeout": "2s"},
             vessels=[
@@ -391,7 +392,8 @@ class TestObjectivePrecedence:
 
 class TestStartupErrors:
     def test_state_directory_missing(self, tmp_path: Path, capsys):
-        document = edited(state={"path": str(tmp_path / "missing" / "state.db")},
+        document = edited(maintenance=DELETE,
+                          state={"path": str(tmp_path / "missing" / "state.db")},
                           vessels=[{"id": "aurora", "devices": EXAMPLE["vessels"][0]["devices"],
                                     "influx": {"url": "http://127.0.0.1:1"}}])
         path = tmp_path / "fleet.yml"

@@ -176,3 +176,46 @@ class TestProvisioning:
         home = compose["services"]["grafana"]["environment"][
             "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
         assert Path(home).name in {f"{b['uid']}.json" for b in BOARDS.values()}
+
+
+class TestMaintenance:
+    """Windows of fleet.yml `maintenance:` show as maintenance, never as a gap or a breach."""
+
+    def test_the_vessel_dashboard_shows_windows_as_annotations_from_the_metrics(self):
+        [annotation] = BOARDS["fleet-vessel.json"]["annotations"]["list"]
+        assert annotation["datasource"]["uid"] == "${datasource}"
+        assert annotation["enable"] is True
+        assert 'fleet_device_maintenance{vessel="$vessel"}' in annotation["expr"]
+        assert "fleet_maintenance_window_info" in annotation["expr"]
+        assert "{{maintenance_window}}" in annotation["titleFormat"]
+        assert "{{reason}}" in annotation["textFormat"]
+        assert "{{reference}}" in annotation["textFormat"]
+
+    def test_the_device_timeline_shows_maintenance_not_a_gap(self):
+        timeline = next(p for p in panels(BOARDS["fleet-vessel.json"])
+                        if p["type"] == "state-timeline")
+        [query] = timeline["targets"]
+        assert "fleet_device_maintenance" in query["expr"]
+        [values] = timeline["fieldConfig"]["defaults"]["mappings"]
+        assert values["options"]["2"]["text"] == "maintenance"
+
+    def test_the_overview_grid_has_a_colour_for_maintenance(self):
+        grid = next(p for p in panels(BOARDS["fleet-overview.json"])
+                    if p.get("repeat") == "component")
+        queries = {t["refId"]: t["expr"] for t in grid["targets"]}
+        maintenance = [ref for ref, expr in queries.items()
+                       if "and on (vessel, component) (fleet_component_maintenance" in expr]
+        assert len(maintenance) == 1
+        [ref] = maintenance
+        # Every other colour leaves a component in maintenance out: one tile each.
+        for other, expr in queries.items():
+            if other != ref:
+                assert "unless on (vessel, component) (fleet_component_maintenance" in expr
+        [colour] = [o for o in grid["fieldConfig"]["overrides"]
+                    if o["matcher"]["options"] == ref]
+        props = {p["id"]: p["value"] for p in colour["properties"]}
+        colours = {p["value"]["fixedColor"] for o in grid["fieldConfig"]["overrides"]
+                   for p in o["properties"] if p["id"] == "color"}
+        assert props["color"]["fixedColor"] == "blue" and len(colours) == len(queries)
+        [values] = props["mappings"]
+        assert [v["text"] for v in values["options"].values()] == ["maintenance"]

@@ -140,7 +140,13 @@ class TestCompose:
         # Unreachable vessels point at a host that does not exist, so they fail for real.
         [offline] = {v["influx"]["url"] for v in demo["vessels"]} - {url}
         assert urlsplit(offline).hostname.endswith(".invalid")
-        assert demo["vessels"] == fleet_config(plan_fleet(vessels), url, offline)["vessels"]
+        expected = fleet_config(plan_fleet(vessels), url, offline)
+        assert demo["vessels"] == expected["vessels"]
+        # The dry-dock vessels are in a maintenance window whenever the demo runs.
+        assert demo["maintenance"] == expected["maintenance"]
+        [window] = demo["maintenance"]
+        assert window["vessels"] == [v.id for v in plan_fleet(vessels)
+                                     if v.scenario == "dry_dock"]
 
     def test_dockerfile_copies_what_exists_and_keeps_state_in_workdir(self):
         dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
