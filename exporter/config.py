@@ -117,6 +117,8 @@ class Config:
     state_path: Path
     run_retention: float
     vessels: tuple[VesselConfig, ...] = field(default_factory=tuple)
+    # The console's links out: "receiver" and "grafana", "{vessel}" standing for the id.
+    links: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- sections -----------------------------------------------------------------------
@@ -298,6 +300,22 @@ def _vessel(
     )
 
 
+LINKS = ("receiver", "grafana")
+
+
+def _links(raw: Any) -> dict[str, str]:
+    out = {}
+    for key, value in mapping(raw, "links", set(LINKS)).items():
+        text = string(value, f"links.{key}")
+        netloc = text.split("/")[2] if text.count("/") >= 2 else ""
+        # Only http(s) reaches an href; credentials would reach every page.
+        if not text.startswith(("http://", "https://")) or not netloc or "@" in netloc:
+            raise ConfigError(f"links.{key}",
+                              "expected an http:// or https:// URL with a host, no credentials")
+        out[key] = text
+    return out
+
+
 def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
     """Validate a loaded YAML document and build the typed config."""
     if raw is None:
@@ -305,7 +323,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
     raw = mapping(
         raw,
         "",
-        {"listen", "collection", "sla", "components", "state", "defaults", "vessels"},
+        {"listen", "collection", "sla", "components", "state", "defaults", "vessels", "links"},
         ("vessels",),
     )
     raw = expand_env(raw, "", os.environ if env is None else env)
@@ -357,6 +375,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         run_retention=duration(state.get("run_retention", "30d"), "state.run_retention",
                                *DURATION_RANGES["state.run_retention"]),
         vessels=tuple(vessels),
+        links=_links(raw.get("links", {})),
     )
 
 
