@@ -35,8 +35,8 @@ STATUS_WORDS = {DataStatus.OK: "ok", DataStatus.STALE: "stale", DataStatus.NO_DA
                 DataStatus.UNREACHABLE: "unreachable", DataStatus.AUTH_ERROR: "auth error",
                 DataStatus.QUERY_ERROR: "query error", DataStatus.CLOCK_SKEW: "clock skew",
                 DataStatus.PENDING: "pending"}
-STATUS_ICONS = {DataStatus.OK: "✓", DataStatus.STALE: "⏸", DataStatus.NO_DATA: "○",
-                DataStatus.UNREACHABLE: "⇹", DataStatus.AUTH_ERROR: "⚿",
+STATUS_ICONS = {DataStatus.OK: "✓", DataStatus.STALE: "◔", DataStatus.NO_DATA: "○",
+                DataStatus.UNREACHABLE: "⇹", DataStatus.AUTH_ERROR: "⊘",
                 DataStatus.QUERY_ERROR: "⚠", DataStatus.CLOCK_SKEW: "◷",
                 DataStatus.PENDING: "…"}
 # What each data status means and what to check: a failed sync is not downtime.
