@@ -182,7 +182,7 @@ class TestVesselPage:
         config = write_config(tmp_path / "fleet.yml", [vessel("aurora", url)])
         client = await exporter(config, clock=Clock(T0))
         doc = await page(client, "/vessels/aurora")
-        assert "⏸ stale" in doc.one("p", "header").text
+        assert "◔ stale" in doc.one("p", "header").text
         table = devices(doc)
         assert table["ap-bridge"]["state"] == "? unknown"
         assert table["nav-server"]["state"] == "▼ down"
