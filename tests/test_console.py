@@ -76,6 +76,18 @@ class TestOverview:
         assert "1 breach" in summary and "0 at risk" in summary
         assert "Last run: success" in summary and "1 vessels answered, 0 failed" in summary
 
+    async def test_rows_follow_runs_and_the_clock(self, fleet):
+        clock, ticks = Clock(T0 + 60), Ticks()
+        fake, client = await fleet(clock=clock, sleep=ticks)
+        assert "0 down > 3 days" in (await page(client, "/")).by_id("summary").text
+        clock.now += 3 * DAY  # no run: the outage crosses 3 days by the clock alone
+        assert "1 down > 3 days" in (await page(client, "/")).by_id("summary").text
+        fake.devices["10.10.1.20"] = DeviceFacts(last_sample=int(clock.now) - 30,
+                                                 last_reply=int(clock.now) - 30)
+        await ticks.runs(client)
+        row = rows(await page(client, "/"))["aurora"]
+        assert tiles(row)["server"] == "server ✓ ok 100.00 %"
+
     async def test_names_are_escaped(self, fleet):
         _, client = await fleet()
         html = await (await client.get("/")).text()

@@ -19,9 +19,10 @@ from aiohttp import web
 from fleet_common.ids import parse_id
 
 from ..appkeys import SERVICE
-from ..fleet import RUN_RESULTS, FleetSnapshot
+from ..config import Window
+from ..fleet import RUN_RESULTS, FleetSnapshot, VesselState
 from ..service import CollectionService
-from ..sla_state import ComponentState, DataStatus, in_maintenance
+from ..sla_state import PERSISTENT_AFTER, ComponentState, DataStatus, components, in_maintenance
 from . import events as live
 from .render import SLICE_SECONDS, RowCache, environment
 from .views import (
@@ -50,6 +51,24 @@ class Console:
     def __init__(self) -> None:
         self.env = environment()
         self.rows = RowCache(self.env)
+        # Vessel id -> the state, windows and maintenance a row was built from, the time
+        # until which it holds (a down component crosses 3 days), and the row.
+        self.views: dict[str, tuple[VesselState, tuple[Window, ...], frozenset[str], float,
+                                      VesselRow]] = {}
+
+    def row(self, state: VesselState, windows: tuple[Window, ...], now: float,
+            held: frozenset[str]) -> VesselRow:
+        """The vessel's row; built again only when its state changed (a run, a reload)."""
+        cached = self.views.get(state.config.id)
+        if (cached is not None and cached[0] is state and cached[1] is windows
+                and cached[2] == held and now < cached[3]):
+            return cached[4]
+        row = vessel_row(state, windows, now, held)
+        until = min((since + PERSISTENT_AFTER for c in components(state, ())
+                     if (since := c.down_since) is not None and since + PERSISTENT_AFTER > now),
+                    default=float("inf"))
+        self.views[state.config.id] = (state, windows, held, until, row)
+        return row
 
 
 CONSOLE = web.AppKey("console", Console)
@@ -129,7 +148,8 @@ def _filters(request: web.Request, api: bool) -> Filters:
                    sort=Sort(sort) if sort else Sort.WORST)
 
 
-async def _rows(service: CollectionService, snap: FleetSnapshot) -> list[VesselRow]:
+async def _rows(console: Console, service: CollectionService,
+                snap: FleetSnapshot) -> list[VesselRow]:
     """Every vessel's row, built in slices so that other requests get their turn."""
     now = service.clock()
     windows = service.config.collection.windows
@@ -137,7 +157,7 @@ async def _rows(service: CollectionService, snap: FleetSnapshot) -> list[VesselR
     rows = []
     started = time.monotonic()
     for state in snap.vessels:
-        rows.append(vessel_row(state, windows, now, maintenance_for(state, held)))
+        rows.append(console.row(state, windows, now, maintenance_for(state, held)))
         if time.monotonic() - started > SLICE_SECONDS:
             await asyncio.sleep(0)
             started = time.monotonic()
@@ -149,7 +169,7 @@ async def _overview(request: web.Request, api: bool) -> tuple[Filters, Summary,
     filters = _filters(request, api)
     service = request.app[SERVICE]
     snap = service.fleet.snapshot()
-    rows = await _rows(service, snap)
+    rows = await _rows(request.app[CONSOLE], service, snap)
     shown = [r for r in rows if r.matches(filters.state, filters.data, filters.q)]
     return filters, summary(rows, snap), ordered(shown, filters.sort), snap
 
@@ -157,7 +177,10 @@ async def _overview(request: web.Request, api: bool) -> tuple[Filters, Summary,
 async def overview(request: web.Request) -> web.Response:
     filters, totals, rows, snap = await _overview(request, api=False)
     console = request.app[CONSOLE]
-    console.rows.keep({v.id for v in request.app[SERVICE].config.vessels})
+    ids = {v.id for v in request.app[SERVICE].config.vessels}
+    console.rows.keep(ids)
+    for gone in console.views.keys() - ids:
+        del console.views[gone]
     html_rows = await console.rows.render(rows)
     return _html(request, "overview.html", page="fleet", summary=totals, rows=html_rows,
                  shown=len(rows), total=len(snap.vessels), filters=filters,
