@@ -87,8 +87,11 @@ class ComponentFigures:
     devices_up: int
     devices_down: int
     devices_unknown: int
+    sla_uptime: float | None = None  # the 24 h window's, asked for by every rule
 
     def uptime(self, label: str = SLA_WINDOW) -> float | None:
+        if label == SLA_WINDOW:
+            return self.sla_uptime
         return next((w.uptime for w in self.windows if w.label == label), None)
 
 
@@ -133,10 +136,12 @@ def components(state: VesselState, windows: Sequence[Window]) -> tuple[Component
             up = True
         else:
             up = None
+        figures = window_figures(present, len(members), windows, state.config, skewed)
         out.append(ComponentFigures(
             name=name,
             objective=state.config.objectives[name],
-            windows=window_figures(present, len(members), windows, state.config, skewed),
+            windows=figures,
+            sla_uptime=next((w.uptime for w in figures if w.label == SLA_WINDOW), None),
             up=up,
             down_since=min(starts) if starts else None,
             devices_up=counts[DeviceState.UP],

@@ -22,7 +22,7 @@ from ..appkeys import SERVICE
 from ..config import Window
 from ..fleet import RUN_RESULTS, FleetSnapshot, VesselState
 from ..service import CollectionService
-from ..sla_state import PERSISTENT_AFTER, ComponentState, DataStatus, components, in_maintenance
+from ..sla_state import PERSISTENT_AFTER, ComponentState, DataStatus, in_maintenance
 from . import events as live
 from .render import SLICE_SECONDS, RowCache, environment
 from .views import (
@@ -64,8 +64,8 @@ class Console:
                 and cached[2] == held and now < cached[3]):
             return cached[4]
         row = vessel_row(state, windows, now, held)
-        until = min((since + PERSISTENT_AFTER for c in components(state, ())
-                     if (since := c.down_since) is not None and since + PERSISTENT_AFTER > now),
+        until = min((t.down_since + PERSISTENT_AFTER for t in row.tiles
+                     if t.down_since is not None and t.down_since + PERSISTENT_AFTER > now),
                     default=float("inf"))
         self.views[state.config.id] = (state, windows, held, until, row)
         return row

@@ -52,15 +52,17 @@ class Tile:
     uptime: float | None  # 24 h
     objective: float
     down_3d: bool
+    down_since: float | None = field(default=None, compare=False)  # not shown in a row
 
 
 @dataclass(frozen=True, slots=True)
 class VesselRow:
+    """Only what the row shows: an unchanged row is not rendered again."""
+
     id: str
     name: str
     status: DataStatus
     tiles: tuple[Tile, ...]
-    last_success: float | None
 
     @property
     def rank(self) -> int:
@@ -112,10 +114,11 @@ def vessel_row(state: VesselState, windows: Sequence[Window], now: float,
     tiles = tuple(
         Tile(component=c.name,
              state=component_state(c, live, c.name in maintenance),
-             uptime=c.uptime(), objective=c.objective, down_3d=down_persistent(c, now))
+             uptime=c.uptime(), objective=c.objective, down_3d=down_persistent(c, now),
+             down_since=c.down_since)
         for c in components(state, sla_window(windows)))
     return VesselRow(id=state.config.id, name=state.config.name, status=data_status(state),
-                     tiles=tiles, last_success=state.last_success)
+                     tiles=tiles)
 
 
 def summary(rows: Sequence[VesselRow], snap: FleetSnapshot) -> Summary:
