@@ -106,7 +106,8 @@ class TestBrokenAnswers:
         echo = reply(status=400, body=json.dumps({"error": f"bad token {TOKEN}"}))
         _, client, metrics, run = await one_vessel(echo, token=TOKEN)
         assert run["vessels"][0]["error"] == "HTTP 400: bad token ***"
-        page = await (await client.get("/")).text()
+        # The console's vessel page shows the last error; the overview its status.
+        page = await (await client.get("/vessels/aurora")).text()
         assert TOKEN not in page and TOKEN not in metrics.text
         assert "bad token ***" in page
 
@@ -233,7 +234,8 @@ class TestHostileAnswers:
         assert_plain(entry["error"])
         assert len(fake.requests) == 1, "a bad answer is not retried"
         assert metrics.series("fleet_device_up") == {}
-        page = await (await client.get("/")).text()
+        # The console's vessel page shows the last error; the overview its status.
+        page = await (await client.get("/vessels/aurora")).text()
         assert "unexpected error" not in page
 
 
@@ -243,7 +245,8 @@ class TestEchoedCredentials:
     PASSWORD = "p@ss/w rd+9Secret"
 
     async def outlets(self, client, run: dict, caplog) -> str:
-        page = await (await client.get("/")).text()
+        # The console's vessel page shows the last error; the overview its status.
+        page = await (await client.get("/vessels/aurora")).text()
         metrics = await (await client.get("/metrics")).text()
         return "\n".join([json.dumps(run), page, metrics, caplog.text])
 
@@ -282,5 +285,5 @@ class TestEchoedCredentials:
                                              query_timeout="200ms", token="ime")
         message = "timed out after 0.2s (2 attempts)"
         assert run["vessels"][0]["error"] == message
-        assert message in await (await client.get("/")).text()
+        assert message in await (await client.get("/vessels/aurora")).text()
         assert message in caplog.text
