@@ -174,6 +174,9 @@ class TestVesselPage:
         assert attempts[0]["error"].startswith("HTTP 503 from 127.0.0.1:")
         assert doc.one("dl", "facts").text.endswith(attempts[0]["error"])
         assert "history: not yet available" in doc.by_id("history").text
+        status = rows(await page(client, "/"))["aurora"].one(cls="status")
+        assert status.text == "⇹ unreachable" and "Not downtime" in status.attrs["title"]
+        assert status.attrs["title"].endswith(f"Last error: {attempts[0]['error']}")
 
     async def test_devices_of_an_answering_vessel(self, fleet):
         _, client = await fleet()

@@ -63,6 +63,7 @@ class VesselRow:
     name: str
     status: DataStatus
     tiles: tuple[Tile, ...]
+    error: str | None = None  # of the last collection, in the status's tooltip
 
     @property
     def rank(self) -> int:
@@ -118,7 +119,7 @@ def vessel_row(state: VesselState, windows: Sequence[Window], now: float,
              down_since=c.down_since)
         for c in components(state, sla_window(windows)))
     return VesselRow(id=state.config.id, name=state.config.name, status=data_status(state),
-                     tiles=tiles)
+                     tiles=tiles, error=state.error)
 
 
 def summary(rows: Sequence[VesselRow], snap: FleetSnapshot) -> Summary:
