@@ -203,6 +203,8 @@ def alertmanager_config(args: argparse.Namespace, token_file: Path) -> dict[str,
 
 def receiver_config(args: argparse.Namespace, token: str) -> dict[str, Any]:
     return {
+        # Incidents link back to the vessel's page in the exporter's console.
+        "links": {"console": f"http://127.0.0.1:{args.exporter_port}/"},
         "listen": f"127.0.0.1:{args.receiver_port}",
         "database": str(args.dir / "receiver.db"),
         "webhook": {"bearer_token": token},
@@ -255,6 +257,7 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
                             interval=args.interval,
                             state_path=str(directory / "exporter.db"))
     exporter["listen"] = f"127.0.0.1:{args.exporter_port}"
+    exporter["links"] = {"receiver": f"http://127.0.0.1:{args.receiver_port}/"}
     write_fleet_config(directory / "fleet.yml", exporter)
     token = secrets.token_hex(16)
     token_file = directory / "receiver-token"
@@ -284,8 +287,9 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
     ], f"{urls['prometheus']}/-/ready")
 
     print(f"""
+  console        {urls['exporter']}/          the fleet's SLA, vessels, devices and runs
   approval page  {urls['receiver']}/          sign in as {USER} / {PASSWORD}
-  exporter       {urls['exporter']}/          metrics at /metrics
+  metrics        {urls['exporter']}/metrics
   prometheus     {urls['prometheus']}/classic/alerts
   alertmanager   {urls['alertmanager']}/api/v2/alerts   (Debian's package has no web UI; amtool)
   influxdb       {influx_url}   (/ping, /query)

@@ -140,13 +140,18 @@ class Collector:
             error=message,
         )
 
-    async def run(self, vessels: Sequence[VesselConfig]) -> RunResult:
+    async def run(self, vessels: Sequence[VesselConfig],
+                  on_result: Callable[[VesselResult], None] | None = None) -> RunResult:
+        """`on_result` hears of each vessel as it finishes (for live progress)."""
         started_at, started = self._clock(), time.monotonic()
         gate = asyncio.Semaphore(self._config.concurrency)
 
         async def bounded(vessel: VesselConfig) -> VesselResult:
             async with gate:
-                return await self.collect_vessel(vessel)
+                result = await self.collect_vessel(vessel)
+            if on_result is not None:
+                on_result(result)
+            return result
 
         results = await asyncio.gather(*(bounded(v) for v in vessels))
         return RunResult(

@@ -122,6 +122,8 @@ class Config:
     run_retention: float
     vessels: tuple[VesselConfig, ...] = field(default_factory=tuple)
     maintenance: MaintenanceSchedule = field(default_factory=MaintenanceSchedule)
+    # The console's links out: "receiver" and "grafana", "{vessel}" standing for the id.
+    links: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- sections -----------------------------------------------------------------------
@@ -303,6 +305,22 @@ def _vessel(
     )
 
 
+LINKS = ("receiver", "grafana")
+
+
+def _links(raw: Any) -> dict[str, str]:
+    out = {}
+    for key, value in mapping(raw, "links", set(LINKS)).items():
+        text = string(value, f"links.{key}")
+        netloc = text.split("/")[2] if text.count("/") >= 2 else ""
+        # Only http(s) reaches an href; credentials would reach every page.
+        if not text.startswith(("http://", "https://")) or not netloc or "@" in netloc:
+            raise ConfigError(f"links.{key}",
+                              "expected an http:// or https:// URL with a host, no credentials")
+        out[key] = text
+    return out
+
+
 def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
     """Validate a loaded YAML document and build the typed config."""
     if raw is None:
@@ -311,7 +329,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         raw,
         "",
         {"listen", "collection", "sla", "components", "state", "defaults", "vessels",
-         "maintenance"},
+         "maintenance", "links"},
         ("vessels",),
     )
     raw = expand_env(raw, "", os.environ if env is None else env)
@@ -368,6 +386,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
                                *DURATION_RANGES["state.run_retention"]),
         vessels=tuple(vessels),
         maintenance=maintenance,
+        links=_links(raw.get("links", {})),
     )
 
 

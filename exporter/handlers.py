@@ -1,4 +1,4 @@
-"""HTTP handlers: metrics, health, the run log API and the status page."""
+"""HTTP handlers: metrics, health, the run log API and reloads; the console is console/."""
 
 import json
 from datetime import UTC, datetime
@@ -13,7 +13,6 @@ from .config import ConfigError
 from .fleet import RUN_RESULTS
 from .metrics import CONTENT_TYPE
 from .reloading import reload_config
-from .status_page import render_status_page
 
 MAX_PAGE = 500
 
@@ -106,13 +105,6 @@ async def get_run(request: web.Request) -> web.Response:
             content_type="application/json",
         )
     return web.json_response(_run_json(run))
-
-
-async def status_page(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
-    await service.refresh()
-    html = render_status_page(service.fleet.snapshot(), service.clock(), _iso)
-    return web.Response(text=html, content_type="text/html")
 
 
 async def reload(request: web.Request) -> web.Response:

@@ -45,6 +45,15 @@ def _coverage(obs: DeviceObservation, window: Window, vessel: VesselConfig) -> f
     return min(1.0, samples * vessel.sample_interval / window.seconds)
 
 
+def component_window(observed: Sequence[DeviceObservation], members: int, window: Window,
+                     vessel: VesselConfig) -> tuple[float | None, float]:
+    """A component's uptime (None: no samples, so unknown) and coverage over `window`."""
+    total = sum(o.counts.get(window.label, (0, 0))[0] for o in observed)
+    replied = sum(o.counts.get(window.label, (0, 0))[1] for o in observed)
+    share = sum(_coverage(o, window, vessel) for o in observed)
+    return (replied / total if total else None), share / members
+
+
 def _oldest_outage(members: list[_Member]) -> float | None:
     starts = [m.observation.down_since for m in members if m.observation is not None]
     known = [s for s in starts if s is not None]
@@ -154,12 +163,11 @@ class ObservedCollector:
                     up.add_metric(labels, 1.0)
                 observed = [m.observation for m in members if m.observation is not None]
                 for window in () if state.observation.skewed else self._windows:
-                    total = sum(o.counts.get(window.label, (0, 0))[0] for o in observed)
-                    replied = sum(o.counts.get(window.label, (0, 0))[1] for o in observed)
-                    if total:
-                        uptime.add_metric([*labels, window.label], replied / total)
-                    share = sum(_coverage(o, window, state.config) for o in observed)
-                    coverage.add_metric([*labels, window.label], share / len(members))
+                    ratio, share = component_window(observed, len(members), window,
+                                                    state.config)
+                    if ratio is not None:
+                        uptime.add_metric([*labels, window.label], ratio)
+                    coverage.add_metric([*labels, window.label], share)
         yield from (up, devices, uptime, coverage, objective)
 
 

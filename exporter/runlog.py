@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS run_vessels (
     error TEXT,
     PRIMARY KEY (run_id, vessel)
 );
+CREATE INDEX IF NOT EXISTS run_vessels_vessel ON run_vessels (vessel, run_id);
 CREATE TABLE IF NOT EXISTS vessel_state (
     vessel TEXT PRIMARY KEY,
     last_success REAL NOT NULL,
@@ -187,6 +188,24 @@ class RunLog:
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         async with self._db.execute(
             f"SELECT {RUN_COLUMNS} FROM runs {clause} ORDER BY id DESC LIMIT ?", (*args, limit)
+        ) as cursor:
+            return [dict(row) for row in await cursor.fetchall()]
+
+    async def retries(self, run_ids: list[int]) -> dict[int, int]:
+        """Attempts beyond the first, summed per run."""
+        marks = ",".join("?" * len(run_ids))
+        async with self._db.execute(
+            f"SELECT run_id, sum(attempts - 1) FROM run_vessels WHERE run_id IN ({marks})"
+            " GROUP BY run_id", run_ids
+        ) as cursor:
+            return {row[0]: row[1] for row in await cursor.fetchall()}
+
+    async def vessel_runs(self, vessel: str, limit: int) -> list[dict[str, Any]]:
+        """The vessel's newest collection attempts, newest first."""
+        async with self._db.execute(
+            "SELECT v.run_id, r.started_at, v.status, v.attempts, v.duration_seconds,"
+            " v.response_bytes, v.error FROM run_vessels v JOIN runs r ON r.id = v.run_id"
+            " WHERE v.vessel = ? ORDER BY v.run_id DESC LIMIT ?", (vessel, limit)
         ) as cursor:
             return [dict(row) for row in await cursor.fetchall()]
 

@@ -11,8 +11,9 @@ from dataclasses import replace
 import aiohttp
 
 from .backend import Backend, ByApi, InfluxQLBackend
-from .collector import Clock, Collector, RunResult
+from .collector import Clock, Collector, RunResult, VesselResult
 from .config import Config, ConfigError
+from .console.events import EventHub, EventKind
 from .exposition import MetricsCache, Renderer
 from .fleet import Fleet
 from .flux_backend import FluxBackend
@@ -91,6 +92,8 @@ class CollectionService:
         self.vessel_log = VesselLog()
         self.reload_state = ReloadState(successful=True, last_success=clock())
         self.runs_done = 0
+        self.events = EventHub()
+        self.last_run_id: int | None = None
         self._run_done = asyncio.Condition()
         self._renders = 0
         self._next_boundary: float | None = None  # a maintenance window starts or ends
@@ -139,7 +142,17 @@ class CollectionService:
             return await self._run()
 
     async def _run(self) -> RunResult:
-        run = self.fleet.settle(await self.collector.run(self.fleet.configs))
+        configs = self.fleet.configs
+        done = 0
+        self.events.publish(EventKind.RUN_STARTED, {"total": len(configs)})
+
+        def collected(result: VesselResult) -> None:
+            nonlocal done
+            done += 1
+            self.events.progress({"done": done, "total": len(configs), "vessel": result.vessel,
+                                  "status": result.status.value}, final=done == len(configs))
+
+        run = self.fleet.settle(await self.collector.run(configs, collected))
         # Recorded before anything is shown, and shielded: a stop during the write must not
         # leave metrics that the run log and the next start know nothing of.
         write = asyncio.ensure_future(self._record(run))
@@ -161,11 +174,15 @@ class CollectionService:
         async with self._run_done:
             self.runs_done += 1
             self._run_done.notify_all()
+        self.events.publish(EventKind.RUN_FINISHED, {
+            "id": self.last_run_id, "result": run.result, "ok": run.ok, "failed": run.failed,
+            "duration": round(run.duration, 3)})
         return run
 
     async def _record(self, run: RunResult) -> None:
+        self.last_run_id = None
         try:
-            await self.runlog.record(run, self.config.run_retention)
+            self.last_run_id = await self.runlog.record(run, self.config.run_retention)
         except (sqlite3.Error, OSError) as exc:
             # The metrics stay current; a run log that can't be written must not hide them.
             log.error("cannot record run in %s: %s", self.config.state_path, exc)
@@ -201,6 +218,7 @@ class CollectionService:
             self.fleet.reassess(self.clock())
             await self._render()
             await old_disconnect()
+        self.events.publish(EventKind.CONFIG_RELOADED, {"vessels": len(config.vessels)})
         log.info("config reloaded: %d vessels", len(config.vessels))
 
     async def wait_runs(self, count: int) -> None:

@@ -14,12 +14,12 @@ from . import handlers
 from .appkeys import CONFIG, CONFIG_PATH, SERVICE
 from .collector import Clock
 from .config import Config
+from .console.pages import setup_console
 from .reloading import reload_from_signal
 from .service import BackendFactory, Sleep, default_backend, open_service
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/", handlers.status_page)
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
@@ -43,6 +43,7 @@ def create_app(
     app[CONFIG] = config
     app[CONFIG_PATH] = config_path
     setup_routes(app)
+    setup_console(app)
 
     async def collection(app: web.Application) -> AsyncIterator[None]:
         async with open_service(config, backend_factory=backend_factory, clock=clock,

@@ -247,7 +247,7 @@ def parse_config(raw: Any, env: Mapping[str, str]) -> ReceiverConfig:
     raw = expand_env(raw, "", env)
     host, port = listen_address(raw.get("listen", "0.0.0.0:9471"))
     webhook = mapping(raw["webhook"], "webhook", {"bearer_token"}, ("bearer_token",))
-    links = mapping(raw.get("links", {}), "links", {"grafana"})
+    links = mapping(raw.get("links", {}), "links", {"grafana", "console"})
     trusted = raw.get("trusted_header")
     max_body = integer(raw.get("max_body_bytes", MAX_BODY_BYTES), "max_body_bytes",
                        *MAX_BODY_RANGE)

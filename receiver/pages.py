@@ -5,6 +5,7 @@ import dataclasses
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -74,6 +75,7 @@ def _view(incident: Incident, now: float, config: ReceiverConfig) -> dict[str, A
             "generator_url": _link(alert.get("generator_url")),
         })
     grafana = config.links.get("grafana")
+    console = config.links.get("console")
     known = facts(details, labels, incident.opened_at)
     firing = incident.state is IncidentState.FIRING
     shown = [f"Devices down: {known['devices_down']}" if firing and known["devices_down"]
@@ -99,6 +101,9 @@ def _view(incident: Incident, now: float, config: ReceiverConfig) -> dict[str, A
         "lasted": human_duration(incident.duration_seconds or 0),
         "alerts": alerts,
         "grafana": _link(grafana.replace("{vessel}", vessel)) if grafana else None,
+        # The exporter's fleet console, where the vessel's devices and runs are.
+        "console": _link(f"{console.rstrip('/')}/vessels/{quote(vessel, safe='')}")
+        if console and vessel else None,
     }
 
 

@@ -17,15 +17,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import async_playwright
 
 from simulator.scenarios import EXPECTATIONS, SCENARIOS, plan_fleet
 from tests.grafana import Prometheus, load_dashboards, panels, substitute, variables
 from tests.servers import free_port, require_binary
+from tests.test_receiver_browser import CHROMIUM_FLAGS
 
 ROOT = Path(__file__).parent.parent
+CONSOLE_SIZES = {"wide": {"width": 1400, "height": 900}, "phone": {"width": 375, "height": 740}}
 FLEET = plan_fleet(len(SCENARIOS))  # one vessel per scenario, as the demo plans it
 DOWN_4D = [v for v in FLEET if v.scenario == "down_4d"]
 AUTH = "Basic " + base64.b64encode(b"demo:demo").decode()
+
+
+async def shoot(page, path: Path) -> None:
+    assert len(await page.screenshot(path=str(path), full_page=True)) > 5_000, path
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), \
+        f"{path.name} scrolls sideways"
 
 
 def _influx_port() -> int:
@@ -147,8 +156,10 @@ class TestDemo:
         printed = {name: (int(port), path) for name, port, path in re.findall(
             r"(?m)^  (\w+)[^\n]*?http://127\.0\.0\.1:(\d+)(/\S*)", output)}
         assert {name: port for name, (port, _) in printed.items()} == {
-            "approval": demo.ports["receiver"], **{name: demo.ports[name] for name in
-                                                   ("exporter", "prometheus", "alertmanager")}}
+            "console": demo.ports["exporter"], "approval": demo.ports["receiver"],
+            "metrics": demo.ports["exporter"],
+            **{name: demo.ports[name] for name in ("prometheus", "alertmanager")}}
+        assert next(iter(printed)) == "console" and printed["console"][1] == "/"
         for name, (port, path) in printed.items():
             service = next(n for n, p in demo.ports.items() if p == port)
             status, _ = demo.get(service, path)
@@ -199,6 +210,47 @@ class TestDemo:
                     problems.append(f"{name} / {panel['title']}: no data from {empty}")
         assert checked > 50
         assert not problems, "\n".join(problems)
+
+    async def test_console_in_chromium(self, demo: Demo, tmp_path: Path):
+        """Every console page at 1400 px and phone width, and a run's progress live."""
+        chromium = require_binary("chromium", "/usr/bin/chromium")
+        base = f"http://127.0.0.1:{demo.ports['exporter']}"
+        [breach] = [v for v in FLEET if v.scenario == "breach"]
+        [empty] = [v for v in FLEET if v.scenario == "no_data"]
+        down = DOWN_4D[0]
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=chromium,
+                                                       args=CHROMIUM_FLAGS)
+            try:
+                for size, viewport in CONSOLE_SIZES.items():
+                    page = await (await browser.new_context(viewport=viewport)).new_page()
+                    await page.goto(f"{base}/")
+                    tile = page.locator(f"li.vessel:has(a[href='/vessels/{breach.id}']) "
+                                        ".tile.t-breach")
+                    assert "dashboard ✗ breach" in await tile.inner_text()
+                    grey = page.locator(f"li.vessel:has(a[href='/vessels/{empty.id}'])")
+                    assert "no data" in await grey.locator(".status").inner_text()
+                    assert "down" not in (await grey.inner_text()).lower()
+                    assert await grey.locator(".status").evaluate(
+                        "e => getComputedStyle(e).borderTopStyle") == "dashed"
+                    await shoot(page, tmp_path / f"overview-{size}.png")
+                    await page.goto(f"{base}/vessels/{down.id}")
+                    ips = await page.locator("table.devices td.ip").all_inner_texts()
+                    assert sorted(ips) == sorted(d.address for d in down.devices)
+                    await shoot(page, tmp_path / f"vessel-{size}.png")
+                    await page.goto(f"{base}/runs")
+                    await page.click("table a >> nth=0")
+                    await page.wait_for_url(re.compile(r"/runs/\d+$"))
+                    assert await page.locator("tbody tr").count() == len(FLEET)
+                    await shoot(page, tmp_path / f"run-{size}.png")
+                page = await (await browser.new_context(viewport=CONSOLE_SIZES["wide"])).new_page()
+                await page.goto(f"{base}/")
+                await page.wait_for_selector("html[data-live=on]")
+                # The demo collects every 2 s: progress arrives over the stream, no reload.
+                await page.wait_for_selector("#progress[data-total]", timeout=15_000)
+                assert await page.get_attribute("#progress", "data-total") == str(len(FLEET))
+            finally:
+                await browser.close()
 
     def test_ctrl_c_stops_every_process(self, demo: Demo):
         children = _children(demo.proc.pid)

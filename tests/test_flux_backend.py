@@ -259,7 +259,8 @@ class TestRequest:
         _, client, metrics, entry = await flux_vessel(
             reply(400, body, content_type="application/json"))
         assert entry["error"] == "HTTP 400: bad token ***"
-        page = await (await client.get("/")).text()
+        # The console's vessel page shows the last error; the overview its status.
+        page = await (await client.get("/vessels/aurora")).text()
         assert TOKEN not in page and TOKEN not in metrics.text
 
     async def test_a_secret_at_the_cut_is_still_redacted(self, flux_vessel):

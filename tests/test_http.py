@@ -1,8 +1,7 @@
-"""The exporter's HTTP surface: metrics, health, run log API and status page."""
+"""The exporter's HTTP surface: metrics, health and the run log API (the console: test_console)."""
 
 import asyncio
 import gzip
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -276,112 +275,6 @@ class TestRunsApi:
         ids = [r["id"] for r in (await runs_page(client, "?limit=500"))["runs"]]
         assert first_id not in ids
         assert (await client.get(f"/api/v1/runs/{first_id}")).status == 404
-
-
-class _Tables(HTMLParser):
-    """Every table on a page as rows of cell texts, the header row first."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[list[list[str]]] = []
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr":
-            self.tables[-1].append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None:
-            self.tables[-1][-1].append("".join(self._cell).strip())
-            self._cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-async def vessel_rows(client) -> dict[str, dict[str, str]]:
-    """The status page's vessels table: vessel id -> column header -> cell text."""
-    response = await client.get("/")
-    assert response.status == 200
-    parser = _Tables()
-    parser.feed(await response.text())
-    [table] = [t for t in parser.tables if t and t[0][:2] == ["id", "name"]]
-    header, *rows = table
-    return {row[0]: dict(zip(header, row, strict=True)) for row in rows}
-
-
-def device_counts(row: dict[str, str]) -> tuple[str, str, str]:
-    return row["devices down"], row["devices up"], row["devices unknown"]
-
-
-class TestStatusPage:
-    async def test_lists_vessels_escaped(self, fleet):
-        _, client = await fleet()
-        page = await (await client.get("/")).text()
-        assert "MV &lt;Aurora&gt; &amp; Co" in page and "<Aurora>" not in page
-        assert "1 / 2" in page  # devices down
-        assert "Last run: <b>success</b>" in page
-
-    async def test_shows_failing_vessels_with_their_error(self, fleet):
-        _, client = await fleet(slow(1), query_timeout="200ms")
-        page = await (await client.get("/")).text()
-        assert "Failing vessels" in page and "timed out after 0.2s" in page
-
-
-    async def test_device_counts_of_a_vessel_that_answers(self, fleet):
-        _, client = await fleet()
-        [row] = (await vessel_rows(client)).values()
-        assert row["data"] == "ok"
-        assert device_counts(row) == ("1 / 2", "1 / 2", "0 / 2")
-
-    async def test_vessel_without_data_has_its_devices_unknown(
-        self, tmp_path: Path, fake_influx, exporter
-    ):
-        _, url = await fake_influx()  # answers, but holds nothing about either device
-        config = write_config(tmp_path / "fleet.yml", [vessel("aurora", url)])
-        row = (await vessel_rows(await exporter(config)))["aurora"]
-        assert row["data"] == "no_data"
-        assert device_counts(row) == ("0 / 2", "0 / 2", "2 / 2")
-
-    async def test_vessel_never_collected_has_its_devices_unknown(self, fleet):
-        _, client = await fleet(slow(2), query_timeout="5s", ready=False)
-        row = (await vessel_rows(client))["aurora"]
-        assert row["data"] == "pending"
-        assert device_counts(row) == ("0 / 2", "0 / 2", "2 / 2")
-
-    async def test_stale_vessel_has_its_devices_unknown_unless_last_seen_down(
-        self, tmp_path: Path, fake_influx, exporter
-    ):
-        old = int(T0) - 86400
-        _, url = await fake_influx(**{
-            "10_10_1_5": DeviceFacts(last_sample=old, last_reply=old),
-            "10_10_1_20": DeviceFacts(result_code=1, loss=100.0, rtt_ms=None,
-                                      last_sample=old, last_reply=old - 3600),
-        })
-        config = write_config(tmp_path / "fleet.yml", [vessel("aurora", url)])
-        row = (await vessel_rows(await exporter(config, clock=Clock(T0))))["aurora"]
-        assert row["data"] == "stale"
-        assert device_counts(row) == ("1 / 2", "0 / 2", "1 / 2")
-
-    async def test_unreachable_vessel_has_its_devices_unknown_unless_last_seen_down(
-        self, tmp_path: Path, fake_influx, exporter
-    ):
-        fake, url = await fake_influx(**{"10_10_1_5": DeviceFacts(), "10_10_1_20": DOWN})
-        config = write_config(tmp_path / "fleet.yml", [vessel("aurora", url)],
-                              collection={"interval": "1h", "timeout": "2s", "attempts": 1})
-        first = await exporter(config, clock=Clock(T0))
-        assert device_counts((await vessel_rows(first))["aurora"]) == ("1 / 2", "1 / 2", "0 / 2")
-        await first.close()
-        fake.script.append(reply(status=503))  # the restarted exporter cannot reach it
-        again = await exporter(config, clock=Clock(T0 + 60))
-        row = (await vessel_rows(again))["aurora"]
-        assert row["data"] == "unreachable"
-        assert device_counts(row) == ("1 / 2", "0 / 2", "1 / 2")
 
 
 class TestClockSkew:

@@ -107,7 +107,8 @@ class TestBrokenAnswers:
         echo = reply(status=400, body=json.dumps({"error": f"bad token {TOKEN}"}))
         _, client, metrics, run = await one_vessel(echo, token=TOKEN)
         assert run["vessels"][0]["error"] == "HTTP 400: bad token ***"
-        page = await (await client.get("/")).text()
+        # The console's vessel page shows the last error; the overview its status.
+        page = await (await client.get("/vessels/aurora")).text()
         assert TOKEN not in page and TOKEN not in metrics.text
         assert "bad token ***" in page
 
@@ -234,7 +235,8 @@ class TestHostileAnswers:
         assert_plain(entry["error"])
         assert len(fake.requests) == 1, "a bad answer is not retried"
         assert metrics.series("fleet_device_up") == {}
-        page = await (await client.get("/")).text()
+        # The console's vessel page shows the last error; the overview its status.
+        page = await (await client.get("/vessels/aurora")).text()
         assert "unexpected error" not in page
 
 
@@ -244,7 +246,8 @@ class TestEchoedCredentials:
     PASSWORD = "p@ss/w rd+9Secret"
 
     async def outlets(self, client, run: dict, caplog) -> str:
-        page = await (await client.get("/")).text()
+        # The console's vessel page shows the last error; the overview its status.
+        page = await (await client.get("/vessels/aurora")).text()
         metrics = await (await client.get("/metrics")).text()
         return "\n".join([json.dumps(run), page, metrics, caplog.text])
 

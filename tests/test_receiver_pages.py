@@ -73,6 +73,16 @@ class TestPage:
         assert 'href="http://prometheus:9090/graph?g0.expr=x"' in pending
         assert "Approve ticket" in pending and 'class="card overdue"' not in pending
 
+    async def test_incidents_link_back_to_the_vessel_in_the_console(self, receiver):
+        client = await receiver(clock=Clock(), links={"console": "http://console.example/"})
+        incident = await fire(client, alert())
+        for html in (await page(client), await page(client, f"/incidents/{incident}")):
+            assert '<a href="http://console.example/vessels/v002">vessel in the console</a>' \
+                in html
+        plain = await receiver(clock=Clock())
+        await fire(plain, alert())
+        assert "vessel in the console" not in await page(plain)
+
     async def test_facts_the_rules_attach_are_shown(self, receiver):
         client = await receiver(clock=Clock())
         incident = await fire(client, annotated())
