@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from fleet_common.config import (
     string,
 )
 
-__all__ = ["Config", "ConfigError", "Secret", "load_config", "parse_config"]
+__all__ = ["Config", "ConfigError", "LedgerConfig", "Secret", "Unknown", "load_config",
+           "parse_config"]
 
 DEFAULT_COMPONENTS = ("access_point", "dashboard", "server")
 ALLOWED_WINDOWS = {"24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
@@ -46,6 +48,11 @@ DURATION_RANGES: dict[str, tuple[float, float]] = {
     "collection.clock_skew_tolerance": (1.0, DAY),
     "state.run_retention": (3600.0, 3650 * DAY),
     "sample_interval": (0.1, DAY),
+    # One request carries at most max_catchup of raw points: bounded by the answer cap.
+    "ledger.max_catchup": (600.0, 7 * DAY),
+    "ledger.backfill": (3600.0, 400 * DAY),
+    "ledger.retention": (DAY, 3650 * DAY),
+    "ledger.settle": (1.0, 3600.0),
 }
 COUNT_RANGES: dict[str, tuple[int, int]] = {
     "collection.concurrency": (1, 1024),
@@ -57,6 +64,21 @@ COUNT_RANGES: dict[str, tuple[int, int]] = {
 class Window:
     label: str
     seconds: float
+
+
+class Unknown(StrEnum):
+    """How unobserved time counts in uptime."""
+
+    EXCLUDE = "exclude"  # neither up nor down: uptime is up / (up + down)
+    DOWN = "down"  # counted as down
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    max_catchup: float = 6 * 3600.0  # raw points per request, as a duration
+    backfill: float = 30 * DAY  # how far back a new vessel's ledger starts
+    retention: float = 400 * DAY
+    settle: float = 120.0  # points newer than this are read again next cycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +113,7 @@ class VesselConfig:
     devices: tuple[DeviceConfig, ...]
     sample_interval: float
     objectives: Mapping[str, float]  # component -> resolved SLA objective
+    unknown: Unknown = Unknown.EXCLUDE
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +140,7 @@ class Config:
     state_path: Path
     run_retention: float
     vessels: tuple[VesselConfig, ...] = field(default_factory=tuple)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
 
 
 # --- sections -----------------------------------------------------------------------
@@ -278,11 +302,14 @@ def _vessel(
     if not devices:
         raise ConfigError(f"{path}.devices", "a vessel needs at least one device")
     vessel_objectives = dict(objectives)
+    unknown = defaults["unknown"]
     if "sla" in raw:
-        sla = mapping(raw["sla"], f"{path}.sla", {"objective"})
+        sla = mapping(raw["sla"], f"{path}.sla", {"objective", "unknown"})
         if "objective" in sla:
             override = ratio(sla["objective"], f"{path}.sla.objective")
             vessel_objectives = dict.fromkeys(components, override)
+        if "unknown" in sla:
+            unknown = _unknown(sla["unknown"], f"{path}.sla.unknown")
     return VesselConfig(
         id=vessel_id,
         name=string(raw["name"], f"{path}.name") if "name" in raw else vessel_id,
@@ -295,6 +322,29 @@ def _vessel(
             else defaults["sample_interval"]
         ),
         objectives=vessel_objectives,
+        unknown=unknown,
+    )
+
+
+def _unknown(value: Any, path: str) -> Unknown:
+    if value not in tuple(Unknown):
+        raise ConfigError(path, f"expected one of {', '.join(Unknown)}, got {str(value)[:40]!r}")
+    return Unknown(value)
+
+
+def _ledger(raw: Any) -> LedgerConfig:
+    raw = mapping(raw, "ledger", {"max_catchup", "backfill", "retention", "settle"})
+    base = LedgerConfig()
+
+    def dur(key: str, default: float) -> float:
+        where = f"ledger.{key}"
+        return duration(raw[key], where, *DURATION_RANGES[where]) if key in raw else default
+
+    return LedgerConfig(
+        max_catchup=dur("max_catchup", base.max_catchup),
+        backfill=dur("backfill", base.backfill),
+        retention=dur("retention", base.retention),
+        settle=dur("settle", base.settle),
     )
 
 
@@ -305,7 +355,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
     raw = mapping(
         raw,
         "",
-        {"listen", "collection", "sla", "components", "state", "defaults", "vessels"},
+        {"listen", "collection", "sla", "components", "state", "defaults", "vessels", "ledger"},
         ("vessels",),
     )
     raw = expand_env(raw, "", os.environ if env is None else env)
@@ -318,7 +368,8 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         if not components or len(set(components)) != len(components):
             raise ConfigError("components", "must be a non-empty list of distinct names")
 
-    sla = mapping(raw.get("sla", {}), "sla", {"objective", "components"})
+    sla = mapping(raw.get("sla", {}), "sla", {"objective", "components", "unknown"})
+    unknown = _unknown(sla["unknown"], "sla.unknown") if "unknown" in sla else Unknown.EXCLUDE
     objective = ratio(sla.get("objective", 0.95), "sla.objective")
     objectives = dict.fromkeys(components, objective)
     overrides = sla.get("components", {})
@@ -334,6 +385,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
             defaults_raw.get("sample_interval", "60s"), "defaults.sample_interval",
             *DURATION_RANGES["sample_interval"],
         ),
+        "unknown": unknown,
     }
 
     vessels: list[VesselConfig] = []
@@ -346,17 +398,22 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         vessels.append(vessel)
     if not vessels:
         raise ConfigError("vessels", "needs at least one vessel")
+    collection = _collection(raw.get("collection", {}))
+    ledger = _ledger(raw.get("ledger", {}))
+    if ledger.retention < max(w.seconds for w in collection.windows):
+        raise ConfigError("ledger.retention", "must be at least as long as the longest window")
 
     return Config(
         listen_host=host,
         listen_port=port,
-        collection=_collection(raw.get("collection", {})),
+        collection=collection,
         objective=objective,
         components=components,
         state_path=Path(string(state.get("path", "exporter.db"), "state.path")),
         run_retention=duration(state.get("run_retention", "30d"), "state.run_retention",
                                *DURATION_RANGES["state.run_retention"]),
         vessels=tuple(vessels),
+        ledger=ledger,
     )
 
 
