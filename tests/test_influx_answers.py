@@ -52,7 +52,7 @@ BROKEN_ANSWERS = [
                  "answer is not UTF-8 (byte 13)", id="not-utf8"),
     pytest.param(reply(body=json.dumps({"results": [
         {"statement_id": i, "error": "database not found: telegraf"} for i in range(5)]})),
-                 "statement 0 (total:24h): database not found: telegraf", id="statement-error"),
+                 "statement 0 (edge:total): database not found: telegraf", id="statement-error"),
     pytest.param(reply(body=json.dumps({"results": [
         {"statement_id": i, "series": [{"name": "ping", "tags": {"url": AP},
                                         "columns": ["time", "count"], "values": []}]}
@@ -182,7 +182,7 @@ def answer_with(first_series: list[dict]) -> str:
 
 HOSTILE_ANSWERS = [
     pytest.param(reply(body=answer_with([counted(AP, 2**70)])),
-                 "statement 0 (total:24h) series 0 column count: number out of range",
+                 "statement 0 (edge:total) series 0 column count: number out of range",
                  id="integer-beyond-64-bits"),
     pytest.param(reply(body=answer_with([counted(AP, 10**400)])),
                  "column count: number out of range", id="integer-beyond-float"),
@@ -195,15 +195,15 @@ HOSTILE_ANSWERS = [
     pytest.param(reply(body=b'{"results": [], "note": "caf\xe9"}'),
                  "answer is not UTF-8", id="not-utf-8"),
     pytest.param(reply(body=answer_with([counted(AP), counted("10.9.9.9")])),
-                 "statement 0 (total:24h) series 1: device '10.9.9.9' was not asked for",
+                 "statement 0 (edge:total) series 1: device '10.9.9.9' was not asked for",
                  id="unexpected-device"),
     pytest.param(reply(body=answer_with([counted(AP), counted(AP)])),
-                 "statement 0 (total:24h) series 1: device '10.10.1.5' appears twice",
+                 "statement 0 (edge:total) series 1: device '10.10.1.5' appears twice",
                  id="device-twice"),
     pytest.param(reply(body=answer_with([counted(f"10.0.0.{n}") for n in range(3)])),
-                 "statement 0 (total:24h): 3 series for 2 devices", id="too-many-series"),
+                 "statement 0 (edge:total): 3 series for 2 devices", id="too-many-series"),
     pytest.param(reply(body=json.dumps(results(*[[{"tags": {"url": AP}}]] * 5))),
-                 "statement 0 (total:24h) series 0: missing columns", id="no-columns"),
+                 "statement 0 (edge:total) series 0: missing columns", id="no-columns"),
     pytest.param(reply(body=json.dumps({"results": "many"})),
                  "no results for 5 statements", id="results-not-a-list"),
     pytest.param(reply(status=400, body="[" * 60_000),
