@@ -38,8 +38,8 @@ def fleet_config(
     """Exporter config for `vessels`.
 
     Keyword overrides replace keys of `collection`; three are special: `state_path` sets
-    state.path, `ledger` the ledger section and `sample_interval` (seconds or a duration string) sets
-    defaults.sample_interval.
+    state.path, `ledger` the ledger section and `sample_interval` (seconds or a duration
+    string) sets defaults.sample_interval.
     """
     state_path = collection_overrides.pop("state_path", "exporter.db")
     # The simulator seeds five days: the ledger reads them in the first request.
