@@ -46,12 +46,14 @@ class AnswerCap:
     devices: int
 
     @classmethod
-    def of(cls, vessel: VesselConfig, span: float = 0.0) -> "AnswerCap":
-        """`span`: the longest stretch of raw points one request reads."""
+    def of(cls, vessel: VesselConfig, span: float = 0.0,
+           per_point: int = BYTES_PER_POINT) -> "AnswerCap":
+        """`span`: the longest stretch of raw points one request reads; `per_point`: the
+        most bytes one of them takes in the answer's format."""
         devices = len(vessel.devices)
         points = points_per_device(vessel, span)
         size = max(MIN_ANSWER_CAP,
-                   (ANSWER_BYTES_PER_DEVICE + BYTES_PER_POINT * points) * devices)
+                   (ANSWER_BYTES_PER_DEVICE + per_point * points) * devices)
         return cls(bytes=min(size, MAX_ANSWER_BYTES), devices=devices)
 
     def refuse(self, size: int | None = None, what: str = "") -> QueryError:

@@ -42,6 +42,13 @@ def _regex(values: Sequence[str]) -> str:
     return "/^(" + "|".join(escape(v) for v in values) + ")$/"
 
 
+def bytes_per_point(vessel: VesselConfig) -> int:
+    """The most CSV one raw point takes: a row per field, each like
+    `,,12,2023-11-14T22:13:21.123456789Z,33.333333333333336,percent_packet_loss,<address>`."""
+    longest = max(len(d.address) for d in vessel.devices)
+    return 2 * (2 * longest + 88)  # an address with a comma or quote is quoted, doubled
+
+
 def _time(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

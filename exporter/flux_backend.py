@@ -26,7 +26,7 @@ from .backend import (
     read_capped,
 )
 from .config import VesselConfig
-from .flux import build_script, parse_answer
+from .flux import build_script, bytes_per_point, parse_answer
 from .model import Answer, AuthError, QueryError
 from .sla.ledger import Ask
 from .transport_errors import http_status_error, transport_error
@@ -66,7 +66,7 @@ class FluxBackend:
         service = self._services[vessel.id]
         query = Query(query=build_script(vessel, ask, self._lookback), type="flux",
                       dialect=QueryApiAsync.default_dialect)
-        cap = AnswerCap.of(vessel, self._catchup)
+        cap = AnswerCap.of(vessel, self._catchup, bytes_per_point(vessel))
         try:
             response = await service.post_query_async(
                 org=vessel.influx.org, query=query, async_req=False, _preload_content=False,

@@ -58,9 +58,23 @@ def _points(text: str, f: DeviceFacts) -> tuple[list[str], list[list[Any]]] | No
     return (["time", "result_code", "percent_packet_loss"], rows) if rows else None
 
 
-def _row(text: str, f: DeviceFacts) -> tuple[list[str], list[Any]] | None:
+_EDGE = re.compile(r"time > now\(\) - 86400s AND time < (\d+)s")
+
+
+def _edge(text: str, f: DeviceFacts, now: int) -> tuple[list[str], list[Any]] | None:
+    """The 24 h window's edge counts, its start taken as `now` - 24 h."""
+    match = _EDGE.search(text)
+    assert match is not None
+    end = int(match[1])
+    ks = [k for k in range(f.total) if now - 86400 < f.last_sample - 60 * k < end]
+    if 'count("percent_packet_loss")' in text:
+        ks = [k for k in ks if k < f.up]
+    return (["time", "count"], [0, len(ks)]) if ks else None
+
+
+def _row(text: str, f: DeviceFacts, now: int) -> tuple[list[str], list[Any]] | None:
     if "86400s AND time <" in text:
-        return None  # the edge counts: the ledger weighs its oldest hour by share instead
+        return _edge(text, f, now)
     if 'count("result_code")' in text:
         return (["time", "count"], [0, f.total]) if f.total else None
     if 'count("percent_packet_loss")' in text:
@@ -74,8 +88,9 @@ def _row(text: str, f: DeviceFacts) -> tuple[list[str], list[Any]] | None:
     raise ValueError(f"unexpected statement: {text[:80]}")
 
 
-def answer(statements: list[str], devices: dict[str, DeviceFacts]) -> dict[str, Any]:
-    """The /query JSON document for `statements` (epoch=s)."""
+def answer(statements: list[str], devices: dict[str, DeviceFacts],
+           now: int = FAKE_NOW + 60) -> dict[str, Any]:
+    """The /query JSON document for `statements` (epoch=s); `now` is the server's now()."""
     results = []
     for index, text in enumerate(statements):
         series = []
@@ -84,7 +99,7 @@ def answer(statements: list[str], devices: dict[str, DeviceFacts]) -> dict[str, 
             facts = devices.get(address)
             if facts is None:
                 continue
-            found = _points(text, facts) if raw else _row(text, facts)
+            found = _points(text, facts) if raw else _row(text, facts, now)
             if found is not None:
                 values = found[1] if raw else [found[1]]
                 series.append({"name": "ping", "tags": {"url": address},

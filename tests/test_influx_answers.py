@@ -14,6 +14,9 @@ from tests.helpers import scrape, vessel, write_config
 from tests.hostile import assert_plain
 
 AP, SRV = "10.10.1.5", "10.10.1.20"
+# The test vessel's answer cap: 2 devices x (8 KiB + 32 B per raw point), room for twice
+# the points of one catch-up (2 d + 120 s settle of 60 s samples, 2882) plus 16.
+CAP = 2 * (8192 + 32 * (2 * 2882 + 16))  # 386304
 TOKEN = "tok-Very-Secret-42"
 
 
@@ -70,7 +73,7 @@ BROKEN_ANSWERS = [
                        headers={"Content-Encoding": "gzip"}),
                  "truncated gzip answer", id="truncated-gzip"),
     pytest.param(streamed(b'{"results": [' + b" " * (9 * 1024 * 1024) + b"]}"),
-                 "answer too large: over 65536 bytes", id="oversized"),
+                 f"answer too large: over {CAP} bytes", id="oversized"),
     pytest.param(reply(status=400, body='{"error": "error parsing query: found EOF"}'),
                  "HTTP 400: error parsing query: found EOF", id="bad-query"),
     pytest.param(reply(status=404, body="404 page not found", content_type="text/plain"),
@@ -208,15 +211,15 @@ HOSTILE_ANSWERS = [
                  "no results for 5 statements", id="results-not-a-list"),
     pytest.param(reply(status=400, body="[" * 60_000),
                  "HTTP 400: no JSON error message", id="deeply-nested-error"),
-    pytest.param(reply(body=b'{"results": [' + b" " * 300_000 + b"]}"),
-                 "answer too large: 300015 bytes, the cap for 2 devices is 65536 bytes",
+    pytest.param(reply(body=b'{"results": [' + b" " * 500_000 + b"]}"),
+                 f"answer too large: 500015 bytes, the cap for 2 devices is {CAP} bytes",
                  id="over-the-vessel-cap"),
-    pytest.param(streamed(b'{"results": [' + b"{}," * 100_000 + b"{}]}"),
-                 "answer too large: over 65536 bytes, the cap for 2 devices is 65536 bytes",
+    pytest.param(streamed(b'{"results": [' + b"{}," * 200_000 + b"{}]}"),
+                 f"answer too large: over {CAP} bytes, the cap for 2 devices is {CAP} bytes",
                  id="over-the-vessel-cap-streamed"),
     pytest.param(reply(body=gzip.compress(b" " * 1_000_000),
                        headers={"Content-Encoding": "gzip"}),
-                 "answer too large: over 65536 bytes decoded, the cap for 2 devices is 65536",
+                 f"answer too large: over {CAP} bytes decoded, the cap for 2 devices is {CAP}",
                  id="gzip-bomb"),
 ]
 

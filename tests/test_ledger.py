@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from exporter.config import parse_config
 from exporter.sla.hours import HOUR, Book, Carry, EdgeCount, Hour, fold, window
+from exporter.sla.ledger import Ledger
 from simulator.fleetconfig import write_fleet_config
 from tests.servers import InfluxServer
 from tests.test_exporter_influxdb import run_once
@@ -82,3 +84,19 @@ class TestFold:
         assert span.up == 30 * 60 + 2 * 3600 and span.down == 0
         unheld = window(book, -HOUR, 3 * HOUR - 1, held_from=0)
         assert unheld.unheld == HOUR
+
+
+class TestEdge:
+    def test_a_device_missing_from_the_edge_counts_had_no_sample_there(self):
+        config = parse_config({"ledger": {"backfill": "2d", "max_catchup": "3d"}, "vessels": [
+            {"id": "v", "influx": {"url": "http://127.0.0.1:1", "database": "d"},
+             "devices": [{"address": "10.0.0.1", "component": "server", "name": "s"}]}]})
+        [vessel] = config.vessels
+        ledger = Ledger(config.ledger, config.collection.windows)
+        # The window starts 30 s before an hour ends, and no sample falls in those 30 s.
+        now = 100 * HOUR + 86400 + 3570
+        points = [(now - 30 - 60 * k, True) for k in range(1500)][::-1]
+        ask = ledger.ask(vessel, now)
+        taken = ledger.take(vessel, ask, {"10.0.0.1": points}, {}, now)
+        span = taken.spans["10.0.0.1"]["24h"]
+        assert span.up == 1440 * 60  # not 30 s more for a share of the edge hour

@@ -25,6 +25,8 @@ from .hours import (
 )
 
 EDGE_WINDOW = "24h"  # the window whose oldest partial hour the server counts exactly
+# A device missing from the edge counts had no sample there: not "weigh by share".
+NO_SAMPLES = EdgeCount(0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,9 @@ class Ledger:
         cap = max(1, int(vessel.sample_interval))
         spans: dict[str, dict[str, Span]] = {}
         first: dict[str, int] = {}
+        # The counts are of the hour the window started in when asked: an hour may have
+        # turned since, and then they are of no use.
+        edge_hour = ask.edge_end == (int(now - 86400) // HOUR + 1) * HOUR
         for device in vessel.devices:
             book = books.books.get(device.address)
             if book is None:
@@ -116,7 +121,8 @@ class Ledger:
             fold([p for p in found if p[0] > freeze], book.carry.copy(), cap, book.fresh, held)
             spans[device.address] = {
                 w.label: window(book, now - w.seconds, now, books.held_from,
-                                edges.get(device.address) if w.label == EDGE_WINDOW else None)
+                                edges.get(device.address, NO_SAMPLES)
+                                if w.label == EDGE_WINDOW and edge_hour else None)
                 for w in self.windows}
             if book.carry.first is not None:
                 first[device.address] = book.carry.first
