@@ -77,8 +77,9 @@ class TestEquivalence:
             configs[name] = path
 
         # InfluxDB's now() is the wall clock's, so the exporter's must be too.
-        results = {name: await scrape(await exporter(path, clock=time.time))
+        clients = {name: await exporter(path, clock=time.time)
                    for name, path in configs.items()}
+        results = {name: await scrape(client) for name, client in clients.items()}
 
         assert len(fake.requests) == 7  # one per reachable vessel
         by_scenario = {v.scenario: v.id for v in vessels}
@@ -96,6 +97,25 @@ class TestEquivalence:
         mismatched = {k: (expected.get(k), got.get(k)) for k in expected.keys() | got.keys()
                       if k not in ages and expected.get(k) != got.get(k)}
         assert mismatched == {}
+
+        # The ledgers too: every closed hour of every device, from the API.
+        start = (int(time.time()) - 6 * 86400) // 3600 * 3600
+        end = start + 7 * 86400
+        closed = 0
+        for v in vessels:
+            if v.scenario == "unreachable":
+                continue
+            for d in v.devices:
+                query = (f"/api/v1/ledger?vessel={v.id}&component={d.component}"
+                         f"&device={d.name}&from={start}&to={end}")
+                ledgers = [await (await c.get(query)).json() for c in clients.values()]
+                hours = [{h["start"]: h for h in ledger["hours"] if not h["open"]}
+                         for ledger in ledgers]
+                common = hours[0].keys() & hours[1].keys()
+                assert len(common) >= 6 * 24 - 1
+                assert {k: hours[0][k] for k in common} == {k: hours[1][k] for k in common}
+                closed += sum(1 for k in common if hours[0][k]["up"] + hours[0][k]["down"])
+        assert closed > 20 * 5 * 24 - 30  # hours with samples: five days on most devices
 
 
 @pytest.fixture

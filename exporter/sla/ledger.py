@@ -130,16 +130,18 @@ class Ledger:
                 first[device.address] = min(p[0] for p in found)
         books.frozen_until = freeze
         self.cursors_dirty.add(vessel.id)
-        self._prune(books, now)
+        self._prune(vessel.id, books, now)
         return Taken(spans=spans, first=first)
 
-    def _prune(self, books: VesselBooks, now: float) -> None:
-        """Memory keeps the longest window and the days a catch-up is still filling."""
+    def _prune(self, vessel: str, books: VesselBooks, now: float) -> None:
+        """Memory keeps the longest window, the days a catch-up is still filling, and the
+        days not yet written (a backfill longer than the windows would lose them)."""
         longest = max(w.seconds for w in self.windows)
         keep = int(min(now - longest, books.frozen_until - 2 * 86400)) // HOUR - 1
-        for book in books.books.values():
+        for address, book in books.books.items():
             if book.frozen and min(book.frozen) < keep:
-                book.frozen = {k: h for k, h in book.frozen.items() if k >= keep}
+                book.frozen = {k: h for k, h in book.frozen.items()
+                               if k >= keep or (vessel, address, k // 24) in self.dirty}
 
     def day(self, vessel: str, address: str, day: int) -> list[Hour | None] | None:
         """The 24 hours of a day held in memory, for writing; None if the vessel is gone."""
