@@ -9,24 +9,33 @@ import base64
 import contextlib
 import json
 import zlib
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
 
-from .config import VesselConfig, Window
+from .config import VesselConfig
 from .influxql import Statement, build_statements, parse_answer
 from .model import Answer, AuthError, QueryError
+from .sla.ledger import Ask
 from .transport_errors import http_status_error, transport_error
 
-MAX_ANSWER_BYTES = 8 * 1024 * 1024  # decoded; a bounded query never comes near this
-# A legitimate answer holds a few short series per device: about 1 KiB each for three
-# windows. The cap bounds the time one parse holds the event loop (about 3 ms per 100 KiB
-# of the worst JSON on a busy core).
+MAX_ANSWER_BYTES = 32 * 1024 * 1024  # decoded; a bounded query never comes near this
+# A legitimate answer holds a few short series per device plus its raw points. The cap
+# bounds the time one parse holds the event loop (about 3 ms per 100 KiB of the worst JSON
+# on a busy core); max_catchup bounds the points.
 ANSWER_BYTES_PER_DEVICE = 8 * 1024
 MIN_ANSWER_CAP = 64 * 1024
+# A raw row is `[1700000000,0,0]` or `[1700000000,1,100]` with a comma: at most 32 bytes;
+# a device may sample twice as often as its sample_interval says.
+BYTES_PER_POINT = 32
+
+
+def points_per_device(vessel: VesselConfig, span: float) -> int:
+    """The most raw points one device can legitimately bring over `span`."""
+    return 2 * int(span / max(1.0, vessel.sample_interval)) + 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +46,14 @@ class AnswerCap:
     devices: int
 
     @classmethod
-    def of(cls, vessel: VesselConfig) -> "AnswerCap":
+    def of(cls, vessel: VesselConfig, span: float = 0.0,
+           per_point: int = BYTES_PER_POINT) -> "AnswerCap":
+        """`span`: the longest stretch of raw points one request reads; `per_point`: the
+        most bytes one of them takes in the answer's format."""
         devices = len(vessel.devices)
-        size = max(MIN_ANSWER_CAP, ANSWER_BYTES_PER_DEVICE * devices)
+        points = points_per_device(vessel, span)
+        size = max(MIN_ANSWER_CAP,
+                   (ANSWER_BYTES_PER_DEVICE + per_point * points) * devices)
         return cls(bytes=min(size, MAX_ANSWER_BYTES), devices=devices)
 
     def refuse(self, size: int | None = None, what: str = "") -> QueryError:
@@ -51,7 +65,7 @@ class AnswerCap:
 
 
 class Backend(Protocol):
-    async def query(self, vessel: VesselConfig) -> Answer:
+    async def query(self, vessel: VesselConfig, ask: Ask) -> Answer:
         """Collect one vessel with a single request; raise CollectError on failure."""
         ...
 
@@ -66,8 +80,8 @@ class ByApi:
     def __init__(self, backends: dict[str, Backend]) -> None:
         self._backends = backends
 
-    async def query(self, vessel: VesselConfig) -> Answer:
-        return await self._backends[vessel.influx.api].query(vessel)
+    async def query(self, vessel: VesselConfig, ask: Ask) -> Answer:
+        return await self._backends[vessel.influx.api].query(vessel, ask)
 
     async def close(self) -> None:
         for backend in self._backends.values():
@@ -162,12 +176,11 @@ def error_text(body: bytes) -> str:
 
 class InfluxQLBackend:
     def __init__(
-        self, session: aiohttp.ClientSession, windows: Sequence[Window], lookback: float
+        self, session: aiohttp.ClientSession, lookback: float, catchup: float
     ) -> None:
         self._session = session
-        self._windows = tuple(windows)
         self._lookback = lookback
-        self._requests: dict[str, tuple[list[Statement], bytes]] = {}
+        self._catchup = catchup  # the longest stretch of raw points one request reads
         self._turns = ParseTurns()
 
     @staticmethod
@@ -182,26 +195,22 @@ class InfluxQLBackend:
             headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
         return headers
 
-    def _request(self, vessel: VesselConfig) -> tuple[list[Statement], bytes]:
-        """Statements and form body depend on the config only: build them once per vessel."""
-        cached = self._requests.get(vessel.id)
-        if cached is None:
-            statements = build_statements(vessel, self._windows, self._lookback)
-            form = urlencode({
-                "db": vessel.influx.database,
-                "epoch": "s",
-                "q": ";\n".join(s.text for s in statements),
-            }).encode()
-            cached = self._requests[vessel.id] = (statements, form)
-        return cached
+    def _request(self, vessel: VesselConfig, ask: Ask) -> tuple[list[Statement], bytes]:
+        statements = build_statements(vessel, ask, self._lookback)
+        form = urlencode({
+            "db": vessel.influx.database,
+            "epoch": "s",
+            "q": ";\n".join(s.text for s in statements),
+        }).encode()
+        return statements, form
 
     async def close(self) -> None:
         """The session belongs to the caller."""
 
-    async def query(self, vessel: VesselConfig) -> Answer:
-        statements, form = self._request(vessel)
+    async def query(self, vessel: VesselConfig, ask: Ask) -> Answer:
+        statements, form = self._request(vessel, ask)
         headers = {**self._headers(vessel), "Content-Type": "application/x-www-form-urlencoded"}
-        cap = AnswerCap.of(vessel)
+        cap = AnswerCap.of(vessel, self._catchup)
         try:
             async with self._session.post(
                 f"{vessel.influx.url}/query", data=form, headers=headers
@@ -223,5 +232,5 @@ class InfluxQLBackend:
             raise QueryError(f"expected a JSON answer, got {ctype[:60] or 'no content type'}")
         async with self._turns.turn():
             document = load_json(decode_body(raw, encoding, cap))
-            observation = parse_answer(document, statements, vessel, self._windows)
-        return Answer(observation=observation, response_bytes=len(raw))
+            answer = parse_answer(document, statements, vessel)
+        return replace(answer, response_bytes=len(raw))

@@ -5,12 +5,13 @@ import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .backend import Backend
 from .config import CollectionConfig, VesselConfig
 from .model import CollectError, TransientError, VesselObservation, VesselStatus
 from .redact import redactor_for
+from .sla.ledger import Ledger, Taken
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,14 @@ class RunResult:
         return "failed" if self.ok == 0 else "partial"
 
 
+def with_ledger(observation: VesselObservation, taken: Taken) -> VesselObservation:
+    """The observation with its window figures and oldest sample from the ledger."""
+    return VesselObservation(devices={
+        address: replace(d, spans=taken.spans.get(address, {}),
+                         first_sample=taken.first.get(address))
+        for address, d in observation.devices.items()})
+
+
 def assess(
     observation: VesselObservation, now: float, config: CollectionConfig
 ) -> tuple[VesselStatus, VesselObservation]:
@@ -78,12 +87,14 @@ class Collector:
         self,
         config: CollectionConfig,
         backend: Backend,
+        ledger: Ledger,
         *,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._config = config
         self._backend = backend
+        self._ledger = ledger
         self._clock = clock
         self._sleep = sleep
 
@@ -93,9 +104,10 @@ class Collector:
         error: CollectError = TransientError("not attempted")
         attempt = 0
         for attempt in range(1, cfg.attempts + 1):
+            ask = self._ledger.ask(vessel, self._clock())
             try:
                 async with asyncio.timeout(cfg.timeout):
-                    answer = await self._backend.query(vessel)
+                    answer = await self._backend.query(vessel, ask)
             except TimeoutError:
                 error = TransientError(f"timed out after {cfg.timeout:g}s")
             except CollectError as exc:
@@ -108,7 +120,12 @@ class Collector:
                 error = CollectError("internal error in the exporter; its log has the details")
             else:
                 now = self._clock()
-                status, observation = assess(answer.observation, now, cfg)
+                try:
+                    taken = self._ledger.take(vessel, ask, answer.points, answer.edges, now)
+                except ValueError:  # a reload moved the ledger on meanwhile: ask again
+                    error = TransientError("ledger moved during the request")
+                    continue
+                status, observation = assess(with_ledger(answer.observation, taken), now, cfg)
                 return VesselResult(
                     vessel=vessel.id,
                     status=status,

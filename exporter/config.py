@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ from fleet_common.config import (
 from .sla.maintenance import MaintenanceSchedule
 from .sla.maintenance_config import parse_maintenance
 
-__all__ = ["Config", "ConfigError", "Secret", "load_config", "parse_config"]
+__all__ = ["Config", "ConfigError", "LedgerConfig", "Secret", "Unknown", "load_config",
+           "parse_config"]
 
 DEFAULT_COMPONENTS = ("access_point", "dashboard", "server")
 ALLOWED_WINDOWS = {"24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
@@ -50,6 +52,11 @@ DURATION_RANGES: dict[str, tuple[float, float]] = {
     "collection.clock_skew_tolerance": (1.0, DAY),
     "state.run_retention": (3600.0, 3650 * DAY),
     "sample_interval": (0.1, DAY),
+    # One request carries at most max_catchup of raw points: bounded by the answer cap.
+    "ledger.max_catchup": (600.0, 7 * DAY),
+    "ledger.backfill": (3600.0, 400 * DAY),
+    "ledger.retention": (DAY, 3650 * DAY),
+    "ledger.settle": (1.0, 3600.0),
 }
 COUNT_RANGES: dict[str, tuple[int, int]] = {
     "collection.concurrency": (1, 1024),
@@ -61,6 +68,21 @@ COUNT_RANGES: dict[str, tuple[int, int]] = {
 class Window:
     label: str
     seconds: float
+
+
+class Unknown(StrEnum):
+    """How unobserved time counts in uptime."""
+
+    EXCLUDE = "exclude"  # neither up nor down: uptime is up / (up + down)
+    DOWN = "down"  # counted as down
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    max_catchup: float = 6 * 3600.0  # raw points per request, as a duration
+    backfill: float = 30 * DAY  # how far back a new vessel's ledger starts
+    retention: float = 400 * DAY
+    settle: float = 120.0  # points newer than this are read again next cycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +117,7 @@ class VesselConfig:
     devices: tuple[DeviceConfig, ...]
     sample_interval: float
     objectives: Mapping[str, float]  # component -> resolved SLA objective
+    unknown: Unknown = Unknown.EXCLUDE
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +147,7 @@ class Config:
     maintenance: MaintenanceSchedule = field(default_factory=MaintenanceSchedule)
     # The console's links out: "receiver" and "grafana", "{vessel}" standing for the id.
     links: Mapping[str, str] = field(default_factory=dict)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
 
 
 # --- sections -----------------------------------------------------------------------
@@ -285,11 +309,14 @@ def _vessel(
     if not devices:
         raise ConfigError(f"{path}.devices", "a vessel needs at least one device")
     vessel_objectives = dict(objectives)
+    unknown = defaults["unknown"]
     if "sla" in raw:
-        sla = mapping(raw["sla"], f"{path}.sla", {"objective"})
+        sla = mapping(raw["sla"], f"{path}.sla", {"objective", "unknown"})
         if "objective" in sla:
             override = ratio(sla["objective"], f"{path}.sla.objective")
             vessel_objectives = dict.fromkeys(components, override)
+        if "unknown" in sla:
+            unknown = _unknown(sla["unknown"], f"{path}.sla.unknown")
     return VesselConfig(
         id=vessel_id,
         name=string(raw["name"], f"{path}.name") if "name" in raw else vessel_id,
@@ -302,6 +329,29 @@ def _vessel(
             else defaults["sample_interval"]
         ),
         objectives=vessel_objectives,
+        unknown=unknown,
+    )
+
+
+def _unknown(value: Any, path: str) -> Unknown:
+    if value not in tuple(Unknown):
+        raise ConfigError(path, f"expected one of {', '.join(Unknown)}, got {str(value)[:40]!r}")
+    return Unknown(value)
+
+
+def _ledger(raw: Any) -> LedgerConfig:
+    raw = mapping(raw, "ledger", {"max_catchup", "backfill", "retention", "settle"})
+    base = LedgerConfig()
+
+    def dur(key: str, default: float) -> float:
+        where = f"ledger.{key}"
+        return duration(raw[key], where, *DURATION_RANGES[where]) if key in raw else default
+
+    return LedgerConfig(
+        max_catchup=dur("max_catchup", base.max_catchup),
+        backfill=dur("backfill", base.backfill),
+        retention=dur("retention", base.retention),
+        settle=dur("settle", base.settle),
     )
 
 
@@ -329,7 +379,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         raw,
         "",
         {"listen", "collection", "sla", "components", "state", "defaults", "vessels",
-         "maintenance", "links"},
+         "maintenance", "links", "ledger"},
         ("vessels",),
     )
     raw = expand_env(raw, "", os.environ if env is None else env)
@@ -342,7 +392,8 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         if not components or len(set(components)) != len(components):
             raise ConfigError("components", "must be a non-empty list of distinct names")
 
-    sla = mapping(raw.get("sla", {}), "sla", {"objective", "components"})
+    sla = mapping(raw.get("sla", {}), "sla", {"objective", "components", "unknown"})
+    unknown = _unknown(sla["unknown"], "sla.unknown") if "unknown" in sla else Unknown.EXCLUDE
     objective = ratio(sla.get("objective", 0.95), "sla.objective")
     objectives = dict.fromkeys(components, objective)
     overrides = sla.get("components", {})
@@ -358,6 +409,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
             defaults_raw.get("sample_interval", "60s"), "defaults.sample_interval",
             *DURATION_RANGES["sample_interval"],
         ),
+        "unknown": unknown,
     }
 
     vessels: list[VesselConfig] = []
@@ -374,11 +426,15 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
                     for c in components} for v in vessels}
     maintenance = parse_maintenance(raw.get("maintenance", []), "maintenance", fleet,
                                     components)
+    collection = _collection(raw.get("collection", {}))
+    ledger = _ledger(raw.get("ledger", {}))
+    if ledger.retention < max(w.seconds for w in collection.windows):
+        raise ConfigError("ledger.retention", "must be at least as long as the longest window")
 
     return Config(
         listen_host=host,
         listen_port=port,
-        collection=_collection(raw.get("collection", {})),
+        collection=collection,
         objective=objective,
         components=components,
         state_path=Path(string(state.get("path", "exporter.db"), "state.path")),
@@ -387,6 +443,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         vessels=tuple(vessels),
         maintenance=maintenance,
         links=_links(raw.get("links", {})),
+        ledger=ledger,
     )
 
 

@@ -1,8 +1,8 @@
 """The Flux script for one vessel, and strict parsing of its annotated-CSV answer.
 
-One script yields every figure the InfluxQL statements give, aggregated on the server:
-counts per window, and per series the newest and oldest points. Only the few rows per
-device that the selectors return are reduced here (several series may carry one device).
+One script yields every figure the InfluxQL statements give: the 24 h window's edge
+counts, per series the newest point and reply, and the raw points the ledger asks for.
+Several series may carry one device; their rows are merged here.
 """
 
 import csv
@@ -10,12 +10,13 @@ import io
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
-from .aggregates import Row, observe
-from .config import VesselConfig, Window
-from .model import QueryError, VesselObservation
+from .aggregates import Row, edge_counts, observe
+from .config import VesselConfig
+from .model import Answer, QueryError
+from .sla.ledger import Ask
 
 LOSS, RTT, CODE = "percent_packet_loss", "average_response_ms", "result_code"
 FAR_FUTURE = "2262-04-11T00:00:00Z"  # just before Flux's latest time
@@ -41,7 +42,18 @@ def _regex(values: Sequence[str]) -> str:
     return "/^(" + "|".join(escape(v) for v in values) + ")$/"
 
 
-def build_script(vessel: VesselConfig, windows: Sequence[Window], lookback: float) -> str:
+def bytes_per_point(vessel: VesselConfig) -> int:
+    """The most CSV one raw point takes: a row per field, each like
+    `,,12,2023-11-14T22:13:21.123456789Z,33.333333333333336,percent_packet_loss,<address>`."""
+    longest = max(len(d.address) for d in vessel.devices)
+    return 2 * (2 * longest + 88)  # an address with a comma or quote is quoted, doubled
+
+
+def _time(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_script(vessel: VesselConfig, ask: Ask, lookback: float) -> str:
     influx = vessel.influx
     tag = _string(influx.device_tag)
     devices = _regex([d.address for d in vessel.devices])
@@ -52,16 +64,13 @@ def build_script(vessel: VesselConfig, windows: Sequence[Window], lookback: floa
         f"  |> filter(fn: (r) => r._measurement == {_string(influx.measurement)}"
         f" and r[{tag}] =~ {devices})",
     ]
-    for window in windows:
-        # Counts stop at now(): points stamped ahead by a fast clock stay out of them.
-        since = f"src(start: -{int(window.seconds)}s, stop: now())"
-        # group() merges the series of one device (several hosts may ping it).
-        lines.append(f'{since} |> filter(fn: (r) => r._field == "{CODE}") '
-                     f"|> group(columns: [{tag}]) |> count() "
-                     f'|> yield(name: "total:{window.label}")')
-        lines.append(f"{since} |> filter(fn: (r) => {reply}) "
-                     f"|> group(columns: [{tag}]) |> count() "
-                     f'|> yield(name: "up:{window.label}")')
+    # The 24 h window's oldest partial hour; the stop keeps points ahead of now() out.
+    edge = f"src(start: -86400s, stop: {_time(ask.edge_end)})"
+    # group() merges the series of one device (several hosts may ping it).
+    lines.append(f'{edge} |> filter(fn: (r) => r._field == "{CODE}") '
+                 f'|> group(columns: [{tag}]) |> count() |> yield(name: "edge:total")')
+    lines.append(f"{edge} |> filter(fn: (r) => {reply}) "
+                 f'|> group(columns: [{tag}]) |> count() |> yield(name: "edge:up")')
     # No stop before the end of time: the newest sample is the latest word even when
     # stamped ahead; how far ahead is measured, and beyond a tolerance it is clock_skew.
     since = f"src(start: -{int(lookback)}s, stop: {FAR_FUTURE})"
@@ -69,8 +78,13 @@ def build_script(vessel: VesselConfig, windows: Sequence[Window], lookback: floa
     lines.append(f'{since} |> filter(fn: (r) => r._field == "{CODE}" or r._field == "{LOSS}"'
                  f' or r._field == "{RTT}") |> last() |> yield(name: "latest")')
     lines.append(f'{since} |> filter(fn: (r) => {reply}) |> last() |> yield(name: "last_reply")')
-    lines.append(f'{since} |> filter(fn: (r) => r._field == "{CODE}") |> first() '
-                 '|> yield(name: "first")')
+    # Raw points after the ledger's cursor: range() includes its start, InfluxQL's
+    # `time > since` does not, hence the second more.
+    stop = "now()" if ask.until is None else _time(ask.until + 1)
+    lines.append(f"src(start: {_time(ask.since + 1)}, stop: {stop}) "
+                 f'|> filter(fn: (r) => r._field == "{CODE}" or r._field == "{LOSS}") '
+                 '|> keep(columns: ["_time", "_field", "_value", ' + tag + ']) '
+                 '|> yield(name: "points")')
     return "\n".join(lines) + "\n"
 
 
@@ -206,55 +220,61 @@ def _require(values: dict[str, Value], name: str, kind: type[_T], where: str) ->
     return value
 
 
-# Rows one device may legitimately bring to one result: a row per series (several hosts
-# may ping it), three fields for "latest".
+# Rows one device may legitimately bring to one selector result: a row per series (several
+# hosts may ping it), three fields for "latest".
 ROWS_PER_DEVICE = 32
 
 
-def parse_answer(text: str, vessel: VesselConfig, windows: Sequence[Window]) -> VesselObservation:
-    """Reduce the answer to the figures the InfluxQL backend gets, then observe them."""
+def parse_answer(text: str, vessel: VesselConfig, points_per_device: int) -> Answer:
+    """Reduce the answer to the figures the InfluxQL backend gets."""
     tag = vessel.influx.device_tag
     asked = frozenset(d.address for d in vessel.devices)
+    limits = {"points": 2 * points_per_device * len(asked)}
     most = ROWS_PER_DEVICE * len(asked)
     rows: dict[str, int] = {}
-    counts = {f"{kind}:{w.label}" for w in windows for kind in ("total", "up")}
-    found: dict[str, dict[str, Row]] = {name: {} for name in
-                                        (*counts, "latest", "last_reply", "first")}
+    found: dict[str, dict[str, Row]] = {"edge:total": {}, "edge:up": {}, "latest": {},
+                                        "last_reply": {}}
     # latest: address -> field -> (time ns, value); selectors: address -> time ns
     newest: dict[str, dict[str, tuple[int, float | None]]] = {}
     replies: dict[str, int] = {}
-    oldest: dict[str, int] = {}
+    # points: address -> time (s) -> up; a ping error writes result_code alone
+    raw: dict[str, dict[int, bool]] = {}
     for values in records(text, frozenset({"result", tag, "_field", "_time", "_value"})):
         result = values.get("result")
         where = f"result {result}"
-        if result not in found:
+        if result not in found and result != "points":
             raise QueryError(f"malformed answer: unexpected result {str(result)[:40]!r}")
         address = str(_require(values, tag, str, where))
         if address not in asked:
             raise QueryError(f"malformed answer: {where}: device {address[:60]!r} "
                              "was not asked for")
         rows[result] = seen = rows.get(result, 0) + 1
-        if seen > most:
-            raise QueryError(f"malformed answer: {where}: more than {most} rows for "
-                             f"{len(asked)} devices")
-        if result in counts:
+        if seen > limits.get(result, most):
+            raise QueryError(f"malformed answer: {where}: more than {limits.get(result, most)}"
+                             f" rows for {len(asked)} devices")
+        if result in ("edge:total", "edge:up"):
             count = _require(values, "_value", int, where)
             before = found[result].get(address, (0,))[0] or 0
             found[result][address] = (before + count,)
             continue
         at = int(_require(values, "_time", int, where))
-        if result == "latest":
-            name = _require(values, "_field", str, where)
+        name = _require(values, "_field", str, where)
+        if result == "points":
+            value = values.get("_value")
+            stamps = raw.setdefault(address, {})
+            up = stamps.get(at // 1_000_000_000, False)
+            if name == LOSS and isinstance(value, int | float) and not isinstance(value, bool):
+                up = value < 100
+            stamps[at // 1_000_000_000] = up
+        elif result == "latest":
             value = values.get("_value")
             number = float(value) if isinstance(value, int | float) and not isinstance(
                 value, bool) else None
             fields = newest.setdefault(address, {})
             if name not in fields or at > fields[str(name)][0]:
                 fields[str(name)] = (at, number)
-        elif result == "last_reply":
-            replies[address] = max(at, replies.get(address, at))
         else:
-            oldest[address] = min(at, oldest.get(address, at))
+            replies[address] = max(at, replies.get(address, at))
 
     def seconds(ns: int) -> float:
         return float(ns // 1_000_000_000)  # as InfluxQL's epoch=s truncates
@@ -267,5 +287,6 @@ def parse_answer(text: str, vessel: VesselConfig, windows: Sequence[Window]) -> 
                      for n in (LOSS, RTT))
         found["latest"][address] = (seconds(at), loss, rtt)
     found["last_reply"] = {a: (seconds(t),) for a, t in replies.items()}
-    found["first"] = {a: (seconds(t),) for a, t in oldest.items()}
-    return observe(vessel, windows, found)
+    points = {a: sorted(stamps.items()) for a, stamps in raw.items()}
+    return Answer(observation=observe(vessel, found), response_bytes=0, points=points,
+                  edges=edge_counts(found["edge:total"], found["edge:up"]))

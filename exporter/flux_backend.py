@@ -8,6 +8,7 @@ stream, counted on the wire. Errors are classified as the InfluxQL backend's.
 
 import ssl
 from collections.abc import Sequence
+from dataclasses import replace
 
 import aiohttp
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
@@ -15,10 +16,19 @@ from influxdb_client.client.query_api_async import QueryApiAsync
 from influxdb_client.domain.query import Query
 from influxdb_client.service.query_service import QueryService
 
-from .backend import NO_MESSAGE, AnswerCap, ParseTurns, decode_body, error_text, read_capped
-from .config import VesselConfig, Window
-from .flux import build_script, parse_answer
+from .backend import (
+    NO_MESSAGE,
+    AnswerCap,
+    ParseTurns,
+    decode_body,
+    error_text,
+    points_per_device,
+    read_capped,
+)
+from .config import VesselConfig
+from .flux import build_script, bytes_per_point, parse_answer
 from .model import Answer, AuthError, QueryError
+from .sla.ledger import Ask
 from .transport_errors import http_status_error, transport_error
 
 # The collector's own timeout should fire first: it says "timed out after ...".
@@ -29,16 +39,17 @@ _FLUX_DISABLED = b"Flux query service disabled"
 
 class FluxBackend:
     def __init__(
-        self, vessels: Sequence[VesselConfig], windows: Sequence[Window], lookback: float,
+        self, vessels: Sequence[VesselConfig], lookback: float, catchup: float,
         timeout: float,
     ) -> None:
-        self._windows = tuple(windows)
+        self._lookback = lookback
+        self._catchup = catchup
         self._turns = ParseTurns()
         # One TLS context for all: each client would otherwise load the CA store itself,
         # about 0.8 MB a vessel.
         tls = ssl.create_default_context()
         self._clients: dict[str, InfluxDBClientAsync] = {}
-        self._queries: dict[str, tuple[QueryService, Query]] = {}
+        self._services: dict[str, QueryService] = {}
         for vessel in vessels:
             influx = vessel.influx
             token = influx.token.reveal() if influx.token is not None else None
@@ -49,14 +60,13 @@ class FluxBackend:
                 # The raw body: our own gunzip notices a stream cut short and counts bytes.
                 client_session_kwargs={"auto_decompress": False})
             self._clients[vessel.id] = client
-            # The query depends on the config only: build it once.
-            query = Query(query=build_script(vessel, windows, lookback), type="flux",
-                          dialect=QueryApiAsync.default_dialect)
-            self._queries[vessel.id] = (QueryService(client.api_client), query)
+            self._services[vessel.id] = QueryService(client.api_client)
 
-    async def query(self, vessel: VesselConfig) -> Answer:
-        service, query = self._queries[vessel.id]
-        cap = AnswerCap.of(vessel)
+    async def query(self, vessel: VesselConfig, ask: Ask) -> Answer:
+        service = self._services[vessel.id]
+        query = Query(query=build_script(vessel, ask, self._lookback), type="flux",
+                      dialect=QueryApiAsync.default_dialect)
+        cap = AnswerCap.of(vessel, self._catchup, bytes_per_point(vessel))
         try:
             response = await service.post_query_async(
                 org=vessel.influx.org, query=query, async_req=False, _preload_content=False,
@@ -89,8 +99,8 @@ class FluxBackend:
                 text = decode_body(raw, encoding, cap).decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise QueryError(f"answer is not UTF-8 (byte {exc.start})") from None
-            observation = parse_answer(text, vessel, self._windows)
-        return Answer(observation=observation, response_bytes=len(raw))
+            answer = parse_answer(text, vessel, points_per_device(vessel, self._catchup))
+        return replace(answer, response_bytes=len(raw))
 
     async def close(self) -> None:
         for client in self._clients.values():

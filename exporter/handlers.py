@@ -11,6 +11,8 @@ from fleet_common.ids import parse_id
 from .appkeys import SERVICE
 from .config import ConfigError
 from .fleet import RUN_RESULTS
+from .ledger_api import BadParameter, parse_query
+from .ledger_api import answer as ledger_answer
 from .metrics import CONTENT_TYPE
 from .reloading import reload_config
 
@@ -105,6 +107,18 @@ async def get_run(request: web.Request) -> web.Response:
             content_type="application/json",
         )
     return web.json_response(_run_json(run))
+
+
+async def ledger(request: web.Request) -> web.Response:
+    """One device's hours of a range: up, down, maintenance, unobserved, outages."""
+    service = request.app[SERVICE]
+    try:
+        query = parse_query(request.query, {v.id: v for v in service.config.vessels})
+    except BadParameter as exc:
+        raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}),
+                                 content_type="application/json") from None
+    body = await ledger_answer(service.runlog.db, service.ledger, query, service.clock())
+    return web.Response(body=body, content_type="application/json")
 
 
 async def reload(request: web.Request) -> web.Response:

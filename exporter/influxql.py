@@ -1,7 +1,8 @@
 """InfluxQL statements for one vessel, and strict parsing of the answer.
 
-All aggregation happens on the server: per device the answer holds a few counts and
-timestamps, never raw points, so it stays small over a satellite link.
+Per device the answer holds the raw points the ledger has not frozen yet (two fields,
+epoch seconds: a few minutes' worth in steady state), the newest sample and reply, and
+two counts of the 24 h window's oldest partial hour.
 """
 
 import math
@@ -9,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .aggregates import Row, observe
-from .config import InfluxConfig, VesselConfig, Window
-from .model import QueryError, VesselObservation
+from .aggregates import Row, edge_counts, observe
+from .config import InfluxConfig, VesselConfig
+from .model import Answer, QueryError
+from .sla.ledger import Ask
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,66 +36,37 @@ def _regex(values: Sequence[str]) -> str:
     return "/^(" + "|".join(escape(v) for v in values) + ")$/"
 
 
-def build_statements(
-    vessel: VesselConfig, windows: Sequence[Window], lookback: float
-) -> list[Statement]:
+def build_statements(vessel: VesselConfig, ask: Ask, lookback: float) -> list[Statement]:
+    """The edge counts of the 24 h window, the newest sample and reply, and the raw points
+    the ledger asks for: one regex and a few hundred bytes each."""
     influx: InfluxConfig = vessel.influx
     tag = _ident(influx.device_tag)
     source = _ident(influx.measurement)
     only = f"{tag} =~ {_regex([d.address for d in vessel.devices])}"
     loss = '"percent_packet_loss"'
     reply = f"{loss} < 100"
-
-    def since(seconds: float) -> str:
-        # The upper bound keeps points from a clock that runs ahead out of every count.
-        return f"time > now() - {int(seconds)}s AND time <= now() AND {only}"
-
-    def newest(seconds: float) -> str:
-        # No upper bound: the newest sample is the latest word even when stamped ahead;
-        # how far ahead is measured, and beyond a tolerance the vessel is in clock_skew.
-        return f"time > now() - {int(seconds)}s AND {only}"
-
-    statements: list[Statement] = []
-    for window in windows:
-        statements.append(
-            Statement(
-                f"total:{window.label}",
-                f'SELECT count("result_code") FROM {source} '
-                f"WHERE {since(window.seconds)} GROUP BY {tag}",
-            )
-        )
-        statements.append(
-            Statement(
-                f"up:{window.label}",
-                f"SELECT count({loss}) FROM {source} "
-                f"WHERE {reply} AND {since(window.seconds)} GROUP BY {tag}",
-            )
-        )
-    # A ping error writes only result_code, so it is selected too: the newest row must
-    # be the newest sample whatever fields it has.
-    statements.append(
-        Statement(
-            "latest",
-            f'SELECT "result_code", {loss}, "average_response_ms" FROM {source} '
-            f"WHERE {newest(lookback)} GROUP BY {tag} ORDER BY time DESC LIMIT 1",
-        )
-    )
-    # Raw reads with LIMIT 1 stop at the first match; last() with a field condition reads
-    # the whole lookback.
-    statements.append(
-        Statement(
-            "last_reply",
-            f"SELECT {loss} FROM {source} WHERE {reply} AND {newest(lookback)} "
-            f"GROUP BY {tag} ORDER BY time DESC LIMIT 1",
-        )
-    )
-    statements.append(
-        Statement(
-            "first",
-            f'SELECT first("result_code") FROM {source} WHERE {since(lookback)} GROUP BY {tag}',
-        )
-    )
-    return statements
+    # No upper bound: the newest sample is the latest word even when stamped ahead;
+    # how far ahead is measured, and beyond a tolerance the vessel is in clock_skew.
+    newest = f"time > now() - {int(lookback)}s AND {only}"
+    # The upper bounds keep points from a clock that runs ahead out of the ledger.
+    edge = f"time > now() - 86400s AND time < {ask.edge_end}s AND time <= now() AND {only}"
+    until = "now()" if ask.until is None else f"{ask.until}s AND time <= now()"
+    return [
+        Statement("edge:total", f'SELECT count("result_code") FROM {source} WHERE {edge} '
+                                f"GROUP BY {tag}"),
+        Statement("edge:up", f"SELECT count({loss}) FROM {source} WHERE {reply} AND {edge} "
+                             f"GROUP BY {tag}"),
+        # A ping error writes only result_code, so it is selected too: the newest row must
+        # be the newest sample whatever fields it has.
+        Statement("latest", f'SELECT "result_code", {loss}, "average_response_ms" FROM '
+                            f"{source} WHERE {newest} GROUP BY {tag} ORDER BY time DESC LIMIT 1"),
+        # Raw reads with LIMIT 1 stop at the first match; last() with a field condition
+        # reads the whole lookback.
+        Statement("last_reply", f"SELECT {loss} FROM {source} WHERE {reply} AND {newest} "
+                                f"GROUP BY {tag} ORDER BY time DESC LIMIT 1"),
+        Statement("points", f'SELECT "result_code", {loss} FROM {source} WHERE '
+                            f"time > {ask.since}s AND time <= {until} AND {only} GROUP BY {tag}"),
+    ]
 
 
 def _statement_error(error: Any, index: int, statement: Statement, vessel: VesselConfig) -> str:
@@ -106,8 +79,8 @@ def _statement_error(error: Any, index: int, statement: Statement, vessel: Vesse
 
 # The columns read from each statement's rows, and those that may be null.
 _WANTED = {
-    "total": ("count",),
-    "up": ("count",),
+    "edge": ("count",),
+    "points": ("time", "percent_packet_loss"),
     "latest": ("time", "percent_packet_loss", "average_response_ms"),
     "last_reply": ("time",),
     "first": ("time",),
@@ -121,8 +94,9 @@ _LIMIT = float(2**64)
 
 
 def _rows(result: Any, index: int, statement: Statement, tag: str,
-          asked: frozenset[str]) -> dict[str, Row]:
-    """Device address -> the wanted columns of its single row, checked to be numbers."""
+          asked: frozenset[str]) -> dict[str, list[Row]]:
+    """Device address -> the wanted columns of its rows, checked to be numbers; one row
+    for every statement but the raw points."""
     where = f"statement {index} ({statement.purpose})"
     if not isinstance(result, dict):
         raise QueryError(f"malformed answer: {where}: expected an object")
@@ -134,7 +108,8 @@ def _rows(result: Any, index: int, statement: Statement, tag: str,
         raise QueryError(f"malformed answer: {where}: {len(series)} series for "
                          f"{len(asked)} devices")
     wanted = _WANTED[statement.purpose.partition(":")[0]]
-    rows: dict[str, Row] = {}
+    many = statement.purpose == "points"
+    rows: dict[str, list[Row]] = {}
     known_columns: list[Any] | None = None
     positions: list[int] = []
     for n, item in enumerate(series):
@@ -158,10 +133,20 @@ def _rows(result: Any, index: int, statement: Statement, tag: str,
             if missing:
                 raise QueryError(f"malformed answer: {where} series {n}: no column {missing[0]}")
             known_columns, positions = columns, [columns.index(c) for c in wanted]
-        values = tuple([row[p] for p in positions])
-        if not all([type(v) in (int, float) and -_LIMIT < v < _LIMIT for v in values]):
-            _check_values(values, wanted, f"{where} series {n}")  # nulls, or a bad value
-        rows[address] = values
+        table = item["values"] if many else [row]
+        if not isinstance(table, list):
+            raise QueryError(f"malformed answer: {where} series {n}: values is not a list")
+        found: list[Row] = []
+        width = len(columns)
+        for r in table:
+            if type(r) is not list or len(r) != width:
+                raise QueryError(f"malformed answer: {where} series {n}: "
+                                 "row does not match its columns")
+            values = tuple([r[p] for p in positions])
+            if not all([type(v) in (int, float) and -_LIMIT < v < _LIMIT for v in values]):
+                _check_values(values, wanted, f"{where} series {n}")  # nulls, or a bad value
+            found.append(values)
+        rows[address] = found
     return rows
 
 
@@ -206,8 +191,8 @@ def _series_problem(item: Any, tag: str) -> str | None:
 
 
 def parse_answer(
-    document: Any, statements: Sequence[Statement], vessel: VesselConfig, windows: Sequence[Window]
-) -> VesselObservation:
+    document: Any, statements: Sequence[Statement], vessel: VesselConfig
+) -> Answer:
     """Turn a decoded /query answer into observations; any surprise is a QueryError."""
     if not isinstance(document, dict):
         raise QueryError("malformed answer: expected a JSON object")
@@ -228,5 +213,10 @@ def parse_answer(
         st.purpose: _rows(result, i, st, tag, asked)
         for i, (st, result) in enumerate(zip(statements, results, strict=True))
     }
-
-    return observe(vessel, windows, by_purpose)
+    single = {purpose: {a: rows[0] for a, rows in found.items()}
+              for purpose, found in by_purpose.items() if purpose != "points"}
+    edges = edge_counts(single["edge:total"], single["edge:up"])
+    points = {a: [(int(t), loss is not None and loss < 100) for t, loss in rows]  # type: ignore[arg-type]
+              for a, rows in by_purpose["points"].items()}
+    return Answer(observation=observe(vessel, single), response_bytes=0, points=points,
+                  edges=edges)

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from prometheus_client import exposition as _exposition
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from .config import VesselConfig, Window
+from .config import Unknown, VesselConfig, Window
 from .fleet import RUN_RESULTS, FleetSnapshot, VesselState
 from .model import DeviceObservation, VesselStatus
 from .sla.downtime import Outage
+from .sla.hours import Span
 
 CONTENT_TYPE = getattr(_exposition, "CONTENT_TYPE_PLAIN_0_0_4", _exposition.CONTENT_TYPE_LATEST)
 DEVICE_LABELS = ("vessel", "component", "device", "address")
@@ -40,18 +41,29 @@ def _components(state: VesselState) -> dict[str, list[_Member]]:
     return out
 
 
-def _coverage(obs: DeviceObservation, window: Window, vessel: VesselConfig) -> float:
-    samples = obs.counts.get(window.label, (0, 0))[0]
-    return min(1.0, samples * vessel.sample_interval / window.seconds)
+def _coverage(span: Span, window: Window) -> float:
+    """Observed share of the window; time in maintenance is left out of both."""
+    length = window.seconds - span.maintenance
+    return min(1.0, span.observed / length) if length > 0 else 0.0
+
+
+def _uptime(spans: Sequence[Span], unknown: Unknown) -> float | None:
+    """Up over up and down, and over unobserved time too under `sla.unknown: down`;
+    None when nothing counts (never a made-up 1)."""
+    up = sum(s.up for s in spans)
+    total = sum(s.observed for s in spans)
+    if unknown is Unknown.DOWN:
+        total += sum(s.unobserved for s in spans)
+    return up / total if total > 0 else None
 
 
 def component_window(observed: Sequence[DeviceObservation], members: int, window: Window,
                      vessel: VesselConfig) -> tuple[float | None, float]:
-    """A component's uptime (None: no samples, so unknown) and coverage over `window`."""
-    total = sum(o.counts.get(window.label, (0, 0))[0] for o in observed)
-    replied = sum(o.counts.get(window.label, (0, 0))[1] for o in observed)
-    share = sum(_coverage(o, window, vessel) for o in observed)
-    return (replied / total if total else None), share / members
+    """A component's uptime (None: nothing observed, so unknown) and coverage over
+    `window`, from its devices' ledger spans; the metrics and the console both use it."""
+    spans = [sp for o in observed if (sp := o.spans.get(window.label))]
+    share = sum(_coverage(sp, window) for sp in spans)
+    return _uptime(spans, vessel.unknown), share / members
 
 
 def _oldest_outage(members: list[_Member]) -> float | None:
@@ -75,7 +87,7 @@ class ObservedCollector:
         win = [*DEVICE_LABELS, "window"]
         up = _gauge("fleet_device_up", "1 when the newest sample shows a reply.", DEVICE_LABELS)
         uptime = _gauge(
-            "fleet_device_uptime_ratio", "Samples with a reply / samples, per window.", win
+            "fleet_device_uptime_ratio", "Time up / time observed, per window.", win
         )
         coverage = _gauge(
             "fleet_device_coverage_ratio", "Share of the window that has samples.", win
@@ -102,11 +114,14 @@ class ObservedCollector:
                         continue
                     # A clock running ahead shifts its windows: their figures are unknown.
                     for window in () if obs.offset else self._windows:
-                        total, replied = obs.counts.get(window.label, (0, 0))
+                        span = obs.spans.get(window.label)
+                        if span is None:
+                            continue
                         wl = [*m.labels, window.label]
-                        coverage.add_metric(wl, _coverage(obs, window, state.config))
-                        if total:  # no samples: the ratio is unknown, not 1 and not 0
-                            uptime.add_metric(wl, replied / total)
+                        coverage.add_metric(wl, _coverage(span, window))
+                        ratio = _uptime([span], state.config.unknown)
+                        if ratio is not None:  # nothing seen: unknown, not 1 and not 0
+                            uptime.add_metric(wl, ratio)
                     if obs.up is not None:
                         up.add_metric(m.labels, 1.0 if obs.up else 0.0)
                     if obs.down_since is not None:
@@ -131,7 +146,7 @@ class ObservedCollector:
         )
         uptime = _gauge(
             "fleet_component_uptime_ratio",
-            "Samples with a reply / samples over all devices, per window.",
+            "Time up / time observed over all devices, per window.",
             win,
         )
         coverage = _gauge(

@@ -1,8 +1,10 @@
 """What a backend observes about a vessel, and how a collection can fail."""
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+
+from .sla.hours import EdgeCount, Span
 
 
 class VesselStatus(StrEnum):
@@ -45,14 +47,14 @@ class QueryError(CollectError):
 
 @dataclass(frozen=True, slots=True)
 class DeviceObservation:
-    """Server-side aggregates for one device; None means no such sample in the lookback."""
+    """What is known of one device; None means no such sample in the lookback."""
 
-    counts: Mapping[str, tuple[int, int]]  # window label -> (samples, samples with a reply)
+    spans: Mapping[str, Span]  # window label -> its time by state, from the ledger
     last_sample: float | None = None  # time of the newest sample
     last_loss: float | None = None  # packet loss ratio of the newest sample
     last_rtt: float | None = None  # average RTT of the newest sample, seconds
     last_reply: float | None = None  # time of the newest sample that had a reply
-    first_sample: float | None = None  # time of the oldest sample
+    first_sample: float | None = None  # time of the oldest sample in the ledger
     fresh: bool = True  # the newest sample is recent at the last assessment
     # How far the vessel's clock ran ahead, beyond tolerance, when this was collected: its
     # times are that much later than the real ones.
@@ -125,3 +127,6 @@ class VesselObservation:
 class Answer:
     observation: VesselObservation
     response_bytes: int  # bytes on the wire, after compression
+    # Raw (timestamp, up) samples per device address for the ledger, time-ordered.
+    points: Mapping[str, Sequence[tuple[int, bool]]] = field(default_factory=dict)
+    edges: Mapping[str, EdgeCount] = field(default_factory=dict)

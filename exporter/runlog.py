@@ -4,14 +4,17 @@ import dataclasses
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from . import ledger_db
 from .collector import RunResult
 from .model import DeviceObservation, VesselObservation
+from .sla.hours import Span
+from .sla.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +57,15 @@ _DEVICE_FIELDS = tuple(f.name for f in dataclasses.fields(DeviceObservation))
 def _observation_to_json(observation: VesselObservation) -> str:
     # Not dataclasses.asdict: its deep copies cost ~0.4 s per 1,000 vessels on the loop.
     return json.dumps({
-        address: {name: getattr(device, name) for name in _DEVICE_FIELDS}
+        address: {name: _plain(getattr(device, name)) for name in _DEVICE_FIELDS}
         for address, device in observation.devices.items()
     })
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):  # window label -> Span
+        return {k: dataclasses.astuple(v) for k, v in value.items()}
+    return value
 
 
 def _observation_from_json(text: str) -> VesselObservation:
@@ -64,7 +73,9 @@ def _observation_from_json(text: str) -> VesselObservation:
     for address, fields in json.loads(text).items():
         # Fields another version wrote and this one does not know are dropped.
         known = {k: v for k, v in fields.items() if k in _DEVICE_FIELDS}
-        known["counts"] = {label: (int(a), int(b)) for label, (a, b) in known["counts"].items()}
+        # Older versions stored sample counts ("counts"): no "spans", so it is not taken.
+        known["spans"] = {str(label): Span(*(float(x) for x in values))
+                          for label, values in known["spans"].items()}
         devices[address] = DeviceObservation(**known)
     return VesselObservation(devices=devices)
 
@@ -72,6 +83,11 @@ def _observation_from_json(text: str) -> VesselObservation:
 class RunLog:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        self._pruned_day = -1
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        return self._db
 
     @classmethod
     async def open(cls, path: Path | str) -> "RunLog":
@@ -85,6 +101,7 @@ class RunLog:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.executescript(SCHEMA)
+            await ledger_db.create(db)
             await db.commit()
         except BaseException:
             await db.close()
@@ -94,14 +111,24 @@ class RunLog:
     async def close(self) -> None:
         await self._db.close()
 
-    async def record(self, run: RunResult, retention: float) -> int:
-        """Store a run with its vessels and the last known states; prune old runs."""
+    async def record(self, run: RunResult, retention: float, ledger: Ledger | None = None,
+                     ledger_retention: float = 0.0) -> int:
+        """Store a run with its vessels, the last known states and the ledger's changes, in
+        one transaction; prune old runs."""
+        day = int(run.finished_at // 86400)
         try:
             run_id = await self._insert(run, retention)
+            if ledger is not None:
+                await ledger_db.write(self._db, ledger, run.finished_at, ledger_retention,
+                                      prune=day != self._pruned_day)
             await self._db.commit()
         except BaseException:
             await self._db.rollback()  # never leave half a run for the next commit
             raise
+        if ledger is not None:
+            ledger.dirty.clear()
+            ledger.cursors_dirty.clear()
+            self._pruned_day = day
         return run_id
 
     async def _insert(self, run: RunResult, retention: float) -> int:

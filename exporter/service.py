@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import aiohttp
 
+from . import ledger_db
 from .backend import Backend, ByApi, InfluxQLBackend
 from .collector import Clock, Collector, RunResult, VesselResult
 from .config import Config, ConfigError
@@ -20,6 +21,8 @@ from .flux_backend import FluxBackend
 from .metrics import ReloadState
 from .model import VesselStatus
 from .runlog import RunLog
+from .sla.hours import Maintenance, no_maintenance
+from .sla.ledger import Ledger
 from .vessel_log import VesselLog
 
 log = logging.getLogger(__name__)
@@ -37,12 +40,12 @@ def client_session(config: Config) -> aiohttp.ClientSession:
 def default_backend(config: Config, session: aiohttp.ClientSession) -> Backend:
     """InfluxQL over `session` for most vessels; a Flux client for each `api: flux` one."""
     collection = config.collection
+    catchup = config.ledger.max_catchup + config.ledger.settle
     backends: dict[str, Backend] = {
-        "influxql": InfluxQLBackend(session, collection.windows, collection.lookback)}
+        "influxql": InfluxQLBackend(session, collection.lookback, catchup)}
     flux = [v for v in config.vessels if v.influx.api == "flux"]
     if flux:
-        backends["flux"] = FluxBackend(flux, collection.windows, collection.lookback,
-                                       collection.timeout)
+        backends["flux"] = FluxBackend(flux, collection.lookback, catchup, collection.timeout)
     return ByApi(backends)
 
 
@@ -76,15 +79,18 @@ class CollectionService:
         *,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
+        maintenance: Maintenance = no_maintenance,
     ) -> None:
         self.config = config
         self.runlog = runlog
+        # Kept across reloads: the ledger is history, not configuration.
+        self.ledger = Ledger(config.ledger, config.collection.windows, maintenance)
         self.clock = clock
         self._sleep = sleep
         self._connect = connect
         self.fleet = Fleet(config.vessels, config.collection.stale_after)
         backend, self._disconnect = connect(config)
-        self.collector = Collector(config.collection, backend, clock=clock)
+        self.collector = Collector(config.collection, backend, self.ledger, clock=clock)
         self.renderer = Renderer(config.collection.windows, config.collection.interval,
                                  config.maintenance)
         self.cache = MetricsCache(b"", [])  # replaced by restore() before serving
@@ -105,6 +111,10 @@ class CollectionService:
 
     async def restore(self) -> None:
         """Bring back the last known state, so a restart does not forget outages."""
+        skipped = await ledger_db.restore(self.runlog.db, self.ledger, self.clock())
+        if skipped:
+            log.warning("ignored %d unreadable ledger rows in %s", skipped,
+                        self.config.state_path)
         for vessel, last_success, observation in await self.runlog.last_states():
             self.fleet.restore(vessel, observation, last_success)
         for row in await self.runlog.last_results():
@@ -182,7 +192,9 @@ class CollectionService:
     async def _record(self, run: RunResult) -> None:
         self.last_run_id = None
         try:
-            self.last_run_id = await self.runlog.record(run, self.config.run_retention)
+            self.last_run_id = await self.runlog.record(run, self.config.run_retention,
+                                                        self.ledger,
+                                                        self.config.ledger.retention)
         except (sqlite3.Error, OSError) as exc:
             # The metrics stay current; a run log that can't be written must not hide them.
             log.error("cannot record run in %s: %s", self.config.state_path, exc)
@@ -209,7 +221,10 @@ class CollectionService:
             backend, disconnect = self._connect(config)
             old_disconnect, self._disconnect = self._disconnect, disconnect
             self.config = config
-            self.collector = Collector(config.collection, backend, clock=self.clock)
+            self.ledger.reconfigure(config.ledger, config.collection.windows)
+            self.ledger.forget({v.id for v in config.vessels})
+            self.collector = Collector(config.collection, backend, self.ledger,
+                                      clock=self.clock)
             self.fleet.reconfigure(config.vessels, config.collection.stale_after)
             # Cached blocks carry the old labels and objectives.
             self.renderer = Renderer(config.collection.windows, config.collection.interval,

@@ -25,6 +25,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/api/v1/runs", handlers.list_runs)
     app.router.add_get("/api/v1/runs/{id}", handlers.get_run)
+    app.router.add_get("/api/v1/ledger", handlers.ledger)
     app.router.add_post("/-/reload", handlers.reload)
     app.router.add_put("/-/reload", handlers.reload)
 

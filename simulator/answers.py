@@ -38,7 +38,43 @@ def addresses(statement: str) -> list[str]:
     return [re.sub(r"\\(.)", r"\1", a) for a in re.split(r"(?<!\\)\|", match.group(1))]
 
 
-def _row(text: str, f: DeviceFacts) -> tuple[list[str], list[Any]] | None:
+_SINCE = re.compile(r"time > (\d+)s AND time <= (?:(\d+)s AND time <= )?now\(\)")
+
+
+def _points(text: str, f: DeviceFacts) -> tuple[list[str], list[list[Any]]] | None:
+    """The raw points the ledger asks for: `total` samples a minute apart up to the
+    newest, the oldest `total - up` of them without a reply."""
+    match = _SINCE.search(text)
+    if match is None:
+        raise ValueError(f"unexpected statement: {text[:80]}")
+    since = int(match[1])
+    until = int(match[2]) if match[2] else f.last_sample
+    rows = []
+    for k in range(f.total - 1, -1, -1):
+        at = f.last_sample - 60 * k
+        if since < at <= until:
+            up = k < f.up
+            rows.append([at, 0 if up else 1, 0.0 if up else 100.0])
+    return (["time", "result_code", "percent_packet_loss"], rows) if rows else None
+
+
+_EDGE = re.compile(r"time > now\(\) - 86400s AND time < (\d+)s")
+
+
+def _edge(text: str, f: DeviceFacts, now: int) -> tuple[list[str], list[Any]] | None:
+    """The 24 h window's edge counts, its start taken as `now` - 24 h."""
+    match = _EDGE.search(text)
+    assert match is not None
+    end = int(match[1])
+    ks = [k for k in range(f.total) if now - 86400 < f.last_sample - 60 * k < end]
+    if 'count("percent_packet_loss")' in text:
+        ks = [k for k in ks if k < f.up]
+    return (["time", "count"], [0, len(ks)]) if ks else None
+
+
+def _row(text: str, f: DeviceFacts, now: int) -> tuple[list[str], list[Any]] | None:
+    if "86400s AND time <" in text:
+        return _edge(text, f, now)
     if 'count("result_code")' in text:
         return (["time", "count"], [0, f.total]) if f.total else None
     if 'count("percent_packet_loss")' in text:
@@ -52,17 +88,22 @@ def _row(text: str, f: DeviceFacts) -> tuple[list[str], list[Any]] | None:
     raise ValueError(f"unexpected statement: {text[:80]}")
 
 
-def answer(statements: list[str], devices: dict[str, DeviceFacts]) -> dict[str, Any]:
-    """The /query JSON document for `statements` (epoch=s)."""
+def answer(statements: list[str], devices: dict[str, DeviceFacts],
+           now: int = FAKE_NOW + 60) -> dict[str, Any]:
+    """The /query JSON document for `statements` (epoch=s); `now` is the server's now()."""
     results = []
     for index, text in enumerate(statements):
         series = []
+        raw = 'SELECT "result_code", "percent_packet_loss" FROM' in text
         for address in addresses(text):
             facts = devices.get(address)
-            row = _row(text, facts) if facts is not None else None
-            if row is not None:
+            if facts is None:
+                continue
+            found = _points(text, facts) if raw else _row(text, facts, now)
+            if found is not None:
+                values = found[1] if raw else [found[1]]
                 series.append({"name": "ping", "tags": {"url": address},
-                               "columns": row[0], "values": [row[1]]})
+                               "columns": found[0], "values": values})
         result: dict[str, Any] = {"statement_id": index}
         if series:
             result["series"] = series

@@ -60,11 +60,13 @@ def fleet_config(
 ) -> dict[str, Any]:
     """Exporter config for `vessels`; `now` (the seeding anchor) places the dry dock.
 
-    Keyword overrides replace keys of `collection`; two are special: `state_path` sets
-    state.path and `sample_interval` (seconds or a duration string) sets
-    defaults.sample_interval.
+    Keyword overrides replace keys of `collection`; three are special: `state_path` sets
+    state.path, `ledger` the ledger section and `sample_interval` (seconds or a duration
+    string) sets defaults.sample_interval.
     """
     state_path = collection_overrides.pop("state_path", "exporter.db")
+    # The simulator seeds five days: the ledger reads them in the first request.
+    ledger = collection_overrides.pop("ledger", {"backfill": "6d", "max_catchup": "7d"})
     sample_interval = collection_overrides.pop("sample_interval", "60s")
     if isinstance(sample_interval, int):
         sample_interval = f"{sample_interval}s"
@@ -78,6 +80,7 @@ def fleet_config(
         "sla": {"objective": 0.95, "components": {"server": 0.99}},
         "components": list(COMPONENTS),
         "state": {"path": str(state_path)},
+        "ledger": ledger,
         "defaults": {
             "sample_interval": sample_interval,
             "influx": {"database": "telegraf", "measurement": "ping", "device_tag": "url"},

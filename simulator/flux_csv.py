@@ -61,31 +61,51 @@ def error_table(message: str) -> str:
 
 _DEVICES = re.compile(r"=~ /\^\((.*?)\)\$/")
 _YIELDS = re.compile(r'yield\(name: "([^"]+)"\)')
+_TIME = r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"
+_EDGE_STOP = re.compile(r"src\(start: -86400s, stop: " + _TIME + r"\)")
+_POINTS = re.compile(r"src\(start: " + _TIME + r", stop: (now\(\)|" + _TIME[1:-1] + r")\).*"
+                     r'yield\(name: "points"\)')
+
+
+def seconds(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
 
 
 def healthy_answer(script: str, now: int) -> str:
-    """Every device of the exporter's script up for a whole day, the newest sample 30 s old."""
+    """Every device of the exporter's script up, a sample a minute, the newest 30 s old;
+    the raw points span what the script asks for, at most a day."""
     devices = re.sub(r"\\(.)", r"\1", _DEVICES.search(script)[1]).split("|")
     tag = re.search(r'r\["(\w+)"\] =~', script)[1]
     ns = 10**9
+    stamps = [now - 30 - 60 * k for k in range(1440)][::-1]
+    edge_stop = seconds(_EDGE_STOP.search(script)[1])
+    edge = sum(1 for t in stamps if now - 86400 <= t < edge_stop)
+    points = _POINTS.search(script)
+    start = seconds(points[1])
+    stop = now + 1 if points[2] == "now()" else seconds(points[2])
+    raw = [t for t in stamps if start <= t < stop]
     results: list[tuple[str, list[Table]]] = []
     for name in _YIELDS.findall(script):
         tables = []
         for address in devices:
-            if name.startswith(("total:", "up:")):
-                tables.append(Table({tag: address}, [{tag: address, "_value": 1440}],
+            if name.startswith("edge:"):
+                tables.append(Table({tag: address}, [{tag: address, "_value": edge}],
                                     {tag: "string", "_value": "long"}))
                 continue
-            at = (now - 86400 + 30) * ns if name == "first" else (now - 30) * ns
-            fields = {"latest": {"result_code": 0, "percent_packet_loss": 0.0,
-                                 "average_response_ms": 35.412},
-                      "last_reply": {"percent_packet_loss": 0.0},
-                      "first": {"result_code": 0}}[name]
+            at = [now - 30]
+            fields: dict[str, Any] = {"latest": {"result_code": 0, "percent_packet_loss": 0.0,
+                                                 "average_response_ms": 35.412},
+                                      "last_reply": {"percent_packet_loss": 0.0},
+                                      "points": {"result_code": 0,
+                                                 "percent_packet_loss": 0.0}}[name]
+            if name == "points":
+                at = raw
             for field, value in fields.items():
                 key = {"_field": field, tag: address}
                 kind = "double" if isinstance(value, float) else "long"
-                tables.append(Table(key, [{**key, "_time": at, "_value": value}],
-                                    {"_time": "dateTime:RFC3339", "_value": kind,
-                                     "_field": "string", tag: "string"}))
+                rows = [{**key, "_time": t * ns, "_value": value} for t in at]
+                if rows:
+                    tables.append(Table(key, rows, {"_time": "dateTime:RFC3339", "_value": kind,
+                                                    "_field": "string", tag: "string"}))
         results.append((name, tables))
     return csv_answer(results)

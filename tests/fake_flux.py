@@ -6,7 +6,8 @@ gzip when asked, JSON error bodies, and error tables in the middle of a stream. 
 are the raw points of a real influxd (the bucket "db/rp" names the database), so both
 backends read the very same samples. It runs the operations the exporter's script uses,
 with Flux's semantics: range() includes its start and excludes now, selectors work per
-series, group() merges series.
+series, group() merges series, keep() drops columns and leaves dropped ones out of the
+group key.
 """
 
 import asyncio
@@ -27,8 +28,9 @@ from simulator.flux_csv import Table, csv_answer
 
 Responder = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_YIELD = re.compile(
-    r'^src\(start: -(\d+)s, stop: (now\(\)|[0-9TZ:-]+)\) (.*) \|> yield\(name: "([^"]+)"\)$')
+_YIELD = re.compile(r'^src\(start: (-\d+s|[0-9TZ:-]+), stop: (now\(\)|[0-9TZ:-]+)\) (.*) '
+                    r'\|> yield\(name: "([^"]+)"\)$')
+_KEEP = re.compile(r'^keep\(columns: \[(.*)\]\)$')
 _TAG_FILTER = re.compile(r'r\._measurement == "([^"]+)" and r\["(\w+)"\] =~ /(.*)/\)$')
 
 
@@ -44,10 +46,13 @@ def _datatype(value: Any) -> str:
     return "double" if isinstance(value, float) else "long"
 
 
-def _stop_ns(stop: str, now_ns: int) -> int:
-    if stop == "now()":
+def _time_ns(when: str, now_ns: int) -> int:
+    """A range() bound: now(), a duration before now (-86400s), or an RFC3339 time."""
+    if when == "now()":
         return now_ns
-    return int(datetime.fromisoformat(stop.replace("Z", "+00:00")).timestamp()) * 10**9
+    if when.startswith("-"):
+        return now_ns - int(when[1:-1]) * 10**9
+    return int(datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()) * 10**9
 
 
 @dataclass
@@ -96,17 +101,16 @@ class FakeFlux:
         devices = re.compile(regex)
         yields = [m.groups() for line in lines[3:] if (m := _YIELD.match(line))]
         assert len(yields) == len(lines) - 3, script
-        longest = max(int(seconds) for seconds, _, _, _ in yields)
+        earliest = min(_time_ns(start, now_ns) for start, _, _, _ in yields)
         fields = set(re.findall(r'r\._field == "(\w+)"', script))
-        data = [p for p in self.points(bucket[1], measurement, fields, now_ns - longest * 10**9)
+        data = [p for p in self.points(bucket[1], measurement, fields, earliest)
                 if devices.match(dict(p.tags).get(tag, ""))]
-        return [(name, self._pipeline(data, int(seconds), _stop_ns(stop, now_ns), chain, tag,
-                                      measurement, now_ns))
-                for seconds, stop, chain, name in yields]
+        return [(name, self._pipeline(data, _time_ns(start, now_ns), _time_ns(stop, now_ns),
+                                      chain, tag, measurement))
+                for start, stop, chain, name in yields]
 
-    def _pipeline(self, data: list[Point], seconds: int, stop: int, chain: str, tag: str,
-                  measurement: str, now_ns: int) -> list[Table]:
-        start = now_ns - seconds * 10**9
+    def _pipeline(self, data: list[Point], start: int, stop: int, chain: str, tag: str,
+                  measurement: str) -> list[Table]:
         ops = chain.split(" |> ")
         fields = set(re.findall(r'r\._field == "(\w+)"', ops[0]))
         below = re.search(r"r\._value < ([\d.]+)", ops[0])
@@ -119,6 +123,8 @@ class FakeFlux:
                 counts[address] = counts.get(address, 0) + 1
             return [Table({tag: a}, [{tag: a, "_value": n}], {tag: "string", "_value": "long"})
                     for a, n in sorted(counts.items())]
+        if len(ops) == 2 and (keep := _KEEP.match(ops[1])):
+            return self._keep(rows, [c.strip('" ') for c in keep[1].split(",")])
         assert ops[1:] in (["last()"], ["first()"]), chain
         chosen: dict[tuple[Any, ...], Point] = {}
         for p in sorted(rows, key=lambda p: p.time, reverse=ops[1] == "last()"):
@@ -133,6 +139,23 @@ class FakeFlux:
                      **{k: "string" for k, _ in tags}}
             row = {**key, "_time": p.time, "_value": p.value}
             tables.append(Table({k: str(v) for k, v in key.items()}, [row], types))
+        return tables
+
+    @staticmethod
+    def _keep(rows: list[Point], columns: list[str]) -> list[Table]:
+        """Raw rows, a table per series; dropped group-key columns leave the key."""
+        series: dict[tuple[Any, ...], list[Point]] = {}
+        for p in sorted(rows, key=lambda p: p.time):
+            series.setdefault((p.tags, p.field), []).append(p)
+        tables = []
+        for (tags, name), points in sorted(series.items()):
+            full = {"_field": name, **dict(tags)}
+            key = {k: v for k, v in full.items() if k in columns}
+            types = {"_time": "dateTime:RFC3339", "_value": _datatype(points[0].value),
+                     **{k: "string" for k in key}}
+            types = {k: t for k, t in types.items() if k in columns}
+            tables.append(Table(key, [{**key, "_time": p.time, "_value": p.value}
+                                      for p in points], types))
         return tables
 
     async def handle(self, request: web.Request) -> web.StreamResponse:

@@ -27,6 +27,8 @@ def write_config(path: Path, vessels: list[dict[str, Any]], **sections: Any) -> 
         "listen": "127.0.0.1:9470",
         "collection": {"interval": "1h", "timeout": "2s", "attempts": 2, "backoff": "10ms"},
         "state": {"path": str(path.parent / "exporter.db")},
+        # The fakes hold a day of samples: the first request reads all of it.
+        "ledger": {"backfill": "1d", "max_catchup": "2d"},
         "vessels": vessels,
     }
     document.update(sections)

@@ -79,8 +79,9 @@ class TestEquivalence:
         # InfluxDB's now() is the wall clock's, so the exporter's is too; one frozen reading
         # of it for both makes their downtime ages comparable to the second.
         clock = Clock(time.time())
-        results = {name: await scrape(await exporter(path, clock=clock))
+        clients = {name: await exporter(path, clock=clock)
                    for name, path in configs.items()}
+        results = {name: await scrape(client) for name, client in clients.items()}
 
         assert len(fake.requests) == 7  # one per reachable vessel
         by_scenario = {v.scenario: v.id for v in vessels}
@@ -97,6 +98,25 @@ class TestEquivalence:
         mismatched = {k: (expected.get(k), got.get(k)) for k in expected.keys() | got.keys()
                       if expected.get(k) != got.get(k)}
         assert mismatched == {}
+
+        # The ledgers too: every closed hour of every device, from the API.
+        start = (int(time.time()) - 6 * 86400) // 3600 * 3600
+        end = start + 7 * 86400
+        closed = 0
+        for v in vessels:
+            if v.scenario == "unreachable":
+                continue
+            for d in v.devices:
+                query = (f"/api/v1/ledger?vessel={v.id}&component={d.component}"
+                         f"&device={d.name}&from={start}&to={end}")
+                ledgers = [await (await c.get(query)).json() for c in clients.values()]
+                hours = [{h["start"]: h for h in ledger["hours"] if not h["open"]}
+                         for ledger in ledgers]
+                common = hours[0].keys() & hours[1].keys()
+                assert len(common) >= 6 * 24 - 1
+                assert {k: hours[0][k] for k in common} == {k: hours[1][k] for k in common}
+                closed += sum(1 for k in common if hours[0][k]["up"] + hours[0][k]["down"])
+        assert closed > 20 * 5 * 24 - 30  # hours with samples: five days on most devices
 
 
 @pytest.fixture
@@ -185,9 +205,15 @@ class TestAnswers:
         assert len(fake.requests) == 1
 
     async def test_bytes_on_the_wire_are_counted(self, flux_vessel):
-        _, _, metrics, _ = await flux_vessel(healthy())
-        wire = metrics.get("fleet_vessel_response_bytes", vessel="aurora")
-        assert wire and wire < 1500  # gzip: the CSV itself is several times that
+        ticks = Ticks()
+        _, client, metrics, _ = await flux_vessel(healthy(), healthy(), sleep=ticks)
+        # The first request reads a day of raw points: about 350 KB of CSV, gzipped.
+        backfill = metrics.get("fleet_vessel_response_bytes", vessel="aurora")
+        assert backfill and 5000 < backfill < 50_000
+        await ticks.runs(client)
+        # Then only the points after the ledger's cursor.
+        steady = (await scrape(client)).get("fleet_vessel_response_bytes", vessel="aurora")
+        assert steady and steady < 1500
 
     async def test_a_flux_compile_error_from_influxdb_1_8_keeps_its_reason(self, flux_vessel):
         body = '{"error": "type error 2:4-2:20: missing required argument bucket"}'
@@ -208,7 +234,7 @@ class TestAnswers:
 
     async def test_only_line_breaks_end_a_row(self, flux_vessel):
         text = ("#group,false,false,true,false,false\r\n"
-                "#datatype,string,long,string,string,long\r\n#default,total:24h,,,,\r\n"
+                "#datatype,string,long,string,string,long\r\n#default,edge:total,,,,\r\n"
                 ",result,table,url,host,_value\r\n,,0,10.10.1.5,bridge\u2028deck,1440\r\n")
         _, _, metrics, entry = await flux_vessel(reply(text=text))
         assert entry["error"] is None
@@ -223,16 +249,16 @@ class TestAnswers:
 
     @pytest.mark.parametrize(("text", "message"), [
         pytest.param("#datatype,string,long,string,long\r\n#group,false,false,true,false\r\n"
-                     "#default,total:24h,,,\r\n,result,table,url,_value\r\n,,0,10.10.1.5,many\r\n",
+                     "#default,edge:total,,,\r\n,result,table,url,_value\r\n,,0,10.10.1.5,many\r\n",
                      "column _value: expected long, got 'many'", id="non-numeric"),
         pytest.param(",result,table,url\r\n,,0,10.10.1.5\r\n",
                      "a table without annotations", id="no-annotations"),
         pytest.param("#datatype,string,long,string\r\n#default,nonsense,,\r\n"
                      ",result,table,url\r\n,,0,10.10.1.5\r\n",
                      "unexpected result 'nonsense'", id="unknown-result"),
-        pytest.param("#datatype,string,long,long\r\n#default,total:24h,,\r\n"
+        pytest.param("#datatype,string,long,long\r\n#default,edge:total,,\r\n"
                      ",result,table,_value\r\n,,0,5\r\n",
-                     "result total:24h: column url missing", id="no-device-tag"),
+                     "result edge:total: column url missing", id="no-device-tag"),
     ])
     async def test_malformed_answers_name_what_is_wrong(self, flux_vessel, text, message):
         fake, _, metrics, entry = await flux_vessel(reply(text=text))
@@ -250,7 +276,7 @@ class TestRequest:
         assert request["query"] == {"org": "-"}
         script = request["body"]["query"]
         assert 'from(bucket: "telegraf/autogen")' in script
-        assert script.count("yield(") == 5  # 2 per window + latest, last reply, first
+        assert script.count("yield(") == 5  # 2 edge counts, latest, last reply, raw points
         assert '=~ /^(10\\.10\\.1\\.5|10\\.10\\.1\\.20)$/' in script
         assert request["body"]["dialect"]["annotations"] == ["datatype", "group", "default"]
 
@@ -285,9 +311,9 @@ class TestRequest:
 
 
 def counts_csv(*rows: tuple[str, str], datatype: str = "long") -> str:
-    """A total:24h result with one (address, value) row each."""
+    """An edge:total result with one (address, value) row each."""
     head = (f"#datatype,string,long,string,{datatype}\r\n#group,false,false,true,false\r\n"
-            "#default,total:24h,,,\r\n,result,table,url,_value\r\n")
+            "#default,edge:total,,,\r\n,result,table,url,_value\r\n")
     return head + "".join(f",,{n},{a},{v}\r\n" for n, (a, v) in enumerate(rows))
 
 
@@ -308,14 +334,14 @@ HOSTILE_CSV = [
     pytest.param(reply(text=counts_csv(("10.10.1.5", "1e999"), datatype="double")),
                  "column _value: expected double", id="double-infinite"),
     pytest.param(reply(text=counts_csv(("10.10.1.5", "1"), ("10.9.9.9", "1"))),
-                 "result total:24h: device '10.9.9.9' was not asked for",
+                 "result edge:total: device '10.9.9.9' was not asked for",
                  id="unexpected-device"),
     pytest.param(reply(text=latest_csv(100)),
                  "result latest: more than 64 rows for 2 devices", id="too-many-rows"),
     pytest.param(reply(text=latest_csv(1).replace("2030-01-01T00:00:00Z", "99999-01-01")),
                  "column _time: expected dateTime:RFC3339", id="absurd-time"),
-    pytest.param(reply(text=latest_csv(1).replace(",0\r\n", ',"' + "x" * 200_000 + '"\r\n')),
-                 "answer too large: 200", id="over-the-vessel-cap"),
+    pytest.param(reply(text=latest_csv(1).replace(",0\r\n", ',"' + "x" * 3_000_000 + '"\r\n')),
+                 "answer too large: 300", id="over-the-vessel-cap"),
     pytest.param(reply(text=latest_csv(1).replace(",0\r\n", ',"' + "x" * 60_000 + '"\r\n')),
                  "column _value: expected double, got 'xxx", id="huge-cell"),
     pytest.param(reply(400, "[" * 60_000, content_type="application/json"),

@@ -15,6 +15,9 @@ from tests.helpers import scrape, vessel, write_config
 from tests.hostile import assert_plain
 
 AP, SRV = "10.10.1.5", "10.10.1.20"
+# The test vessel's answer cap: 2 devices x (8 KiB + 32 B per raw point), room for twice
+# the points of one catch-up (2 d + 120 s settle of 60 s samples, 2882) plus 16.
+CAP = 2 * (8192 + 32 * (2 * 2882 + 16))  # 386304
 TOKEN = "tok-Very-Secret-42"
 
 
@@ -53,7 +56,7 @@ BROKEN_ANSWERS = [
                  "answer is not UTF-8 (byte 13)", id="not-utf8"),
     pytest.param(reply(body=json.dumps({"results": [
         {"statement_id": i, "error": "database not found: telegraf"} for i in range(5)]})),
-                 "statement 0 (total:24h): database not found: telegraf", id="statement-error"),
+                 "statement 0 (edge:total): database not found: telegraf", id="statement-error"),
     pytest.param(reply(body=json.dumps({"results": [
         {"statement_id": i, "series": [{"name": "ping", "tags": {"url": AP},
                                         "columns": ["time", "count"], "values": []}]}
@@ -71,7 +74,7 @@ BROKEN_ANSWERS = [
                        headers={"Content-Encoding": "gzip"}),
                  "truncated gzip answer", id="truncated-gzip"),
     pytest.param(streamed(b'{"results": [' + b" " * (9 * 1024 * 1024) + b"]}"),
-                 "answer too large: over 65536 bytes", id="oversized"),
+                 f"answer too large: over {CAP} bytes", id="oversized"),
     pytest.param(reply(status=400, body='{"error": "error parsing query: found EOF"}'),
                  "HTTP 400: error parsing query: found EOF", id="bad-query"),
     pytest.param(reply(status=404, body="404 page not found", content_type="text/plain"),
@@ -184,7 +187,7 @@ def answer_with(first_series: list[dict]) -> str:
 
 HOSTILE_ANSWERS = [
     pytest.param(reply(body=answer_with([counted(AP, 2**70)])),
-                 "statement 0 (total:24h) series 0 column count: number out of range",
+                 "statement 0 (edge:total) series 0 column count: number out of range",
                  id="integer-beyond-64-bits"),
     pytest.param(reply(body=answer_with([counted(AP, 10**400)])),
                  "column count: number out of range", id="integer-beyond-float"),
@@ -197,28 +200,28 @@ HOSTILE_ANSWERS = [
     pytest.param(reply(body=b'{"results": [], "note": "caf\xe9"}'),
                  "answer is not UTF-8", id="not-utf-8"),
     pytest.param(reply(body=answer_with([counted(AP), counted("10.9.9.9")])),
-                 "statement 0 (total:24h) series 1: device '10.9.9.9' was not asked for",
+                 "statement 0 (edge:total) series 1: device '10.9.9.9' was not asked for",
                  id="unexpected-device"),
     pytest.param(reply(body=answer_with([counted(AP), counted(AP)])),
-                 "statement 0 (total:24h) series 1: device '10.10.1.5' appears twice",
+                 "statement 0 (edge:total) series 1: device '10.10.1.5' appears twice",
                  id="device-twice"),
     pytest.param(reply(body=answer_with([counted(f"10.0.0.{n}") for n in range(3)])),
-                 "statement 0 (total:24h): 3 series for 2 devices", id="too-many-series"),
+                 "statement 0 (edge:total): 3 series for 2 devices", id="too-many-series"),
     pytest.param(reply(body=json.dumps(results(*[[{"tags": {"url": AP}}]] * 5))),
-                 "statement 0 (total:24h) series 0: missing columns", id="no-columns"),
+                 "statement 0 (edge:total) series 0: missing columns", id="no-columns"),
     pytest.param(reply(body=json.dumps({"results": "many"})),
                  "no results for 5 statements", id="results-not-a-list"),
     pytest.param(reply(status=400, body="[" * 60_000),
                  "HTTP 400: no JSON error message", id="deeply-nested-error"),
-    pytest.param(reply(body=b'{"results": [' + b" " * 300_000 + b"]}"),
-                 "answer too large: 300015 bytes, the cap for 2 devices is 65536 bytes",
+    pytest.param(reply(body=b'{"results": [' + b" " * 500_000 + b"]}"),
+                 f"answer too large: 500015 bytes, the cap for 2 devices is {CAP} bytes",
                  id="over-the-vessel-cap"),
-    pytest.param(streamed(b'{"results": [' + b"{}," * 100_000 + b"{}]}"),
-                 "answer too large: over 65536 bytes, the cap for 2 devices is 65536 bytes",
+    pytest.param(streamed(b'{"results": [' + b"{}," * 200_000 + b"{}]}"),
+                 f"answer too large: over {CAP} bytes, the cap for 2 devices is {CAP} bytes",
                  id="over-the-vessel-cap-streamed"),
     pytest.param(reply(body=gzip.compress(b" " * 1_000_000),
                        headers={"Content-Encoding": "gzip"}),
-                 "answer too large: over 65536 bytes decoded, the cap for 2 devices is 65536",
+                 f"answer too large: over {CAP} bytes decoded, the cap for 2 devices is {CAP}",
                  id="gzip-bomb"),
 ]
 

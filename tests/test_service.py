@@ -91,10 +91,10 @@ class TestRunRecording:
         writing, finish = asyncio.Event(), asyncio.Event()
         record = RunLog.record
 
-        async def slow_record(self: RunLog, run, retention: float) -> int:
+        async def slow_record(self: RunLog, run, retention: float, *ledger) -> int:
             writing.set()
             await finish.wait()
-            return await record(self, run, retention)
+            return await record(self, run, retention, *ledger)
 
         monkeypatch.setattr(RunLog, "record", slow_record)
         clock, ticks = Clock(T0 + 60), Ticks()

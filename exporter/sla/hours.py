@@ -1,0 +1,193 @@
+"""The ledger's arithmetic: raw samples folded into per-device UTC hours, and windows.
+
+A sample stands for the time since the sample before it, at most the vessel's
+`sample_interval` (so a gap is never covered by the sample after it), and the first one
+seen stands for `sample_interval`. Its whole time counts in the hour of its own
+timestamp, and in a window when its timestamp is inside it: a sample's duration is known
+the moment it arrives, so an hour never changes once its samples are in. On a regular
+grid every hour gets exactly its own length; when the interval changes, an hour can get a
+part of an interval more or less than its length, which its neighbour has less or more.
+"""
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+HOUR = 3600
+
+# (vessel id, component, device name, start, end) -> sorted, non-overlapping [s, e)
+Maintenance = Callable[[str, str, str, float, float], Sequence[tuple[float, float]]]
+
+
+def no_maintenance(vessel: str, component: str, device: str, start: float,
+                   end: float) -> Sequence[tuple[float, float]]:
+    return ()
+
+
+@dataclass(slots=True)
+class Hour:
+    """One device's UTC hour, in seconds (and samples, to weigh a part of the hour)."""
+
+    up: int = 0
+    down: int = 0
+    maintenance: int = 0
+    up_samples: int = 0
+    down_samples: int = 0
+    outages: int = 0  # down stretches that start in this hour
+    longest: int = 0  # longest down stretch ending in this hour, seconds
+
+    def add(self, other: "Hour") -> "Hour":
+        return Hour(self.up + other.up, self.down + other.down,
+                    self.maintenance + other.maintenance, self.up_samples + other.up_samples,
+                    self.down_samples + other.down_samples, self.outages + other.outages,
+                    max(self.longest, other.longest))
+
+    def unobserved(self, span: int = HOUR) -> int:
+        return max(0, span - self.up - self.down - self.maintenance)
+
+
+@dataclass(slots=True)
+class Carry:
+    """What the next sample of a device needs from those before it."""
+
+    last: int | None = None  # timestamp of the newest sample folded
+    last_up: bool = True
+    first: int | None = None  # oldest sample the ledger has seen
+    down_from: int | None = None  # start of the down stretch in progress
+
+    def copy(self) -> "Carry":
+        return Carry(self.last, self.last_up, self.first, self.down_from)
+
+
+def _overlap(start: int, end: int, intervals: Sequence[tuple[float, float]]) -> int:
+    total = 0.0
+    for s, e in intervals:
+        if e <= start:
+            continue
+        if s >= end:
+            break
+        total += min(e, end) - max(s, start)
+    return round(total)
+
+
+def fold(points: Iterable[tuple[int, bool]], carry: Carry, cap: int, hours: dict[int, Hour],
+         maintenance: Sequence[tuple[float, float]] = ()) -> None:
+    """Add time-ordered (timestamp, up) samples to `hours` (keyed by hour number), in place,
+    updating `carry`. A sample at or before the carry's newest was counted already."""
+    for t, up in points:
+        last = carry.last
+        if last is not None and t <= last:
+            continue
+        d = cap if last is None else min(t - last, cap)
+        hour = hours.get(t // HOUR)
+        if hour is None:
+            hour = hours[t // HOUR] = Hour()
+        held = _overlap(t - d, t, maintenance) if maintenance else 0
+        d -= held
+        hour.maintenance += held
+        contiguous = last is not None and t - last <= cap
+        if up:
+            hour.up += d
+            hour.up_samples += 1
+            carry.down_from = None
+        else:
+            hour.down += d
+            hour.down_samples += 1
+            if carry.down_from is None or not contiguous or carry.last_up:
+                carry.down_from = t - d
+                hour.outages += 1
+            hour.longest = max(hour.longest, t - carry.down_from)
+        carry.last, carry.last_up = t, up
+        if carry.first is None:
+            carry.first = t
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A window's time, in seconds: up, down, in maintenance, unobserved within what the
+    ledger holds, and not held at all (before the ledger starts)."""
+
+    up: float = 0.0
+    down: float = 0.0
+    maintenance: float = 0.0
+    unobserved: float = 0.0
+    unheld: float = 0.0
+
+    def __add__(self, other: "Span") -> "Span":
+        return Span(self.up + other.up, self.down + other.down,
+                    self.maintenance + other.maintenance, self.unobserved + other.unobserved,
+                    self.unheld + other.unheld)
+
+    @property
+    def observed(self) -> float:
+        return self.up + self.down
+
+    @property
+    def length(self) -> float:
+        return self.observed + self.maintenance + self.unobserved + self.unheld
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeCount:
+    """Samples and samples with a reply from the window's start to the end of its hour,
+    counted by the vessel's InfluxDB: a part of an hour the ledger holds only as a whole."""
+
+    samples: int
+    up: int
+
+
+@dataclass(slots=True)
+class Book:
+    """One device's hours: frozen ones and the recomputed part after them."""
+
+    frozen: dict[int, Hour] = field(default_factory=dict)
+    fresh: dict[int, Hour] = field(default_factory=dict)  # hours after the frozen cursor
+    carry: Carry = field(default_factory=Carry)
+
+    def hour(self, key: int) -> Hour | None:
+        frozen, fresh = self.frozen.get(key), self.fresh.get(key)
+        if frozen is None or fresh is None:
+            return frozen or fresh
+        return frozen.add(fresh)
+
+
+def window(book: Book, start: float, now: float, held_from: float,
+           edge: EdgeCount | None = None) -> Span:
+    """The time of (start, now] by state. Whole hours come from the book; the hour the
+    window starts in is weighed by `edge` when given, else by the share of it inside."""
+    total = Span()
+    first, last = int(start // HOUR), int(now // HOUR)
+    for key in range(first, last + 1):
+        lo, hi = max(key * HOUR, start), min((key + 1) * HOUR, now)
+        span = hi - lo
+        if span <= 0:
+            continue
+        unheld = max(0.0, min(hi, held_from) - lo)
+        hour = book.hour(key)
+        if hour is None:
+            total += Span(unobserved=span - unheld, unheld=unheld)
+            continue
+        if key == first and lo > key * HOUR:
+            part = _edge(hour, span, edge)
+        else:
+            part = Span(hour.up, hour.down, hour.maintenance)
+        rest = max(0.0, span - part.up - part.down - part.maintenance)
+        held_rest = max(0.0, rest - unheld)
+        total += Span(part.up, part.down, part.maintenance, held_rest, rest - held_rest)
+    return total
+
+
+def _edge(hour: Hour, span: float, edge: EdgeCount | None) -> Span:
+    """The part of a frozen hour inside the window."""
+    share = span / HOUR
+    if edge is None:
+        return Span(hour.up * share, hour.down * share, hour.maintenance * share)
+    # Each sample counted by the server weighs what the hour's samples weighed on average.
+    up_each = hour.up / hour.up_samples if hour.up_samples else 0.0
+    down_each = hour.down / hour.down_samples if hour.down_samples else 0.0
+    down = max(0, edge.samples - edge.up)
+    return Span(min(edge.up, hour.up_samples) * up_each,
+                min(down, hour.down_samples) * down_each, hour.maintenance * share)
+
+
+def hours_of(books: Mapping[str, Book], key: int) -> dict[str, Hour]:
+    return {address: h for address, book in books.items() if (h := book.hour(key)) is not None}

@@ -1,0 +1,102 @@
+"""The SLA ledger: time-weighted windows against a real InfluxDB 1.6, and its arithmetic."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from exporter.config import parse_config
+from exporter.sla.hours import HOUR, Book, Carry, EdgeCount, Hour, fold, window
+from exporter.sla.ledger import Ledger
+from simulator.fleetconfig import write_fleet_config
+from tests.servers import InfluxServer
+from tests.test_exporter_influxdb import run_once
+
+SERVER = {"vessel": "mixed", "component": "server", "device": "srv-1", "address": "10.0.0.1"}
+
+
+class TestIntervalChange:
+    """Telegraf went from 60 s to 5 min samples 12 h ago; the server was down 2 h since."""
+
+    def test_uptime_and_coverage_weigh_time(self, influxd: InfluxServer, tmp_path: Path):
+        now = int(time.time())
+        newest = now - 30
+        lines = []
+        for k in range(144):  # 5-minute samples over the last 12 h
+            down = 48 <= k < 72  # 2 h, from 4 h to 6 h ago
+            fields = "result_code=1i,percent_packet_loss=100" if down else \
+                "result_code=0i,percent_packet_loss=0"
+            lines.append(f"ping,url=10.0.0.1 {fields} {newest - 300 * k}")
+        for j in range(1500):  # one a minute before that
+            lines.append(f"ping,url=10.0.0.1 result_code=0i,percent_packet_loss=0 "
+                         f"{newest - 43200 - 60 * j}")
+        influxd.write("mixed", lines)
+        path = tmp_path / "fleet.yml"
+        write_fleet_config(path, {
+            "state": {"path": str(tmp_path / "state.db")},
+            "ledger": {"backfill": "2d", "max_catchup": "3d"},
+            "defaults": {"sample_interval": "5m"},
+            "vessels": [{"id": "mixed", "influx": {"url": influxd.url, "database": "mixed"},
+                         "devices": [{"address": "10.0.0.1", "component": "server",
+                                      "name": "srv-1"}]}],
+        })
+        metrics, _ = run_once(path)
+        # By samples this read (864 - 24) / 864 = 97.2 %; by time it is 22 h of 24.
+        assert metrics.get("fleet_device_uptime_ratio", window="24h", **SERVER) == \
+            pytest.approx(22 / 24, abs=1e-9)
+        assert metrics.get("fleet_device_coverage_ratio", window="24h", **SERVER) == 1.0
+        # A second run reads only the points after the frozen cursor and agrees.
+        again, _ = run_once(path)
+        assert again.get("fleet_device_uptime_ratio", window="24h", **SERVER) == \
+            pytest.approx(22 / 24, abs=1e-4)
+        assert again.get("fleet_vessel_response_bytes", vessel="mixed") < 1024
+
+
+class TestFold:
+    def test_a_sample_stands_for_the_time_since_the_one_before_capped(self):
+        hours: dict[int, Hour] = {}
+        carry = Carry()
+        base = 1000 * HOUR
+        fold([(base + 60, True), (base + 120, True), (base + 3000, False),
+              (base + 3060, False)], carry, 300, hours)
+        [hour] = hours.values()
+        assert (hour.up, hour.down) == (300 + 60, 300 + 60)  # first and after the gap: cap
+        assert hour.unobserved() == 3600 - 720
+        assert hour.outages == 1 and carry.last == base + 3060
+
+    def test_a_sample_already_folded_is_not_counted_again(self):
+        hours: dict[int, Hour] = {}
+        carry = Carry()
+        fold([(7200 + 60, True)], carry, 60, hours)
+        fold([(7200 + 60, True), (7200 + 120, True)], carry, 60, hours)
+        assert hours[2].up == 120 and hours[2].up_samples == 2
+
+    def test_maintenance_is_neither_up_nor_down(self):
+        hours: dict[int, Hour] = {}
+        fold([(t, False) for t in range(60, 3601, 60)], Carry(last=0), 60, hours,
+             [(0.0, 1800.0)])
+        assert hours[0].maintenance == 1800 and hours[0].down == 1740
+
+    def test_window_uses_edge_counts_for_its_oldest_partial_hour(self):
+        book = Book()
+        fold([(t, True) for t in range(30, 3 * HOUR, 60)], Carry(last=-30), 60, book.frozen)
+        span = window(book, 1800.0, 3 * HOUR - 1, held_from=0, edge=EdgeCount(30, 30))
+        assert span.up == 30 * 60 + 2 * 3600 and span.down == 0
+        unheld = window(book, -HOUR, 3 * HOUR - 1, held_from=0)
+        assert unheld.unheld == HOUR
+
+
+class TestEdge:
+    def test_a_device_missing_from_the_edge_counts_had_no_sample_there(self):
+        config = parse_config({"ledger": {"backfill": "2d", "max_catchup": "3d"}, "vessels": [
+            {"id": "v", "influx": {"url": "http://127.0.0.1:1", "database": "d"},
+             "devices": [{"address": "10.0.0.1", "component": "server", "name": "s"}]}]})
+        [vessel] = config.vessels
+        ledger = Ledger(config.ledger, config.collection.windows)
+        # The window starts 30 s before an hour ends, and no sample falls in those 30 s.
+        now = 100 * HOUR + 86400 + 3570
+        points = [(now - 30 - 60 * k, True) for k in range(1500)][::-1]
+        ask = ledger.ask(vessel, now)
+        taken = ledger.take(vessel, ask, {"10.0.0.1": points}, {}, now)
+        span = taken.spans["10.0.0.1"]["24h"]
+        assert span.up == 1440 * 60  # not 30 s more for a share of the edge hour

@@ -1,0 +1,154 @@
+"""GET /api/v1/ledger: strict parameters, and hours that agree with the raw points."""
+
+import calendar
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from simulator.fleetconfig import fleet_config, unused_loopback_url
+from simulator.influx import seed
+from simulator.scenarios import plan_fleet
+from tests.fake_influx import DeviceFacts
+from tests.helpers import Clock, write_config
+from tests.servers import InfluxServer
+from tests.test_http import T0, fleet  # noqa: F401  (the fixture)
+
+HOUR = 3600
+SERVER = "vessel=aurora&component=server&device=nav-server"
+DAY0 = int(T0) - 86400  # on a whole hour: T0 is
+
+
+def ledger_url(query: str) -> str:
+    return f"/api/v1/ledger?{query}"
+
+
+class TestParameters:
+    @pytest.mark.parametrize(("query", "field"), [
+        (f"component=server&device=nav-server&from={DAY0}&to={DAY0 + HOUR}", "vessel"),
+        (f"vessel=aurora&device=nav-server&from={DAY0}&to={DAY0 + HOUR}", "component"),
+        (f"vessel=aurora&component=server&from={DAY0}&to={DAY0 + HOUR}", "device"),
+        (f"{SERVER}&to={DAY0 + HOUR}", "from"),
+        (f"{SERVER}&from={DAY0}", "to"),
+        (f"{SERVER}&from=yesterday&to={DAY0}", "from"),
+        (f"{SERVER}&from={DAY0 + 1}&to={DAY0 + HOUR}", "from"),  # not a whole hour
+        (f"{SERVER}&from={DAY0}&to=2027-13-01T00:00:00Z", "to"),
+        (f"{SERVER}&from={DAY0}&to={DAY0}", "to"),
+        (f"{SERVER}&from={DAY0}&to={DAY0 + 401 * 86400}", "to"),  # over 400 days
+        (f"{SERVER}&from={DAY0}&from={DAY0}&to={DAY0 + HOUR}", "from"),
+        (f"{SERVER}&from=%C2%B2&to={DAY0 + HOUR}", "from"),
+        (f"{SERVER}&from=-3600&to={DAY0 + HOUR}", "from"),
+        (f"{SERVER}&from={DAY0}&to={DAY0 + HOUR}&limit=5", "limit"),
+        (f"vessel=&component=server&device=nav-server&from={DAY0}&to={DAY0 + HOUR}",
+         "vessel"),
+    ])
+    async def test_a_bad_or_missing_parameter_is_a_400_naming_it(self, fleet, query, field):  # noqa: F811
+        _, client = await fleet()
+        response = await client.get(ledger_url(query))
+        assert response.status == 400
+        assert (await response.json())["error"].startswith(f"{field}: ")
+
+    @pytest.mark.parametrize("query", [
+        f"vessel=nowhere&component=server&device=nav-server&from={DAY0}&to={DAY0 + HOUR}",
+        f"vessel=aurora&component=server&device=ap-bridge&from={DAY0}&to={DAY0 + HOUR}",
+    ])
+    async def test_an_unknown_vessel_or_device_is_a_404(self, fleet, query):  # noqa: F811
+        _, client = await fleet()
+        response = await client.get(ledger_url(query))
+        assert response.status == 404
+        assert "not found" in (await response.json())["error"]
+
+    async def test_hours_of_a_range_by_state(self, fleet):  # noqa: F811
+        # A sample a minute, the newest at T0 - 60: the oldest 1000 down, the newest 440 up.
+        server = DeviceFacts(up=440, result_code=0, loss=0.0, last_sample=int(T0) - 60,
+                             last_reply=int(T0) - 60)
+        _, client = await fleet(server=server, clock=Clock(T0))
+        response = await client.get(ledger_url(
+            f"{SERVER}&from=2027-01-14T08:00:00Z&to={int(T0) + 2 * HOUR}"))
+        assert response.status == 200
+        body = await response.json()
+        hours = body["hours"]
+        assert len(hours) == 24  # none from now on
+        assert hours[0]["start"] == "2027-01-14T08:00:00Z" == body["from"]
+        for h in hours:
+            assert h["up"] + h["down"] + h["maintenance"] + h["unobserved"] == HOUR
+        # The ledger starts at DAY0 and reads points after it: the first, at DAY0 + 60,
+        # stands for one minute; the sample at DAY0 + 3600 counts in the next hour.
+        assert [h["down"] for h in hours[:17]] == [3540] + [3600] * 15 + [2400]
+        assert [h["up"] for h in hours[16:]] == [1200] + [3600] * 7
+        assert hours[0]["unobserved"] == 60
+        assert [h["outages"] for h in hours] == [1] + [0] * 23
+        assert hours[16]["longest_outage"] == 999 * 60
+        assert body["totals"] == {"up": 440 * 60, "down": 999 * 60, "maintenance": 0,
+                                  "unobserved": 60, "outages": 1,
+                                  "longest_outage": 999 * 60}
+
+
+def stretches(samples: list[tuple[int, bool]], cap: int) -> dict[int, dict[str, int]]:
+    """The hours of `samples`, built from down stretches rather than sample by sample."""
+    hours: dict[int, dict[str, int]] = {}
+    runs: list[list[tuple[int, int]]] = []  # down stretches: [(time, duration), ...]
+    before: tuple[int, bool] | None = None
+    for t, up in samples:
+        held = cap if before is None else min(t - before[0], cap)
+        hour = hours.setdefault(t - t % HOUR, {"up": 0, "down": 0, "outages": 0,
+                                                "longest_outage": 0})
+        hour["up" if up else "down"] += held
+        if not up:
+            joined = before is not None and not before[1] and t - before[0] <= cap
+            if joined:
+                runs[-1].append((t, held))
+            else:
+                runs.append([(t, held)])
+        before = (t, up)
+    for run in runs:
+        start = run[0][0] - run[0][1]
+        hours[run[0][0] - run[0][0] % HOUR]["outages"] += 1
+        for t, _ in run:
+            hour = hours[t - t % HOUR]
+            hour["longest_outage"] = max(hour["longest_outage"], t - start)
+    return hours
+
+
+async def raw_points(url: str, database: str) -> dict[str, list[tuple[int, bool]]]:
+    q = ('SELECT "result_code", "percent_packet_loss" FROM "ping" WHERE time > now() - 30d '
+         'GROUP BY "url"')
+    async with aiohttp.ClientSession() as session, session.get(
+            f"{url}/query", params={"db": database, "q": q, "epoch": "s"}) as response:
+        document: dict[str, Any] = await response.json()
+    return {s["tags"]["url"]: [(t, loss is not None and loss < 100) for t, _, loss in s["values"]]
+            for s in document["results"][0].get("series", [])}
+
+
+class TestAgreement:
+    async def test_the_ledger_agrees_with_the_raw_points(
+        self, influxd: InfluxServer, exporter, tmp_path: Path
+    ):
+        vessels = [v for v in plan_fleet(8, id_prefix="agr")
+                   if v.scenario not in ("unreachable", "no_data")]
+        anchor = int(time.time())
+        await seed(influxd.url, vessels, anchor, days=3)
+        document = fleet_config(vessels, influxd.url, unused_loopback_url(), attempts=1,
+                                timeout="30s", state_path=str(tmp_path / "state.db"))
+        path = write_config(tmp_path / "fleet.yml", document.pop("vessels"), **document)
+        client = await exporter(path, clock=time.time)
+        start = (anchor - 4 * 86400) // HOUR * HOUR
+        compared = 0
+        for v in vessels:
+            points = await raw_points(influxd.url, v.id)
+            for d in v.devices:
+                expected = stretches(sorted(points.get(d.address, [])), 60)
+                response = await client.get(ledger_url(
+                    f"vessel={v.id}&component={d.component}&device={d.name}"
+                    f"&from={start}&to={(anchor // HOUR + 1) * HOUR}"))
+                assert response.status == 200
+                for row in (await response.json())["hours"]:
+                    key = calendar.timegm(time.strptime(row["start"], "%Y-%m-%dT%H:%M:%SZ"))
+                    want = expected.get(key, {"up": 0, "down": 0, "outages": 0,
+                                              "longest_outage": 0})
+                    got = {k: row[k] for k in want}
+                    assert got == want, (v.scenario, d.name, row["start"])
+                    compared += 1
+        assert compared > 24 * 4 * 20  # every hour of every device
