@@ -381,3 +381,39 @@ class TestEvents:
         await client.app.shutdown()  # what the server does first when it stops
         for response in responses:
             assert await asyncio.wait_for(response.content.read(), 5) == b""
+
+
+class TestMaintenancePage:
+    async def test_windows_in_force_first_with_what_they_cover(self, fleet):
+        windows = [
+            {"id": "later-refit", "vessels": ["aurora"], "components": ["server"],
+             "start": "2027-03-01T00:00:00Z", "end": "2027-03-21T00:00:00Z",
+             "reason": "refit", "reference": "OPS-9"},
+            {"id": "aurora-dock", "vessels": ["aurora"], "devices": ["nav-server"],
+             "start": "2027-01-15T00:00:00Z", "end": "2027-02-15T00:00:00Z",
+             "reason": "dry <dock>"},
+            {"id": "sunday-patching", "vessels": ["*"], "components": ["server"],
+             "weekly": {"day": "sunday", "at": "02:00", "duration": "2h",
+                        "timezone": "Europe/Oslo"}, "reason": "patch window"},
+            {"id": "old", "vessels": ["aurora"], "start": "2026-01-01T00:00:00Z",
+             "end": "2026-01-02T00:00:00Z", "reason": "gone"},
+        ]
+        _, client = await fleet(maintenance=windows, clock=Clock(T0 + 60))
+        doc = await page(client, "/maintenance")
+        table = doc.one("section").one("table").table()
+        assert [r["window"] for r in table] == ["aurora-dock", "later-refit",
+                                                 "sunday-patching", "old"]
+        dock, refit, sunday, old = table
+        assert dock["state"] == "in force" and dock["now or next"] == "until 2027-02-15 00:00 UTC"
+        assert dock["reason"] == "dry <dock>"  # escaped on the page, read back as text
+        assert dock["covers"] == "aurora: every component; devices nav-server"
+        assert refit["state"] == "next" and refit["reference"] == "OPS-9"
+        assert refit["now or next"] == "2027-03-01 00:00 UTC to 2027-03-21 00:00 UTC"
+        assert sunday["covers"] == "every vessel: server"
+        assert sunday["declared as"] == "every sunday at 02:00 Europe/Oslo, for 2 h"
+        assert sunday["now or next"] == "2027-01-17 01:00 UTC to 2027-01-17 03:00 UTC"
+        assert old["state"] == "over" and old["now or next"] == ""
+
+    async def test_no_windows_says_so(self, fleet):
+        _, client = await fleet()
+        assert "No maintenance window is declared." in (await page(client, "/maintenance")).text

@@ -24,6 +24,7 @@ from ..fleet import RUN_RESULTS, FleetSnapshot, VesselState
 from ..service import CollectionService
 from ..sla_state import PERSISTENT_AFTER, ComponentState, DataStatus, in_maintenance
 from . import events as live
+from .maintenance_view import window_views
 from .render import SLICE_SECONDS, RowCache, environment
 from .views import (
     DOWN_3D,
@@ -233,6 +234,12 @@ async def violations_api(request: web.Request) -> web.Response:
 # --- the run log --------------------------------------------------------------------
 
 
+async def maintenance(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    return _html(request, "maintenance.html", page="maintenance",
+                 windows=window_views(service.config.maintenance, service.clock()))
+
+
 async def runs(request: web.Request) -> web.Response:
     result = _choice(request, "result", RUN_RESULTS, api=False)
     raw = request.query.get("before")
@@ -278,6 +285,7 @@ def setup_console(app: web.Application) -> None:
     app.router.add_get("/vessels/{id}", vessel)
     app.router.add_get("/runs", runs)
     app.router.add_get("/runs/{id}", run)
+    app.router.add_get("/maintenance", maintenance)
     app.router.add_get("/api/v1/fleet", fleet_api)
     app.router.add_get("/api/v1/vessels/{id}", vessel_api)
     app.router.add_get("/api/v1/violations", violations_api)
