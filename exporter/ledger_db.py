@@ -157,3 +157,23 @@ async def read(db: aiosqlite.Connection, vessel: str, addresses: Iterable[str], 
                 if h is not None and start <= at < end:
                     hours[at] = h
     return found
+
+
+async def hours(db: aiosqlite.Connection, ledger: Ledger, vessel: str,
+                addresses: Iterable[str], start: int, end: int) -> dict[str, dict[int, Hour]]:
+    """Each device's hours in [start, end), by hour start: stored ones, overlaid by those
+    still in memory (recent and open ones, not yet written or still changing)."""
+    wanted = list(addresses)
+    found = await read(db, vessel, wanted, start, end)
+    books = ledger.vessels.get(vessel)
+    if books is not None:
+        for address in wanted:
+            book = books.books.get(address)
+            if book is None:
+                continue
+            into = found.setdefault(address, {})
+            for key in {*book.frozen, *book.fresh}:
+                at = key * HOUR
+                if start <= at < end and (hour := book.hour(key)) is not None:
+                    into[at] = hour
+    return found

@@ -237,6 +237,12 @@ class TestDemo:
                     await page.goto(f"{base}/vessels/{down.id}")
                     ips = await page.locator("table.devices td.ip").all_inner_texts()
                     assert sorted(ips) == sorted(d.address for d in down.devices)
+                    # The server's 4-day outage fills its strip: every hour of the last
+                    # three whole days is down.
+                    days = await page.locator("details.component:has(summary:text-is('server'))"
+                                              " table.days tr").all_inner_texts()
+                    assert len(days) >= 4
+                    assert all("down 24 h" in day for day in days[-4:-1]), days
                     await shoot(page, tmp_path / f"vessel-{size}.png")
                     await page.goto(f"{base}/runs")
                     await page.click("table a >> nth=0")

@@ -18,12 +18,16 @@ from aiohttp import web
 
 from fleet_common.ids import parse_id
 
+from .. import ledger_db
 from ..appkeys import SERVICE
 from ..config import Window
 from ..fleet import RUN_RESULTS, FleetSnapshot, VesselState
 from ..service import CollectionService
+from ..sla.hours import HOUR
 from ..sla_state import PERSISTENT_AFTER, ComponentState, DataStatus, in_maintenance
 from . import events as live
+from .history import DAY
+from .history import DAYS as HISTORY_DAYS
 from .maintenance_view import window_views
 from .render import SLICE_SECONDS, RowCache, environment
 from .views import (
@@ -209,7 +213,14 @@ async def _vessel(request: web.Request, api: bool) -> Any:
     attempts = await service.runlog.vessel_runs(vessel_id, VESSEL_ATTEMPTS)
     now = service.clock()
     held = in_maintenance(service.config.vessels, service.config.maintenance, now)
-    return vessel_page(state, service.config, now, attempts, maintenance_for(state, held)), now
+    start = (int(now) // DAY - HISTORY_DAYS + 1) * DAY
+    hours = await ledger_db.hours(service.runlog.db, service.ledger, vessel_id,
+                                  [d.address for d in state.config.devices], start,
+                                  int(now) + HOUR)
+    # Thousands of cells: built beside the loop.
+    view = await asyncio.to_thread(vessel_page, state, service.config, now, attempts,
+                                   maintenance_for(state, held), hours)
+    return view, now
 
 
 async def vessel(request: web.Request) -> web.Response:

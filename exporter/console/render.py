@@ -9,6 +9,7 @@ import jinja2
 from markupsafe import Markup
 
 from ..sla_state import ComponentState, DataStatus, DeviceState
+from .history import cells
 from .views import DOWN_3D, VesselRow
 
 SLICE_SECONDS = 0.005  # longest stretch of work before other requests get a turn
@@ -105,7 +106,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True,
     )
     env.filters.update(pct=pct, objective=objective, duration=duration, iso=iso,
-                       millis=millis, size=size)
+                       millis=millis, size=size, cells=cells)
     env.globals.update(STATE_WORDS=STATE_WORDS, STATE_ICONS=STATE_ICONS,
                        STATE_HELP=STATE_HELP, STATUS_WORDS=STATUS_WORDS,
                        STATUS_ICONS=STATUS_ICONS, STATUS_HELP=STATUS_HELP,

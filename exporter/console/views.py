@@ -13,6 +13,7 @@ from typing import Any
 
 from ..config import Config, VesselConfig, Window
 from ..fleet import FleetSnapshot, VesselState
+from ..sla.hours import Hour
 from ..sla_state import (
     ComponentFigures,
     ComponentState,
@@ -29,6 +30,8 @@ from ..sla_state import (
     sla_window,
     window_figures,
 )
+from .history import History
+from .history import build as build_history
 
 # Worst first: the overview's order and the filter chips' order.
 STATE_RANK = {ComponentState.BREACH: 0, ComponentState.AT_RISK: 1,
@@ -203,23 +206,6 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
-class History:
-    """Hour-by-hour up, down, gap and maintenance per component and device over 30 days.
-
-    history: not yet available. The SLA ledger fills this in; until then it is empty.
-    """
-
-    available: bool = False
-    components: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    devices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-def history(vessel: VesselConfig, now: float) -> History:
-    """The vessel's 30-day history; empty until the SLA ledger exists."""
-    return History()
-
-
-@dataclass(frozen=True, slots=True)
 class VesselPage:
     id: str
     name: str
@@ -276,7 +262,8 @@ def _links(config: Config, vessel_id: str) -> dict[str, str]:
 
 def vessel_page(state: VesselState, config: Config, now: float,
                 attempts: Sequence[Mapping[str, Any]],
-                maintenance: frozenset[str]) -> VesselPage:
+                maintenance: frozenset[str],
+                hours: Mapping[str, Mapping[int, Hour]] | None = None) -> VesselPage:
     windows = config.collection.windows
     live = current(state)
     observed = state.observation.devices if state.observation is not None else {}
@@ -306,7 +293,7 @@ def vessel_page(state: VesselState, config: Config, now: float,
         attempts=tuple(Attempt(a["run_id"], a["started_at"], a["status"], a["attempts"],
                                a["duration_seconds"], a["response_bytes"], a["error"])
                        for a in attempts),
-        history=history(state.config, now),
+        history=build_history(state.config, hours or {}, now),
         links=_links(config, state.config.id))
 
 
