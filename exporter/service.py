@@ -21,7 +21,7 @@ from .flux_backend import FluxBackend
 from .metrics import ReloadState
 from .model import VesselStatus
 from .runlog import RunLog
-from .sla.hours import Maintenance, no_maintenance
+from .sla.hours import Maintenance
 from .sla.ledger import Ledger
 from .vessel_log import VesselLog
 
@@ -79,12 +79,15 @@ class CollectionService:
         *,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
-        maintenance: Maintenance = no_maintenance,
+        maintenance: Maintenance | None = None,
     ) -> None:
         self.config = config
         self.runlog = runlog
-        # Kept across reloads: the ledger is history, not configuration.
-        self.ledger = Ledger(config.ledger, config.collection.windows, maintenance)
+        # Kept across reloads: the ledger is history, not configuration. Its maintenance
+        # hours come from the config's windows unless a test passes its own.
+        self._own_maintenance = maintenance
+        self.ledger = Ledger(config.ledger, config.collection.windows,
+                             maintenance or config.maintenance.intervals)
         self.clock = clock
         self._sleep = sleep
         self._connect = connect
@@ -222,6 +225,7 @@ class CollectionService:
             old_disconnect, self._disconnect = self._disconnect, disconnect
             self.config = config
             self.ledger.reconfigure(config.ledger, config.collection.windows)
+            self.ledger.maintenance = self._own_maintenance or config.maintenance.intervals
             self.ledger.forget({v.id for v in config.vessels})
             self.collector = Collector(config.collection, backend, self.ledger,
                                       clock=self.clock)

@@ -12,7 +12,7 @@ from simulator.fleetconfig import fleet_config, unused_loopback_url
 from simulator.influx import seed
 from simulator.scenarios import plan_fleet
 from tests.fake_influx import DeviceFacts
-from tests.helpers import Clock, write_config
+from tests.helpers import Clock, scrape, vessel, write_config
 from tests.servers import InfluxServer
 from tests.test_http import T0, fleet  # noqa: F401  (the fixture)
 
@@ -152,3 +152,34 @@ class TestAgreement:
                     assert got == want, (v.scenario, d.name, row["start"])
                     compared += 1
         assert compared > 24 * 4 * 20  # every hour of every device
+
+
+class TestMaintenanceHours:
+    async def test_a_window_is_maintenance_in_the_ledger_and_left_out_of_uptime(
+        self, tmp_path: Path, fake_influx, exporter
+    ):
+        # Down for the whole day; a window covers two of its hours on the server.
+        down = DeviceFacts(up=0, result_code=1, loss=100.0, rtt_ms=None,
+                           last_sample=int(T0) - 60, last_reply=None)
+        _, url = await fake_influx(**{"10_10_1_5": DeviceFacts(), "10_10_1_20": down})
+        dock = [{"id": "patch", "vessels": ["aurora"], "components": ["server"],
+                 "start": "2027-01-14T10:00:00Z", "end": "2027-01-14T12:00:00Z",
+                 "reason": "patching"}]
+        config = write_config(tmp_path / "fleet.yml", [vessel("aurora", url)],
+                              maintenance=dock,
+                              collection={"interval": "1h", "timeout": "2s", "attempts": 1})
+        client = await exporter(config, clock=Clock(T0))
+        body = await (await client.get(ledger_url(
+            f"{SERVER}&from=2027-01-14T09:00:00Z&to=2027-01-14T13:00:00Z"))).json()
+        # Samples on each minute; each stands for the minute before it and counts in its
+        # own hour: the 10:00 sample's minute is before the window, the 12:00 one's in it.
+        assert [(h["down"], h["maintenance"]) for h in body["hours"]] == [
+            (3600, 0), (60, 3540), (0, 3600), (3540, 60)]
+        metrics = await scrape(client)
+        observed = 1439 * 60 - 2 * HOUR  # a day of samples less the window
+        coverage = metrics.get("fleet_device_coverage_ratio", vessel="aurora",
+                               component="server", device="nav-server",
+                               address="10.10.1.20", window="24h")
+        assert coverage == pytest.approx(observed / (86400 - 2 * HOUR))
+        assert metrics.get("fleet_device_uptime_ratio", vessel="aurora", component="server",
+                           device="nav-server", address="10.10.1.20", window="24h") == 0
