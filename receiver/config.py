@@ -46,7 +46,7 @@ DURATION_RANGES: dict[str, tuple[float, float]] = {
 MAX_BODY_RANGE = (1024, 64 * 1024 * 1024)
 
 
-# 500 alerts (Alertmanager's max_alerts) of about 4 KiB, twice over: see README.
+# 500 alerts (Alertmanager's max_alerts) of about 4 KiB, twice over: see docs/receiver.md.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 

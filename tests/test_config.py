@@ -238,13 +238,13 @@ class TestLimits:
             vessels__1__sample_interval="1d"))
         assert code == 0, output
 
-    def test_readme_documents_every_range(self):
-        readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    def test_docs_document_every_range(self):
+        doc = (Path(__file__).parent.parent / "docs" / "exporter.md").read_text(encoding="utf-8")
         for _document, expected in LIMITS:
             key, _, rest = expected.partition(": must be between ")
             low, _, high = rest.split(",")[0].partition(" and ")
             key = re.sub(r"vessels\[\d+\]", "vessels[]", key)
-            assert re.search(rf"\| `{re.escape(key)}` \|.*\| {low} to {high} \|", readme), key
+            assert re.search(rf"\| `{re.escape(key)}` \|.*\| {low} to {high} \|", doc), key
 
 
 def _bomb() -> str:
