@@ -6,6 +6,7 @@ from exporter.config import DeviceConfig, InfluxConfig, VesselConfig, Window
 from exporter.console.render import duration, pct
 from exporter.fleet import VesselState
 from exporter.model import DeviceObservation, VesselObservation, VesselStatus
+from exporter.sla.hours import Span
 from exporter.sla_state import (
     ComponentState,
     DeviceState,
@@ -27,8 +28,11 @@ VESSEL = VesselConfig(
 
 
 def device(replied: int, total: int = 1440, down_for: float | None = None) -> DeviceObservation:
+    """`replied` of `total` minutes of the 24 h window up, the rest of them down."""
+    span = Span(up=60.0 * replied, down=60.0 * (total - replied),
+                unobserved=86400.0 - 60.0 * total)
     return DeviceObservation(
-        counts={"24h": (total, replied)}, last_sample=NOW - 30,
+        spans={"24h": span}, last_sample=NOW - 30,
         last_loss=1.0 if down_for is not None else 0.0,
         last_reply=NOW - down_for if down_for is not None else NOW - 30,
         first_sample=NOW - 30 * 86400)
