@@ -104,7 +104,7 @@ def _row(start: int, hour: Hour | None, span: int, held: bool, open_: bool) -> d
     h = hour or Hour()
     return {"start": _iso(start), "up": h.up, "down": h.down, "maintenance": h.maintenance,
             "unobserved": h.unobserved(span), "outages": h.outages, "longest_outage": h.longest,
-            "held": held, "open": open_}
+            "held": held, "open": open_, "estimated": h.estimated}
 
 
 def document(q: LedgerQuery, days: list[tuple[int, bytes]], memory: Mapping[int, Hour],

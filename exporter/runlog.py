@@ -15,6 +15,7 @@ from .collector import RunResult
 from .model import DeviceObservation, VesselObservation
 from .sla.hours import Span
 from .sla.ledger import Ledger
+from .sla.maintenance import MaintenanceSchedule
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,20 @@ class RunLog:
             ledger.cursors_dirty.clear()
             self._pruned_day = day
         return run_id
+
+    async def record_ledger(self, ledger: Ledger, schedule: MaintenanceSchedule,
+                            now: float) -> None:
+        """Store the ledger's changes with the windows they were made for, in one
+        transaction: a window applied is never applied again, nor forgotten."""
+        try:
+            await ledger_db.write(self._db, ledger, now, 0.0, prune=False)
+            await ledger_db.write_schedule(self._db, schedule)
+            await self._db.commit()
+        except BaseException:
+            await self._db.rollback()
+            raise
+        ledger.dirty.clear()
+        ledger.cursors_dirty.clear()
 
     async def _insert(self, run: RunResult, retention: float) -> int:
         cursor = await self._db.execute(

@@ -23,6 +23,7 @@ from .model import VesselStatus
 from .runlog import RunLog
 from .sla.hours import Maintenance
 from .sla.ledger import Ledger
+from .sla.maintenance import MaintenanceSchedule
 from .vessel_log import VesselLog
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,41 @@ class CollectionService:
                                        row["duration_seconds"], row["response_bytes"])
         self.fleet.restore_good_run(await self.runlog.last_good_run_at())
         self.fleet.reassess(self.clock())
+        await self._apply_schedule(await ledger_db.read_schedule(self.runlog.db))
         await self._render()
+
+    async def _apply_schedule(self, built: MaintenanceSchedule | None) -> None:
+        """Bring the frozen hours in line with the config's windows when they differ from
+        those the ledger was built with (`built`, None when not known: taken as equal)."""
+        if self._own_maintenance is not None:
+            return  # a test's own maintenance: the config's windows are not the ledger's
+        new = self.config.maintenance
+        if built is not None and built.fingerprints() == new.fingerprints():
+            return
+        now = self.clock()
+        if built is not None:
+            changed = MaintenanceSchedule(tuple(new.changed_since(built))).intervals
+            # Points older than the lookback may be gone from the vessel's InfluxDB.
+            kept_from = now - self.config.collection.lookback
+            for vessel in self.config.vessels:
+                plan = self.ledger.affected(vessel, changed)
+                first = min((k for keys in plan.values() for k in keys), default=None)
+                if first is None:
+                    continue
+                try:
+                    await ledger_db.load(self.runlog.db, self.ledger, vessel.id, first // 24)
+                except sqlite3.Error as exc:
+                    log.error("cannot read the ledger of %s in %s: %s", vessel.id,
+                              self.config.state_path, exc)
+                    continue
+                self.ledger.amend(vessel, plan, built.intervals, new.intervals, kept_from)
+                log.info("maintenance windows changed: amending the ledger of %s from %s",
+                         vessel.id, first * 3600)
+        try:
+            await self.runlog.record_ledger(self.ledger, new, now)
+        except (sqlite3.Error, OSError) as exc:
+            # Memory is amended; the next start compares with the stored windows again.
+            log.error("cannot record the ledger in %s: %s", self.config.state_path, exc)
 
     async def _render(self) -> None:
         self._renders += 1
@@ -223,10 +258,12 @@ class CollectionService:
                              state_path=self.config.state_path)
             backend, disconnect = self._connect(config)
             old_disconnect, self._disconnect = self._disconnect, disconnect
+            built = self.config.maintenance
             self.config = config
             self.ledger.reconfigure(config.ledger, config.collection.windows)
             self.ledger.maintenance = self._own_maintenance or config.maintenance.intervals
             self.ledger.forget({v.id for v in config.vessels})
+            await self._apply_schedule(built)
             self.collector = Collector(config.collection, backend, self.ledger,
                                       clock=self.clock)
             self.fleet.reconfigure(config.vessels, config.collection.stale_after)

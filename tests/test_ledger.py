@@ -1,12 +1,14 @@
 """The SLA ledger: time-weighted windows against a real InfluxDB 1.6, and its arithmetic."""
 
+import struct
 import time
 from pathlib import Path
 
 import pytest
 
+from exporter import ledger_db
 from exporter.config import parse_config
-from exporter.sla.hours import HOUR, Book, Carry, EdgeCount, Hour, fold, window
+from exporter.sla.hours import HOUR, Book, Carry, EdgeCount, Hour, estimate, fold, window
 from exporter.sla.ledger import Ledger
 from simulator.fleetconfig import write_fleet_config
 from tests.servers import InfluxServer
@@ -100,3 +102,42 @@ class TestEdge:
         taken = ledger.take(vessel, ask, {"10.0.0.1": points}, {}, now)
         span = taken.spans["10.0.0.1"]["24h"]
         assert span.up == 1440 * 60  # not 30 s more for a share of the edge hour
+
+
+class TestEstimates:
+    """Hours re-split by a window declared after their points are gone."""
+
+    def test_an_added_window_takes_down_time_first_then_up(self):
+        hour = Hour(up=1200, down=1800, up_samples=20, down_samples=30)
+        assert estimate(hour, 2400) == Hour(up=600, down=0, maintenance=2400, up_samples=20,
+                                            down_samples=30, estimated=True)
+
+    def test_unobserved_time_stays_unobserved(self):
+        hour = Hour(up=600, up_samples=10)
+        assert estimate(hour, 3600) == Hour(maintenance=600, up_samples=10, estimated=True)
+
+    def test_a_removed_window_gives_time_back_as_the_samples_were(self):
+        hour = Hour(up=0, down=0, maintenance=3600, up_samples=15, down_samples=45)
+        assert estimate(hour, -3600) == Hour(up=900, down=2700, up_samples=15,
+                                             down_samples=45, estimated=True)
+
+    def test_no_change_is_the_hour_itself(self):
+        hour = Hour(up=3600, up_samples=60)
+        assert estimate(hour, 0) is hour
+        assert estimate(hour, -600) is hour  # no maintenance to give back
+
+
+class TestStoredDays:
+    def test_the_flag_is_stored_and_days_written_before_it_still_read(self):
+        day: list[Hour | None] = [None] * 24
+        day[3] = Hour(up=10, down=20, maintenance=30, up_samples=1, down_samples=2,
+                      outages=1, longest=20, estimated=True)
+        assert ledger_db.unpack_day(ledger_db.pack_day(day)) == day
+        old = struct.Struct("<HHHHHBI")
+        blob = b"".join(b"\xff" * old.size if i != 3 else old.pack(10, 20, 30, 1, 2, 1, 20)
+                        for i in range(24))
+        day[3] = Hour(up=10, down=20, maintenance=30, up_samples=1, down_samples=2,
+                      outages=1, longest=20)
+        assert ledger_db.unpack_day(blob) == day
+        with pytest.raises(ValueError):
+            ledger_db.unpack_day(blob[:-1])

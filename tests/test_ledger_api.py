@@ -1,6 +1,8 @@
 """GET /api/v1/ledger: strict parameters, and hours that agree with the raw points."""
 
 import calendar
+import dataclasses
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -8,11 +10,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from exporter.appkeys import CONFIG_PATH, SERVICE
 from simulator.fleetconfig import fleet_config, unused_loopback_url
 from simulator.influx import seed
 from simulator.scenarios import plan_fleet
 from tests.fake_influx import DeviceFacts
-from tests.helpers import Clock, scrape, vessel, write_config
+from tests.helpers import Clock, Ticks, scrape, vessel, write_config
 from tests.servers import InfluxServer
 from tests.test_http import T0, fleet  # noqa: F401  (the fixture)
 
@@ -183,3 +186,147 @@ class TestMaintenanceHours:
         assert coverage == pytest.approx(observed / (86400 - 2 * HOUR))
         assert metrics.get("fleet_device_uptime_ratio", vessel="aurora", component="server",
                            device="nav-server", address="10.10.1.20", window="24h") == 0
+
+
+PATCH = {"id": "patch", "vessels": ["aurora"], "components": ["server"],
+         "start": "2027-01-14T10:00:00Z", "end": "2027-01-14T12:00:00Z",
+         "reason": "patching"}
+NAV = "10.10.1.20"
+
+
+class TestWindowsDeclaredAfterTheFact:
+    """A window added or removed for hours the ledger has frozen already."""
+
+    @pytest.fixture
+    async def late(self, tmp_path: Path, fake_influx, exporter):
+        """Factory: one vessel whose server was down all day, frozen without windows."""
+
+        async def start(clock: Clock, ticks: Ticks, **sections: Any):
+            down = DeviceFacts(up=0, result_code=1, loss=100.0, rtt_ms=None,
+                               last_sample=int(T0) - 60, last_reply=None)
+            fake, url = await fake_influx(**{"10_10_1_5": DeviceFacts(), "10_10_1_20": down})
+            path = tmp_path / "fleet.yml"
+
+            def configure(*windows: dict[str, Any]) -> None:
+                write_config(path, [vessel("aurora", url)], maintenance=list(windows),
+                             collection={"interval": "1h", "timeout": "2s", "attempts": 1,
+                                         **sections})
+
+            configure()
+            client = await exporter(path, clock=clock, sleep=ticks)
+            return fake, client, configure
+
+        return start
+
+    @staticmethod
+    async def hours(client: Any) -> list[tuple[int, int, int, bool]]:
+        body = await (await client.get(ledger_url(
+            f"{SERVER}&from=2027-01-14T09:00:00Z&to=2027-01-14T13:00:00Z"))).json()
+        return [(h["down"], h["maintenance"], h["up"], h["estimated"]) for h in body["hours"]]
+
+    @staticmethod
+    async def reload(client: Any) -> None:
+        response = await client.post("/-/reload")
+        assert response.status == 200, await response.text()
+
+    async def test_an_added_window_is_read_again_exactly_and_a_removed_one_restores(
+        self, late
+    ):
+        clock, ticks = Clock(T0), Ticks()
+        fake, client, configure = await late(clock, ticks)
+        before = await self.hours(client)
+        assert before == [(3600, 0, 0, False)] * 4
+        configure(PATCH)
+        await self.reload(client)
+        clock.now += 300
+        await ticks.runs(client)
+        # As if declared from the start: the minute offsets of the samples are exact.
+        assert await self.hours(client) == [
+            (3600, 0, 0, False), (60, 3540, 0, False), (0, 3600, 0, False),
+            (3540, 60, 0, False)]
+        # The re-read started just before the window's first hour, not at the backfill.
+        since = [int(m[1]) for r in fake.requests
+                 if (m := re.search(r"time > (\d+)s AND time <=", r.form["q"]))]
+        assert since[-1] == calendar.timegm((2027, 1, 14, 10, 0, 0)) - 61
+        # The rest of the day is as it was: nothing counted twice.
+        day = await (await client.get(ledger_url(
+            f"{SERVER}&from={DAY0}&to={int(T0)}"))).json()
+        assert day["totals"]["down"] + day["totals"]["maintenance"] == 1439 * 60
+        assert day["totals"]["outages"] == 1
+        configure()
+        await self.reload(client)
+        clock.now += 300
+        await ticks.runs(client)
+        assert await self.hours(client) == before
+
+    async def test_points_the_vessel_no_longer_holds_are_estimated_and_flagged(
+        self, late
+    ):
+        clock, ticks = Clock(T0), Ticks()
+        fake, client, configure = await late(clock, ticks)
+        # The vessel's InfluxDB now keeps only its last ten hours.
+        fake.devices[NAV] = dataclasses.replace(fake.devices[NAV], total=600)
+        configure(PATCH)
+        await self.reload(client)
+        clock.now += 300
+        await ticks.runs(client)
+        # The window's share of each hour moved from down into maintenance.
+        assert await self.hours(client) == [
+            (3600, 0, 0, False), (0, 3600, 0, True), (0, 3600, 0, True),
+            (3600, 0, 0, False)]
+        # What the vessel still holds is as it was.
+        body = await (await client.get(ledger_url(
+            f"{SERVER}&from=2027-01-14T12:00:00Z&to={int(T0)}"))).json()
+        assert body["totals"]["down"] == 1200 * 60
+        configure()
+        await self.reload(client)
+        clock.now += 300
+        await ticks.runs(client)
+        # Given back by the hour's samples, all down: still an estimate.
+        assert await self.hours(client) == [
+            (3600, 0, 0, False), (3600, 0, 0, True), (3600, 0, 0, True),
+            (3600, 0, 0, False)]
+
+    async def test_hours_older_than_the_lookback_are_estimated_without_a_re_read(
+        self, late
+    ):
+        clock, ticks = Clock(T0), Ticks()
+        _, client, configure = await late(clock, ticks, lookback="1d")
+        clock.now += 6 * HOUR  # the window's hours are now beyond the lookback
+        cursor = client.app[SERVICE].ledger.vessels["aurora"].frozen_until
+        configure(PATCH)
+        await self.reload(client)
+        assert client.app[SERVICE].ledger.vessels["aurora"].frozen_until == cursor
+        assert await self.hours(client) == [
+            (3600, 0, 0, False), (0, 3600, 0, True), (0, 3600, 0, True),
+            (3600, 0, 0, False)]
+
+    async def test_an_unchanged_reload_touches_nothing(self, late):
+        clock, ticks = Clock(T0), Ticks()
+        _, client, configure = await late(clock, ticks)
+        configure(PATCH)
+        await self.reload(client)
+        clock.now += 300
+        await ticks.runs(client)
+        service = client.app[SERVICE]
+        cursor = service.ledger.vessels["aurora"].frozen_until
+        before = await self.hours(client)
+        configure(PATCH)
+        await self.reload(client)
+        assert service.ledger.vessels["aurora"].frozen_until == cursor
+        assert not service.ledger.dirty
+        assert await self.hours(client) == before
+
+    async def test_a_window_added_while_the_exporter_was_down_applies_at_start(
+        self, late, exporter
+    ):
+        clock, ticks = Clock(T0), Ticks()
+        _, client, configure = await late(clock, ticks)
+        config_path = client.app[CONFIG_PATH]
+        await client.close()
+        configure(PATCH)
+        clock.now += 300
+        again = await exporter(config_path, clock=clock, sleep=Ticks())
+        assert await self.hours(again) == [
+            (3600, 0, 0, False), (60, 3540, 0, False), (0, 3600, 0, False),
+            (3540, 60, 0, False)]

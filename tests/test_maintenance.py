@@ -2,6 +2,7 @@
 through --check-config (each bad input names its key and changes nothing)."""
 
 import copy
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,22 @@ class TestFingerprints:
             (at("2027-03-05T00:00:00"), at("2027-03-07T00:00:00")),
             (at("2027-03-08T00:00:00"), at("2027-03-09T00:00:00")),
         )
+
+    def test_a_stored_definition_comes_back_with_the_same_fingerprint_and_seconds(self):
+        # The ledger keeps the windows it was built with as definitions: a removed one's
+        # seconds must still be known at the next start.
+        window = MaintenanceWindow("w", Scope(("a",), ("server", "ap"), None),
+                                   Fixed(at("2027-03-01T00:00:00"), at("2027-03-02T00:00:00")),
+                                   reason="r")
+        schedule = MaintenanceSchedule((window, SUNDAY_PATCHING))
+        back = MaintenanceSchedule.from_definitions(
+            json.loads(json.dumps(schedule.definitions())))
+        assert back.fingerprints() == schedule.fingerprints()
+        span = (at("2027-02-20T00:00:00"), at("2027-03-20T00:00:00"))
+        assert back.intervals("a", "server", "s", *span) == \
+            schedule.intervals("a", "server", "s", *span)
+        with pytest.raises((ValueError, TypeError, KeyError)):
+            MaintenanceSchedule.from_definitions([{"id": "x"}])
 
 
 # --- config -----------------------------------------------------------------------------

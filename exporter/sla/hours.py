@@ -10,7 +10,7 @@ part of an interval more or less than its length, which its neighbour has less o
 """
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 HOUR = 3600
 
@@ -34,12 +34,14 @@ class Hour:
     down_samples: int = 0
     outages: int = 0  # down stretches that start in this hour
     longest: int = 0  # longest down stretch ending in this hour, seconds
+    # Re-split by a window declared later, without the points to count it exactly.
+    estimated: bool = False
 
     def add(self, other: "Hour") -> "Hour":
         return Hour(self.up + other.up, self.down + other.down,
                     self.maintenance + other.maintenance, self.up_samples + other.up_samples,
                     self.down_samples + other.down_samples, self.outages + other.outages,
-                    max(self.longest, other.longest))
+                    max(self.longest, other.longest), self.estimated or other.estimated)
 
     def unobserved(self, span: int = HOUR) -> int:
         return max(0, span - self.up - self.down - self.maintenance)
@@ -67,6 +69,32 @@ def _overlap(start: int, end: int, intervals: Sequence[tuple[float, float]]) -> 
             break
         total += min(e, end) - max(s, start)
     return round(total)
+
+
+def share(intervals: Sequence[tuple[float, float]], start: int, end: int) -> int:
+    """Seconds of [start, end) inside `intervals` (sorted, non-overlapping)."""
+    return _overlap(start, end, intervals)
+
+
+def estimate(hour: Hour, delta: int) -> Hour:
+    """The hour with `delta` seconds more maintenance (fewer when negative), when its
+    points are gone. Added maintenance is taken from down first, then up (a window is
+    declared for an outage); removed maintenance goes back to up and down as the hour's
+    samples were. Unobserved time stays unobserved: only samples count as maintenance."""
+    if delta > 0:
+        from_down = min(hour.down, delta)
+        from_up = min(hour.up, delta - from_down)
+        if not from_down + from_up:
+            return hour
+        return replace(hour, up=hour.up - from_up, down=hour.down - from_down,
+                       maintenance=hour.maintenance + from_down + from_up, estimated=True)
+    freed = min(hour.maintenance, -delta)
+    samples = hour.up_samples + hour.down_samples
+    if not freed or not samples:
+        return hour
+    to_down = round(freed * hour.down_samples / samples)
+    return replace(hour, up=hour.up + freed - to_down, down=hour.down + to_down,
+                   maintenance=hour.maintenance - freed, estimated=True)
 
 
 def fold(points: Iterable[tuple[int, bool]], carry: Carry, cap: int, hours: dict[int, Hour],

@@ -5,6 +5,11 @@ raw points after the vessel's frozen cursor (at most `max_catchup` of them, so a
 catch-up or the first backfill is spread over cycles). Points older than `settle` are
 frozen into hours, which are written to the state DB and never counted again; the part
 after the cursor is recomputed from its points each cycle, which read it again.
+
+A maintenance window declared, changed or removed after its hours were frozen rewinds
+the vessel's cursor to the first hour it touches (`amend`): the next requests read those
+points again and their hours replace the stored ones, so nothing is counted twice. Hours
+older than the vessel keeps, or that the re-read finds empty, keep an estimate instead.
 """
 
 from collections.abc import Mapping, Sequence
@@ -19,8 +24,10 @@ from .hours import (
     Hour,
     Maintenance,
     Span,
+    estimate,
     fold,
     no_maintenance,
+    share,
     window,
 )
 
@@ -44,6 +51,9 @@ class VesselBooks:
     frozen_until: int  # points at or before this are in the frozen hours
     held_from: int  # where this vessel's ledger starts
     books: dict[str, Book] = field(default_factory=dict)  # by device address
+    # After a rewind: the first hour read again. The points just before it only set up
+    # the carries; their hours are kept as they were.
+    replay_from: int | None = None
 
 
 # (vessel, address, day number) -> the day's 24 hours, for the state DB.
@@ -114,8 +124,13 @@ class Ledger:
             touched: dict[int, Hour] = {}
             fold(old, book.carry, cap, touched, held)
             for key, hour in touched.items():
+                if books.replay_from is not None and key * HOUR < books.replay_from:
+                    continue
                 before = book.frozen.get(key)
-                book.frozen[key] = hour if before is None else before.add(hour)
+                # An hour wholly after the cursor had none of its points frozen: anything
+                # held for it is what a rewind left there, and its points replace it.
+                fresh_hour = key * HOUR > ask.since
+                book.frozen[key] = hour if before is None or fresh_hour else before.add(hour)
                 self.dirty.add((vessel.id, device.address, key * HOUR // 86400))
             book.fresh = {}
             fold([p for p in found if p[0] > freeze], book.carry.copy(), cap, book.fresh, held)
@@ -129,6 +144,8 @@ class Ledger:
             elif book.fresh:
                 first[device.address] = min(p[0] for p in found)
         books.frozen_until = freeze
+        if books.replay_from is not None and freeze >= books.replay_from:
+            books.replay_from = None
         self.cursors_dirty.add(vessel.id)
         self._prune(vessel.id, books, now)
         return Taken(spans=spans, first=first)
@@ -153,10 +170,73 @@ class Ledger:
         return [book.frozen.get(base + h) for h in range(24)]
 
     def restore(self, vessel: str, frozen_until: int, held_from: int,
-                carries: Mapping[str, Carry], hours: Mapping[str, Mapping[int, Hour]]) -> None:
+                carries: Mapping[str, Carry], hours: Mapping[str, Mapping[int, Hour]],
+                replay_from: int | None = None) -> None:
         self.vessels[vessel] = VesselBooks(
             frozen_until=frozen_until, held_from=held_from,
-            books={a: Book(frozen=dict(hours.get(a, {})), carry=c) for a, c in carries.items()})
+            books={a: Book(frozen=dict(hours.get(a, {})), carry=c) for a, c in carries.items()},
+            replay_from=replay_from)
+
+    def affected(self, vessel: VesselConfig, changed: Maintenance) -> dict[str, list[int]]:
+        """Per device, the frozen hours whose maintenance may differ: those of the samples
+        whose time overlaps `changed` (a sample stands for up to `sample_interval` before
+        its own timestamp)."""
+        books = self.vessels.get(vessel.id)
+        if books is None:
+            return {}
+        cap = max(1, int(vessel.sample_interval))
+        end = books.frozen_until
+        plan: dict[str, list[int]] = {}
+        for device in vessel.devices:
+            keys: set[int] = set()
+            for s, e in changed(vessel.id, device.component, device.name,
+                                books.held_from - cap, end):
+                last = min(int(-(-e // 1)) + cap - 1, end)
+                keys.update(range(int(s) // HOUR, last // HOUR + 1))
+            if keys:
+                plan[device.address] = sorted(k for k in keys if k * HOUR < end)
+        return plan
+
+    def amend(self, vessel: VesselConfig, plan: Mapping[str, Sequence[int]],
+              old: Maintenance, new: Maintenance, kept_from: float) -> None:
+        """Apply a changed schedule to the hours in `plan` (from `affected`, loaded in
+        memory). Each gets an estimate: its observed time re-split by the change in its
+        maintenance share. From the first of them that the vessel still holds points for
+        (after `kept_from`) on, the cursor goes back, so those points are read again and
+        their exact hours replace the estimates."""
+        books = self.vessels.get(vessel.id)
+        if books is None:
+            return
+        cap = max(1, int(vessel.sample_interval))
+        for device in vessel.devices:
+            book = books.books.get(device.address)
+            if book is None:
+                continue
+            for key in plan.get(device.address, ()):
+                hour = book.frozen.get(key)
+                if hour is None:
+                    continue
+                lo, hi = key * HOUR, (key + 1) * HOUR
+                names = (vessel.id, device.component, device.name)
+                delta = share(new(*names, lo, hi), lo, hi) - share(old(*names, lo, hi), lo, hi)
+                guess = estimate(hour, delta)
+                if guess is not hour:
+                    book.frozen[key] = guess
+                    self.dirty.add((vessel.id, device.address, key // 24))
+        again = [k * HOUR for keys in plan.values() for k in keys if k * HOUR >= kept_from]
+        if not again:
+            return
+        start = min(again)
+        # Read from just before the first hour, so the carries (the sample before, an
+        # outage in progress) are as they were when those points were first folded.
+        cursor = start - cap - 1
+        if cursor >= books.frozen_until:
+            return  # not frozen yet: the next request reads those points anyway
+        books.frozen_until = cursor
+        books.replay_from = start
+        for book in books.books.values():
+            book.carry = Carry(first=book.carry.first)
+        self.cursors_dirty.add(vessel.id)
 
     def forget(self, keep: set[str]) -> None:
         """Drop the books of vessels no longer configured (their rows stay in the DB)."""

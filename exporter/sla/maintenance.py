@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 ALL = "*"
@@ -162,6 +163,28 @@ class MaintenanceWindow:
                 "devices": None if self.scope.devices is None else sorted(self.scope.devices),
                 **timing}
 
+    @classmethod
+    def from_definition(cls, d: dict[str, Any]) -> "MaintenanceWindow":
+        """A window from `definition()` (as stored; without reason or reference).
+        ValueError, TypeError or KeyError when it is not one."""
+        def names(key: str) -> tuple[str, ...] | None:
+            value = d[key]
+            return None if value is None else tuple(str(v) for v in value)
+
+        vessels = names("vessels")
+        if vessels is None:
+            raise ValueError("no vessels")
+        timing: Fixed | Weekly
+        if "weekly" in d:
+            w = d["weekly"]
+            hour, minute = (int(p) for p in str(w["at"]).split(":"))
+            timing = Weekly(Weekday(w["day"]), hour, minute, float(w["duration"]),
+                            str(w["timezone"]))
+        else:
+            timing = Fixed(float(d["start"]), float(d["end"]))
+        return cls(str(d["id"]), Scope(vessels, names("components"), names("devices")),
+                   timing, reason="")
+
     def fingerprint(self) -> str:
         """Stable across restarts and versions: changes exactly when its seconds may."""
         text = json.dumps(self.definition(), sort_keys=True, separators=(",", ":"))
@@ -240,6 +263,15 @@ class MaintenanceSchedule:
                  for span in w.occurrences(after, after + 8 * 86400)  # a weekly one recurs
                  for edge in span if edge > after]
         return min(found, default=None)
+
+    def definitions(self) -> list[dict[str, object]]:
+        return [w.definition() for w in self.windows]
+
+    @classmethod
+    def from_definitions(cls, items: Any) -> "MaintenanceSchedule":
+        if not isinstance(items, list):
+            raise ValueError("not a list of windows")
+        return cls(tuple(MaintenanceWindow.from_definition(d) for d in items))
 
     def fingerprints(self) -> dict[str, str]:
         return {w.id: w.fingerprint() for w in self.windows}
