@@ -33,9 +33,15 @@ MIN_ANSWER_CAP = 64 * 1024
 BYTES_PER_POINT = 32
 
 
+# A sample_interval over a minute may be an interval that grew: the points from before the
+# change, a minute apart, are read too (a backfill, a catch-up).
+SLOWEST_ASSUMED_INTERVAL = 60.0
+
+
 def points_per_device(vessel: VesselConfig, span: float) -> int:
     """The most raw points one device can legitimately bring over `span`."""
-    return 2 * int(span / max(1.0, vessel.sample_interval)) + 16
+    interval = min(vessel.sample_interval, SLOWEST_ASSUMED_INTERVAL)
+    return 2 * int(span / max(1.0, interval)) + 16
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,14 @@ from typing import Any
 
 import yaml
 
-from simulator.scenarios import COMPONENTS, DRY_DOCK_AFTER, DRY_DOCK_BEFORE, Vessel
+from simulator.scenarios import (
+    COMPONENTS,
+    DRY_DOCK_AFTER,
+    DRY_DOCK_BEFORE,
+    SLOW_EVERY,
+    Vessel,
+    link_up,
+)
 
 _COLLECTION: dict[str, Any] = {
     "interval": "5m",
@@ -51,25 +58,56 @@ def maintenance(vessels: Sequence[Vessel], now: int | None = None) -> list[dict[
              "reason": "dry dock", "reference": "DEMO-1"}]
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def _seconds(duration: int | str) -> int:
+    """Whole seconds of an int or a "<n>s", "<n>m" or "<n>h" string."""
+    if isinstance(duration, int):
+        return duration
+    return int(duration[:-1]) * _UNITS[duration[-1]]
+
+
+def _vessel(vessel: Vessel, influx_url: str, unreachable_url: str, at: int | None,
+            sample_interval: int) -> dict[str, Any]:
+    reachable = vessel.scenario != "unreachable" if at is None else link_up(vessel, at)
+    entry: dict[str, Any] = {
+        "id": vessel.id,
+        "name": vessel.name,
+        "influx": {"url": influx_url if reachable else unreachable_url,
+                   "database": vessel.id},
+        "devices": [{"address": d.address, "component": d.component, "name": d.name}
+                    for d in vessel.devices],
+    }
+    if vessel.scenario == "interval_change":
+        # The cap is how long one sample may stand for: its sparse samples need all of it.
+        entry["sample_interval"] = f"{SLOW_EVERY * sample_interval}s"
+    return entry
+
+
 def fleet_config(
     vessels: Sequence[Vessel],
     influx_url: str,
     unreachable_url: str,
     now: int | None = None,
+    *,
+    at: int | None = None,
     **collection_overrides: Any,
 ) -> dict[str, Any]:
     """Exporter config for `vessels`; `now` (the seeding anchor) places the dry dock.
 
+    With `at` (epoch seconds), every vessel whose link is down then (scenarios
+    unreachable and unreachable_midnight) points at `unreachable_url`; without it only
+    the unreachable ones do.
+
     Keyword overrides replace keys of `collection`; three are special: `state_path` sets
     state.path, `ledger` the ledger section and `sample_interval` (seconds or a duration
-    string) sets defaults.sample_interval.
+    string of s, m or h) sets defaults.sample_interval.
     """
     state_path = collection_overrides.pop("state_path", "exporter.db")
     # The simulator seeds five days: the ledger reads them in the first request.
     ledger = collection_overrides.pop("ledger", {"backfill": "6d", "max_catchup": "7d"})
-    sample_interval = collection_overrides.pop("sample_interval", "60s")
-    if isinstance(sample_interval, int):
-        sample_interval = f"{sample_interval}s"
+    sample_interval = _seconds(collection_overrides.pop("sample_interval", 60))
     # The exporter rejects unknown keys; catch typos here with a clearer message.
     unknown = sorted(set(collection_overrides) - set(_COLLECTION))
     if unknown:
@@ -82,24 +120,11 @@ def fleet_config(
         "state": {"path": str(state_path)},
         "ledger": ledger,
         "defaults": {
-            "sample_interval": sample_interval,
+            "sample_interval": f"{sample_interval}s",
             "influx": {"database": "telegraf", "measurement": "ping", "device_tag": "url"},
         },
-        "vessels": [
-            {
-                "id": vessel.id,
-                "name": vessel.name,
-                "influx": {
-                    "url": unreachable_url if vessel.scenario == "unreachable" else influx_url,
-                    "database": vessel.id,
-                },
-                "devices": [
-                    {"address": d.address, "component": d.component, "name": d.name}
-                    for d in vessel.devices
-                ],
-            }
-            for vessel in vessels
-        ],
+        "vessels": [_vessel(v, influx_url, unreachable_url, at, sample_interval)
+                    for v in vessels],
         **({"maintenance": windows} if (windows := maintenance(vessels, now)) else {}),
     }
 

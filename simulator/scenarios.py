@@ -18,6 +18,8 @@ SCENARIOS: tuple[str, ...] = (
     "no_data",
     "unreachable",
     "dry_dock",
+    "interval_change",
+    "unreachable_midnight",
 )
 COMPONENTS: tuple[str, ...] = ("access_point", "dashboard", "server")
 # Scenarios whose vessel gets no samples at all.
@@ -30,6 +32,15 @@ FLAP_EVERY = 16
 
 HOUR = 3600
 DAY = 86400
+# The interval_change vessel's Telegraf went from one sample per grid slot to one in this
+# many this long before the anchor (60 s to 5 min by default): the 24 h window spans the
+# change, and its 2 h outage sits in the sparse part, where counting samples would give
+# 97.6 % instead of the 91.7 % it is by time.
+SLOW_EVERY = 5
+INTERVAL_CHANGE_AGE = 9 * HOUR
+# The unreachable_midnight vessel's InfluxDB is out of reach from this long before each
+# UTC midnight to this long after it (22:00 to 03:00); Telegraf aboard goes on writing.
+LINK_CUT = (-2 * HOUR, 3 * HOUR)
 # Samples sit this far before the anchor, so a query within 30 s of seeding sees
 # exactly days*86400/interval samples in `time > now() - <days>`.
 OFFSET = 30
@@ -93,6 +104,13 @@ EXPECTATIONS: dict[str, Expectation] = {
     "dry_dock": Expectation(
         "srv-1 has not replied for 4 days, inside the vessel's dry-dock window", (), (),
         in_maintenance=True),
+    "interval_change": Expectation(
+        f"a sample a minute, then every {SLOW_EVERY} min for the last "
+        f"{INTERVAL_CHANGE_AGE // HOUR} h; dash-1 was down for 2 h, 4 h to 2 h before the "
+        "start", ("dashboard",), ("FleetComponentSLABreach (dashboard)",)),
+    "unreachable_midnight": Expectation(
+        "every device replies; in the tests its InfluxDB is out of reach from 22:00 to "
+        "03:00 UTC", (), ()),
 }
 # The dry-dock window of the fleet config (fleet.yml `maintenance:`): from this long
 # before the anchor to this long after it, so it covers the history and the demo.
@@ -170,6 +188,23 @@ def _always_up(age: int, k: int) -> bool | None:
     return True
 
 
+def link_up(vessel: Vessel, at: int) -> bool:
+    """Whether the exporter can reach the vessel's InfluxDB at epoch second `at`."""
+    if vessel.scenario == "unreachable":
+        return False
+    if vessel.scenario == "unreachable_midnight":
+        start, end = LINK_CUT
+        of_day = at % DAY
+        return not (of_day >= DAY + start or of_day < end)
+    return True
+
+
+def _interval_change(up: Rule) -> Rule:
+    # Sample index k counts grid slots back from the newest (negative when live): in the
+    # recent part only every SLOW_EVERY-th slot holds a sample.
+    return lambda age, k: None if age < INTERVAL_CHANGE_AGE and k % SLOW_EVERY else up(age, k)
+
+
 def _rule(scenario: str, device: Device) -> Rule:
     if scenario == "flapping" and device.name == "ap-2":
         return lambda age, k: k % FLAP_EVERY != 3
@@ -181,6 +216,10 @@ def _rule(scenario: str, device: Device) -> Rule:
         return lambda age, k: None if 6 * HOUR <= age < 12 * HOUR else True
     if scenario == "stale":
         return lambda age, k: None if age < 3 * HOUR else True
+    if scenario == "interval_change":
+        if device.name == "dash-1":
+            return _interval_change(lambda age, k: not 2 * HOUR <= age < 4 * HOUR)
+        return _interval_change(_always_up)
     return _always_up
 
 

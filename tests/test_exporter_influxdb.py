@@ -79,7 +79,8 @@ class TestVesselStatus:
     @pytest.mark.parametrize(("scenario", "status", "up"), [
         ("healthy", "ok", 1), ("flapping", "ok", 1), ("down_4d", "ok", 1), ("breach", "ok", 1),
         ("gap", "ok", 1), ("stale", "stale", 1), ("no_data", "no_data", 1),
-        ("unreachable", "unreachable", 0),
+        ("unreachable", "unreachable", 0), ("dry_dock", "ok", 1), ("interval_change", "ok", 1),
+        ("unreachable_midnight", "ok", 1),
     ])
     def test_status_per_scenario(self, seeded: Seeded, scenario: str, status: str, up: int):
         assert seeded.metrics.status(seeded.vid(scenario)) == status
@@ -151,6 +152,21 @@ class TestUptime:
                                  "fleet_component_sla_objective_ratio")
         assert component(seeded, "breach", "dashboard", "fleet_component_up") == 1
         assert component(seeded, "breach", "dashboard", "fleet_component_downtime_age_seconds") == 0
+
+    def test_an_interval_change_is_weighed_by_time(self, seeded: Seeded):
+        # 5 min samples for the last 9 h, 60 s before: 24 down samples of 1008 would read
+        # 97.6 %; by time the dashboard was down 2 h of 24, and every second is covered.
+        ratio = component(seeded, "interval_change", "dashboard",
+                          "fleet_component_uptime_ratio", window="24h")
+        assert ratio == pytest.approx(22 / 24, abs=1e-9)
+        assert ratio < component(seeded, "interval_change", "dashboard",
+                                 "fleet_component_sla_objective_ratio")
+        for d in seeded.vessels["interval_change"].devices:
+            coverage = device(seeded, "interval_change", d.name, "fleet_device_coverage_ratio",
+                              window="24h")
+            assert coverage == 1.0, d.name
+        assert device(seeded, "interval_change", "ap-1", "fleet_device_uptime_ratio",
+                      window="24h") == 1
 
     def test_gap_counts_as_coverage_not_downtime(self, seeded: Seeded):
         for d in seeded.vessels["gap"].devices:

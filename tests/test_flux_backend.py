@@ -21,7 +21,7 @@ from simulator.answers import FAKE_NOW
 from simulator.fleetconfig import fleet_config, unused_loopback_url
 from simulator.flux_csv import error_table, healthy_answer
 from simulator.influx import seed
-from simulator.scenarios import plan_fleet
+from simulator.scenarios import SCENARIOS, plan_fleet
 from tests.fake_flux import FakeFlux, Responder, csv_response, reply
 from tests.helpers import Clock, Metrics, Ticks, scrape, vessel, write_config
 from tests.hostile import assert_plain
@@ -58,7 +58,7 @@ class TestEquivalence:
     async def test_every_scenario_gives_the_same_figures(
         self, influxd: InfluxServer, fake_flux, exporter, tmp_path: Path
     ):
-        vessels = plan_fleet(8, id_prefix="flx")
+        vessels = plan_fleet(len(SCENARIOS), id_prefix="flx")
         # Anchored 15 s ahead: both collections, within 45 s, see the same window edges.
         await seed(influxd.url, vessels, int(time.time()) + 15, days=5)
         fake, flux_url = await fake_flux(influxd.url)
@@ -83,13 +83,14 @@ class TestEquivalence:
                    for name, path in configs.items()}
         results = {name: await scrape(client) for name, client in clients.items()}
 
-        assert len(fake.requests) == 7  # one per reachable vessel
+        assert len(fake.requests) == len(SCENARIOS) - 1  # one per reachable vessel
         by_scenario = {v.scenario: v.id for v in vessels}
         for metrics in results.values():
             assert {s: metrics.status(v) for s, v in by_scenario.items()} == {
                 "healthy": "ok", "flapping": "ok", "down_4d": "ok", "breach": "ok",
                 "gap": "ok", "stale": "stale", "no_data": "no_data",
-                "unreachable": "unreachable"}
+                "unreachable": "unreachable", "dry_dock": "ok", "interval_change": "ok",
+                "unreachable_midnight": "ok"}
             down = metrics.series("fleet_device_up", vessel=by_scenario["down_4d"])
             assert sorted(down.values()) == [0, 1, 1, 1]
         expected, got = (fleet_figures(results[n]) for n in ("influxql", "flux"))

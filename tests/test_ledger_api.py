@@ -13,7 +13,7 @@ import pytest
 from exporter.appkeys import CONFIG_PATH, SERVICE
 from simulator.fleetconfig import fleet_config, unused_loopback_url
 from simulator.influx import seed
-from simulator.scenarios import plan_fleet
+from simulator.scenarios import LINK_CUT, link_up, live_samples, plan_fleet
 from tests.fake_influx import DeviceFacts
 from tests.helpers import Clock, Ticks, scrape, vessel, write_config
 from tests.servers import InfluxServer
@@ -330,3 +330,70 @@ class TestWindowsDeclaredAfterTheFact:
         assert await self.hours(again) == [
             (3600, 0, 0, False), (60, 3540, 0, False), (0, 3600, 0, False),
             (3540, 60, 0, False)]
+
+
+class TestUnreachableAcrossMidnight:
+    """The link to a vessel is down from 22:00 to 03:00 UTC while Telegraf aboard goes on
+    writing; once it answers again the ledger holds every missed hour of both days, once."""
+
+    async def test_the_missed_hours_are_filled_once_on_both_days(
+        self, influxd: InfluxServer, exporter, tmp_path: Path
+    ):
+        [v] = plan_fleet(1, ["unreachable_midnight"], id_prefix="midnight")
+        # Over a day back, so every point is in influxd's past whatever the injected clock.
+        midnight = (int(time.time()) // 86400 - 1) * 86400
+        cut, back = midnight + LINK_CUT[0], midnight + LINK_CUT[1]
+        anchor = cut - HOUR  # 21:00: the history ends here, and the exporter starts
+        await seed(influxd.url, [v], anchor, days=1)
+        dead = unused_loopback_url()
+        path = tmp_path / "fleet.yml"
+
+        def configure(at: int) -> None:
+            document = fleet_config([v], influxd.url, dead, at=at, attempts=1, timeout="5s",
+                                    state_path=str(tmp_path / "state.db"))
+            write_config(path, document.pop("vessels"), **document)
+
+        def telegraf(until: int, written: int) -> int:
+            """Write the samples Telegraf takes up to `until`; returns the last tick."""
+            tick = written
+            while anchor - 30 + (tick + 1) * 60 <= until:
+                tick += 1
+                influxd.write(v.id, live_samples(v, anchor, tick))
+            return tick
+
+        configure(anchor)
+        clock, ticks = Clock(anchor), Ticks()
+        client = await exporter(path, clock=clock, sleep=ticks)
+        statuses = [(await scrape(client)).status(v.id)]
+        written = 0
+        for at in range(anchor + HOUR, back + 2 * HOUR, HOUR):  # 22:00 ... 04:00
+            written = telegraf(at, written)
+            if link_up(v, at) != link_up(v, at - HOUR):
+                configure(at)
+                response = await client.post("/-/reload")
+                assert response.status == 200, await response.text()
+            clock.now = at
+            await ticks.runs(client)
+            statuses.append((await scrape(client)).status(v.id))
+        assert statuses == ["ok"] + ["unreachable"] * 5 + ["ok"] * 2
+
+        # Every hour from the history's last before the cut to the last closed one, on
+        # both sides of midnight, agrees with the raw points and holds exactly its hour.
+        points = await raw_points(influxd.url, v.id)
+        first, last = cut - 2 * HOUR, back + HOUR  # 20:00 to 04:00, the clock at the end
+        for d in v.devices:
+            expected = stretches(sorted(points[d.address]), 60)
+            response = await client.get(ledger_url(
+                f"vessel={v.id}&component={d.component}&device={d.name}"
+                f"&from={first}&to={last + HOUR}"))
+            assert response.status == 200
+            rows = {calendar.timegm(time.strptime(r["start"], "%Y-%m-%dT%H:%M:%SZ")): r
+                    for r in (await response.json())["hours"]}
+            assert set(rows) == set(range(first, last, HOUR))  # none from the clock on
+            days = set()
+            for key in range(first, last, HOUR):
+                row = rows[key]
+                assert {k: row[k] for k in expected[key]} == expected[key], (d.name, key)
+                assert (row["up"], row["down"], row["unobserved"]) == (HOUR, 0, 0), key
+                days.add(key // 86400)
+            assert days == {midnight // 86400 - 1, midnight // 86400}

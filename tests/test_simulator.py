@@ -1,6 +1,7 @@
 """The fleet simulator through its public API, against a real influxd."""
 
 import asyncio
+import itertools
 import json
 import subprocess
 import sys
@@ -16,7 +17,18 @@ import yaml
 from simulator.cli import main
 from simulator.fleetconfig import fleet_config, write_fleet_config
 from simulator.influx import SeedError, seed
-from simulator.scenarios import EXPECTATIONS, SCENARIOS, Vessel, plan_fleet, samples
+from simulator.scenarios import (
+    EXPECTATIONS,
+    INTERVAL_CHANGE_AGE,
+    LINK_CUT,
+    SCENARIOS,
+    SLOW_EVERY,
+    Vessel,
+    link_up,
+    live_samples,
+    plan_fleet,
+    samples,
+)
 from tests.servers import InfluxServer, free_port
 
 ROOT = Path(__file__).parent.parent
@@ -51,7 +63,7 @@ def databases(url: str) -> set[str]:
 class Fleet:
     def __init__(self, url: str, now: int, points: int) -> None:
         self.url, self.now, self.points = url, now, points
-        self.vessels = {v.scenario: v for v in plan_fleet(8, id_prefix="sim")}
+        self.vessels = {v.scenario: v for v in plan_fleet(len(SCENARIOS), id_prefix="sim")}
 
     def db(self, scenario: str) -> str:
         return self.vessels[scenario].id
@@ -66,7 +78,7 @@ class Fleet:
 @pytest.fixture(scope="module")
 def fleet(influxd: InfluxServer) -> Fleet:
     now = int(time.time())
-    vessels = plan_fleet(8, id_prefix="sim")
+    vessels = plan_fleet(len(SCENARIOS), id_prefix="sim")
     points = asyncio.run(seed(influxd.url, vessels, now, days=5))
     return Fleet(influxd.url, now, points)
 
@@ -103,19 +115,39 @@ class TestPlan:
         assert "result_code=0i" in first[0] and "ttl=64i" in first[0]
 
 
-def uptime_24h(vessel: Vessel) -> dict[str, float]:
-    """Each component's samples with a reply / samples over the 24 h before the anchor,
-    from the simulator's own line protocol, as the exporter counts them."""
+def cap(vessel: Vessel) -> int:
+    """The vessel's sample_interval in the generated config, in seconds."""
+    [entry] = fleet_config([vessel], "http://a", "http://b")["vessels"]
+    return int(entry.get("sample_interval", "60s").removesuffix("s"))
+
+
+def weighed_24h(vessel: Vessel, by_time: bool = True) -> dict[str, tuple[float, float]]:
+    """Each component's (up, observed) over the 24 h before the anchor, from the
+    simulator's own line protocol: in seconds as the exporter's ledger counts them (a
+    sample stands for the time since the one before, at most the vessel's cap), or in
+    samples when not `by_time`."""
     component = {d.address: d.component for d in vessel.devices}
-    counts = {c: [0, 0] for c in component.values()}
-    for line in samples(vessel, now=1_700_000_000, days=1):
-        tags, fields, _ = line.split(" ")
+    counts = {c: [0.0, 0.0] for c in component.values()}
+    limit = cap(vessel)
+    before: dict[str, int] = {}
+    for line in samples(vessel, now=1_700_000_000, days=2):
+        tags, fields, stamp = line.split(" ")
         address = dict(t.split("=", 1) for t in tags.split(",")[1:])["url"]
+        t = int(stamp)
+        held = min(t - before.get(address, t - limit), limit) if by_time else 1
+        before[address] = t
+        if t <= 1_700_000_000 - DAY:
+            continue
         values = dict(f.split("=", 1) for f in fields.split(","))
         loss = values.get("percent_packet_loss")
-        counts[component[address]][0] += 1
-        counts[component[address]][1] += loss is not None and float(loss) < 100
-    return {c: replied / total for c, (total, replied) in counts.items() if total}
+        counts[component[address]][1] += held
+        counts[component[address]][0] += held * (loss is not None and float(loss) < 100)
+    return {c: (up, seen) for c, (up, seen) in counts.items() if seen}
+
+
+def uptime_24h(vessel: Vessel, by_time: bool = True) -> dict[str, float]:
+    """Each component's 24 h uptime, time-weighted as the exporter computes it."""
+    return {c: up / seen for c, (up, seen) in weighed_24h(vessel, by_time).items()}
 
 
 def objectives() -> dict[str, float]:
@@ -172,6 +204,49 @@ class TestScenarios:
                 assert 1 - ratio < 0.75 * (1 - objective), (component, ratio)
         assert set(expected.below_objective) <= set(uptime)
 
+    def test_interval_change_breaches_by_time_though_not_by_samples(self) -> None:
+        vessel = plan_fleet(1, ["interval_change"])[0]
+        assert cap(vessel) == SLOW_EVERY * 60  # one 5 min sample stands for 5 min
+        by_time = weighed_24h(vessel)
+        assert by_time["dashboard"] == (22 * 3600, DAY)  # coverage 1.0, 22 h of 24 up
+        assert by_time["access_point"] == (2 * DAY, 2 * DAY)  # two devices
+        assert by_time["server"] == (DAY, DAY)
+        # Counted sample by sample, the 24 down samples of 1008 would hide the breach.
+        by_samples = uptime_24h(vessel, by_time=False)["dashboard"]
+        assert by_samples == pytest.approx(1 - 24 / 1008)
+        assert round(100 * by_samples, 1) == 97.6 > 100 * objectives()["dashboard"]
+
+    def test_interval_change_spans_the_24h_window(self) -> None:
+        lines = list(samples(plan_fleet(1, ["interval_change"])[0], now=1_700_000_000, days=1))
+        stamps = sorted({int(line.rsplit(" ", 1)[1]) for line in lines})
+        steps = {b - a for a, b in itertools.pairwise(stamps)}
+        assert steps == {60, 300}
+        assert 0 < INTERVAL_CHANGE_AGE < DAY
+        assert len(lines) == 4 * (DAY - INTERVAL_CHANGE_AGE) // 60 + \
+            4 * INTERVAL_CHANGE_AGE // 300
+
+    def test_interval_change_goes_on_every_5_min_when_live(self) -> None:
+        vessel = plan_fleet(1, ["interval_change"])[0]
+        written = [tick for tick in range(1, 11) if live_samples(vessel, 1_700_000_000, tick)]
+        assert written == [5, 10]
+        assert len(live_samples(vessel, 1_700_000_000, 5)) == 4
+
+    def test_the_link_is_cut_across_a_utc_midnight(self) -> None:
+        midnight = 1_700_006_400  # 2023-11-15T00:00:00Z
+        start, end = LINK_CUT
+        assert start < 0 < end  # before and after midnight
+        vessel = plan_fleet(1, ["unreachable_midnight"])[0]
+        assert link_up(vessel, midnight + start - 1)
+        assert not link_up(vessel, midnight + start)
+        assert not link_up(vessel, midnight)
+        assert not link_up(vessel, midnight + end - 1)
+        assert link_up(vessel, midnight + end)
+        assert not link_up(plan_fleet(8)[7], midnight + 12 * 3600)  # unreachable: never
+        assert link_up(plan_fleet(1)[0], midnight)
+        # Its InfluxDB holds what Telegraf aboard wrote: every device replies all along.
+        assert uptime_24h(vessel) == dict.fromkeys(("access_point", "dashboard", "server"),
+                                                   1.0)
+
     def test_flapping_is_amber_on_the_overview(self) -> None:
         # Meets the objective but has used over half of its budget: the overview's amber.
         ratio = uptime_24h(plan_fleet(1, ["flapping"])[0])["access_point"]
@@ -216,6 +291,14 @@ class TestSeed:
     def test_lost_packets_with_result_code_zero(self, fleet: Fleet) -> None:
         q = f"{COUNT} result_code = 0 AND percent_packet_loss = 100"
         assert scalar(fleet.url, fleet.db("breach"), q) > 0
+
+    def test_interval_change_samples_every_5_min_for_its_last_hours(self, fleet: Fleet) -> None:
+        db = fleet.db("interval_change")
+        where = f"url = '{fleet.address('interval_change', 'dash-1')}' AND {fleet.window(DAY)}"
+        slow = INTERVAL_CHANGE_AGE // 300
+        assert scalar(fleet.url, db, f"{COUNT} {where}") == (DAY - INTERVAL_CHANGE_AGE) // 60 + slow
+        assert scalar(fleet.url, db, f"{COUNT_UP} {where}") == \
+            (DAY - INTERVAL_CHANGE_AGE) // 60 + slow - 24
 
     def test_breach_device_uptime(self, fleet: Fleet) -> None:
         where = f"url = '{fleet.address('breach', 'dash-1')}' AND {fleet.window(DAY)}"
@@ -276,6 +359,30 @@ class TestConfig:
         assert yaml.safe_load((tmp_path / "f.yml").read_text()) == config
         with pytest.raises(TypeError, match="unknown collection"):
             fleet_config(vessels, "http://a", "http://b", timeuot="2s")
+
+    def test_interval_change_vessels_may_sample_every_5_min(self) -> None:
+        vessels = plan_fleet(len(SCENARIOS))
+        for base, slow in ((60, "300s"), ("60s", "300s"), ("2m", "600s"), (1, "5s")):
+            config = fleet_config(vessels, "http://a", "http://b", sample_interval=base)
+            caps = {v.scenario: e.get("sample_interval")
+                    for v, e in zip(vessels, config["vessels"], strict=True)}
+            assert caps.pop("interval_change") == slow
+            assert set(caps.values()) == {None}  # the others keep the default
+
+    def test_a_cut_link_points_the_vessel_nowhere(self) -> None:
+        vessels = plan_fleet(len(SCENARIOS))
+        midnight = 1_700_006_400
+
+        def urls(at: int | None) -> dict[str, str]:
+            config = fleet_config(vessels, "http://a", "http://b", at=at)
+            return {v.scenario: e["influx"]["url"]
+                    for v, e in zip(vessels, config["vessels"], strict=True)}
+
+        assert urls(None)["unreachable_midnight"] == urls(midnight - 86400 // 2)[
+            "unreachable_midnight"] == "http://a"
+        cut = urls(midnight)
+        assert cut.pop("unreachable_midnight") == cut.pop("unreachable") == "http://b"
+        assert set(cut.values()) == {"http://a"}
 
 
 class TestCli:
