@@ -7,6 +7,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from fleet_common.config import ConfigError
+
 
 def values(keys: Sequence[str], tricky: Sequence[str]) -> st.SearchStrategy[Any]:
     """Scalars, `tricky` strings and small collections with plausible `keys`."""
@@ -49,3 +51,11 @@ def mutations(example: dict[str, Any], anything: st.SearchStrategy[Any]
         return document
 
     return mutated
+
+
+def fails_only_with_config_error(load: Callable[[], object]) -> None:
+    """`load` either succeeds or raises one ConfigError, on one line."""
+    try:
+        load()
+    except ConfigError as exc:
+        assert str(exc) and "\n" not in str(exc)
