@@ -125,7 +125,7 @@ def fleet(port: int, vessels: int) -> dict[str, Any]:
     for n in range(vessels):
         kind = (*KINDS, "flux_long")[n % (len(KINDS) + 1)]
         influx: dict[str, Any] = (
-            {"url": url, "api": "flux", "org": "-", "bucket": "b/autogen", "token": "t"}
+            {"url": url, "api": "flux", "org": "-", "bucket": "b/autogen", "token": "bench-token"}
             if kind == "flux_long" else {"url": url, "database": kind})
         entries.append({"id": f"v{n:04d}-{kind.replace('_', '-')}", "influx": influx,
                         "devices": devices})
