@@ -143,7 +143,7 @@ def seed(args: argparse.Namespace) -> None:
 # --- the influx phase -------------------------------------------------------------------
 
 RTT = 0.6
-WINDOWS = ["24h", "7d", "30d"]
+ALL_WINDOWS = ["24h", "7d", "30d"]
 # Back-to-back cycles with settle 7 min read the points a 5-minute interval (the shipped
 # fleet_config's) with the default 2-minute settle reads: the last 420 s.
 STEADY_LEDGER = {"backfill": "1h", "settle": "420s"}
@@ -255,9 +255,9 @@ async def top_up(url: str, vessels, anchor: int) -> int:
     return written
 
 
-def make_config(vessels, url: str, state: Path, ledger: dict, windows=WINDOWS):
+def make_config(vessels, url: str, state: Path, ledger: dict, windows=("24h",)):
     raw = fleet_config(vessels, url, unused_loopback_url(), concurrency=len(vessels),
-                       state_path=str(state), windows=windows, ledger=ledger)
+                       state_path=str(state), windows=list(windows), ledger=ledger)
     return parse_config(raw)
 
 
@@ -293,7 +293,10 @@ async def influx_phase(args: argparse.Namespace) -> None:
 
 async def measure(args, influx: KeptInflux, vessels, tmp: Path) -> None:
     state = tmp / "steady.db"
-    direct = make_config(vessels, influx.url, state, STEADY_LEDGER)
+    windows = args.windows.split(",")
+    direct = make_config(vessels, influx.url, state, STEADY_LEDGER, windows)
+    # The old design's cost grows with its windows: both the configured and all three.
+    old_long = make_config(vessels, influx.url, state, STEADY_LEDGER, ALL_WINDOWS)
     loads = [os.getloadavg()[0]]
 
     # 1. Catch the ledger up, directly (RTT 0): the points since the backfill's start.
@@ -311,7 +314,8 @@ async def measure(args, influx: KeptInflux, vessels, tmp: Path) -> None:
     colds: list[Cycle] = []
     warms: list[Cycle] = []
     try:
-        proxied = make_config(vessels, f"http://127.0.0.1:{proxy.port}", state, STEADY_LEDGER)
+        proxied = make_config(vessels, f"http://127.0.0.1:{proxy.port}", state, STEADY_LEDGER,
+                              windows)
         for round_ in range(args.rounds):
             progress(f"proxied round {round_ + 1}: cold and {args.warm} warm cycles")
             async with open_service(proxied) as service:
@@ -321,7 +325,7 @@ async def measure(args, influx: KeptInflux, vessels, tmp: Path) -> None:
         loads.append(os.getloadavg()[0])
         progress("old design through the proxy")
         old_proxied = [await old_cycle(proxied, f"http://127.0.0.1:{proxy.port}", influx, proxy)
-                       for _ in range(2)]
+                       for _ in range(1)]
     finally:
         await proxy.stop()
 
@@ -330,11 +334,14 @@ async def measure(args, influx: KeptInflux, vessels, tmp: Path) -> None:
     progress("influxd CPU: ledger against the old design")
     news: list[Cycle] = []
     olds: list[Cycle] = []
+    olds_long: list[Cycle] = []
     idles: list[float] = []
     async with open_service(direct) as service:
         for _ in range(args.cpu_cycles):
             news.append(await run_cycle(service, influx, None))
             olds.append(await old_cycle(direct, influx.url, influx, None))
+            if windows != ALL_WINDOWS:
+                olds_long.append(await old_cycle(old_long, influx.url, influx, None))
             pause = news[-1].wall
             cpu = influx.cpu()
             await asyncio.sleep(pause)
@@ -346,7 +353,8 @@ async def measure(args, influx: KeptInflux, vessels, tmp: Path) -> None:
     catchup = await catch_up(influx, vessels[0], tmp)
     loads.append(os.getloadavg()[0])
 
-    report_influx(colds, warms, old_proxied, news, olds, idles, catchup, loads)
+    report_influx(windows, colds, warms, old_proxied, news, olds, olds_long, idles, catchup,
+                  loads)
 
 
 @dataclass
@@ -400,12 +408,14 @@ def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def report_influx(colds, warms, old_proxied, news, olds, idles, catchup, loads) -> None:
+def report_influx(windows, colds, warms, old_proxied, news, olds, olds_long, idles, catchup,
+                  loads) -> None:
     def total(c: Cycle) -> list[int]:
         return [u + d for u, d in zip(c.up, c.down, strict=True)]
 
     print()
     print(f"load average (1 min) during the phase: {', '.join(f'{x:.2f}' for x in loads)}")
+    print(f"windows: {', '.join(windows)}")
     bad = [c for c in [*colds, *warms, *news] if set(c.statuses) != {"ok"}]
     if bad:
         print(f"NOT ALL OK: {bad[0].statuses}: {bad[0].first_error}")
@@ -439,22 +449,29 @@ def report_influx(colds, warms, old_proxied, news, olds, idles, catchup, loads) 
                     f"{max(walls):.2f} s", f"{median([c.connections or 0 for c in cycles]):.0f}",
                     f"{'PASS' if max(walls) < target else 'FAIL'} (< {target} s)"]))
 
-    print("\ninfluxd CPU per cycle, 66 vessels x 20 devices x 30 days, windows 24h/7d/30d")
+    print("\ninfluxd CPU per cycle, 66 vessels x 20 devices x 30 days")
     new_cpu = [c.influxd_cpu for c in news]
-    old_cpu = [c.influxd_cpu for c in olds]
     idle = [i * c.wall for i, c in zip(idles, news, strict=True)]
     print(_row(["design", "cycles", "influxd CPU median", "min-max", "cycle wall median"]))
     print(_row(["ledger", str(len(news)), f"{median(new_cpu) * 1000:.0f} ms",
                 f"{min(new_cpu) * 1000:.0f}-{max(new_cpu) * 1000:.0f} ms",
                 f"{median([c.wall for c in news]):.2f} s"]))
-    print(_row(["old design", str(len(olds)), f"{median(old_cpu) * 1000:.0f} ms",
-                f"{min(old_cpu) * 1000:.0f}-{max(old_cpu) * 1000:.0f} ms",
-                f"{median([c.wall for c in olds]):.2f} s"]))
+    for name, cycles in ((f"old design, {'/'.join(windows)}", olds),
+                         (f"old design, {'/'.join(ALL_WINDOWS)}", olds_long)):
+        if cycles:
+            cpu = [c.influxd_cpu for c in cycles]
+            print(_row([name, str(len(cycles)), f"{median(cpu) * 1000:.0f} ms",
+                        f"{min(cpu) * 1000:.0f}-{max(cpu) * 1000:.0f} ms",
+                        f"{median([c.wall for c in cycles]):.2f} s"]))
     print(_row(["idle, as long as a ledger cycle", str(len(idle)),
                 f"{median(idle) * 1000:.0f} ms",
                 f"{min(idle) * 1000:.0f}-{max(idle) * 1000:.0f} ms", ""]))
-    ratio = median(old_cpu) / median(new_cpu)
-    print(f"ratio old / ledger: {ratio:.1f}x {'PASS' if ratio >= CPU_FACTOR else 'FAIL'} (>= 5x)")
+    for name, cycles in ((f"old {'/'.join(windows)}", olds),
+                         (f"old {'/'.join(ALL_WINDOWS)}", olds_long)):
+        if cycles:
+            ratio = median([c.influxd_cpu for c in cycles]) / median(new_cpu)
+            print(f"ratio {name} / ledger: {ratio:.1f}x "
+                  f"{'PASS' if ratio >= CPU_FACTOR else 'FAIL'} (>= 5x)")
 
     print("\nCatch-up after 5 days unreachable (default ledger: max_catchup 6h, settle 2m)")
     print(_row(["request", "points from", "to", "request B", "answer B", "answer body B"]))
@@ -467,6 +484,56 @@ def report_influx(colds, warms, old_proxied, news, olds, idles, catchup, loads) 
 
 def iso(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts))
+
+
+async def statements_phase(args: argparse.Namespace) -> None:
+    """influxd CPU of each statement alone, for 66 vessels at once: what a cycle's cost is
+    made of. Steady state: the points of the last 420 s."""
+    from urllib.parse import urlencode
+
+    from old_statements import build_statements as old_build
+
+    from exporter.influxql import build_statements
+    from exporter.sla.ledger import Ask
+
+    vessels = plan_fleet(VESSELS, ["healthy"], DEVICES)
+    tmp = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    with KeptInflux(args.data / "influxd", args.influxd) as influx:
+        influx.wait_idle(below=0.10, every=5.0)
+        anchor = json.loads(anchor_file(args.data).read_text())["anchor"]
+        await top_up(influx.url, vessels, anchor)
+        config = make_config(vessels, influx.url, tmp / "s.db", STEADY_LEDGER)
+        now = time.time()
+        ask = Ask(since=int(now) - 420, until=None, edge_end=(int(now - 86400) // 3600 + 1) * 3600)
+        kinds = {f"ledger {purpose}": {v.id: st.text for v in config.vessels
+                                          for st in build_statements(v, ask, 30 * 86400)
+                                          if st.purpose == purpose}
+                 for purpose in ("edge:total", "edge:up", "latest", "last_reply", "points")}
+        for purpose in ("total:24h", "up:24h", "latest", "last_reply", "first"):
+            kinds[f"old {purpose}"] = {v.id: st.text for v in config.vessels
+                                       for st in old_build(v, config.collection.windows,
+                                                           30 * 86400)
+                                       if st.purpose == purpose}
+        headers = {"Accept-Encoding": "gzip", "Content-Type": "application/x-www-form-urlencoded"}
+        print(_row(["statement", "influxd CPU per cycle (66 vessels), median of 3",
+                    "statement bytes (form-encoded)"]))
+        async with aiohttp.ClientSession() as session:
+            for name, texts in kinds.items():
+                async def one(vid: str, texts=texts, name=name) -> None:
+                    form = urlencode({"db": vid, "epoch": "s", "q": texts[vid]})
+                    async with session.post(f"{influx.url}/query", data=form.encode(),
+                                            headers=headers) as r:
+                        body = await r.read()
+                        if r.status != 200 or b'"error"' in body:
+                            raise RuntimeError(f"{name}: {r.status} {body[:200]!r}")
+
+                cpus = []
+                for _ in range(3):
+                    cpu = influx.cpu()
+                    await asyncio.gather(*(one(v.id) for v in config.vessels))
+                    cpus.append(influx.cpu() - cpu)
+                size = len(urlencode({"q": texts["v000"]})) - 2
+                print(_row([name, f"{median(cpus) * 1000:.0f} ms", f"{size:,} B"]), flush=True)
 
 
 # --- the ledger phase -------------------------------------------------------------------
@@ -676,12 +743,14 @@ async def ledger_phase(args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", choices=["seed", "influx", "ledger"])
+    parser.add_argument("phase", choices=["seed", "influx", "statements", "ledger"])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help=f"influxd data directory (default {DEFAULT_DATA})")
     parser.add_argument("--influxd", default="/usr/bin/influxd")
     parser.add_argument("--rounds", type=int, default=3, help="fresh exporters (cold cycles)")
     parser.add_argument("--warm", type=int, default=3, help="warm cycles per fresh exporter")
+    parser.add_argument("--windows", default="24h",
+                        help="influx: collection.windows, comma-separated (default 24h)")
     parser.add_argument("--days", type=int, default=30, help="ledger: days stored for reads")
     parser.add_argument("--read-vessels", type=int, default=1000)
     parser.add_argument("--write-vessels", type=int, default=5000)
@@ -695,6 +764,8 @@ def main() -> int:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     if args.phase == "seed":
         seed(args)
+    elif args.phase == "statements":
+        asyncio.run(statements_phase(args))
     elif args.phase == "influx":
         asyncio.run(influx_phase(args))
     else:
