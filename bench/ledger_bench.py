@@ -14,10 +14,12 @@ Run: ``python bench/ledger_bench.py seed|influx|ledger [--data DIR]``.
 
 import argparse
 import asyncio
+import atexit
 import io
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -273,6 +275,7 @@ async def influx_phase(args: argparse.Namespace) -> None:
     anchor = json.loads(anchor_file(args.data).read_text())["anchor"]
     vessels = plan_fleet(VESSELS, ["healthy"], DEVICES)
     tmp = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    atexit.register(shutil.rmtree, tmp, True)  # state DBs: hundreds of MB
     with KeptInflux(args.data / "influxd", args.influxd) as influx:
         progress("influxd started; waiting for it to settle")
         influx.wait_idle(below=0.10, every=5.0)
@@ -498,6 +501,7 @@ async def statements_phase(args: argparse.Namespace) -> None:
 
     vessels = plan_fleet(VESSELS, ["healthy"], DEVICES)
     tmp = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    atexit.register(shutil.rmtree, tmp, True)  # state DBs: hundreds of MB
     with KeptInflux(args.data / "influxd", args.influxd) as influx:
         influx.wait_idle(below=0.10, every=5.0)
         anchor = json.loads(anchor_file(args.data).read_text())["anchor"]
@@ -708,6 +712,7 @@ async def record_time(args, tmp: Path) -> dict:
 
 async def ledger_phase(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    atexit.register(shutil.rmtree, tmp, True)  # state DBs: hundreds of MB
     loads = [os.getloadavg()[0]]
     size = await size_and_reads(args, tmp)
     loads.append(os.getloadavg()[0])
