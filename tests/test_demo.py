@@ -249,6 +249,10 @@ class TestDemo:
                     await page.wait_for_url(re.compile(r"/runs/\d+$"))
                     assert await page.locator("tbody tr").count() == len(FLEET)
                     await shoot(page, tmp_path / f"run-{size}.png")
+                    await page.goto(f"{base}/maintenance")
+                    [dock] = await page.locator("#maintenance tbody tr").all_inner_texts()
+                    assert "dry-dock" in dock and "in force" in dock and "DEMO-1" in dock
+                    await shoot(page, tmp_path / f"maintenance-{size}.png")
                 page = await (await browser.new_context(viewport=CONSOLE_SIZES["wide"])).new_page()
                 await page.goto(f"{base}/")
                 await page.wait_for_selector("html[data-live=on]")
