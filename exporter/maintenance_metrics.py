@@ -1,8 +1,8 @@
 """The maintenance families: which windows are in force and which come next.
 
-Rendered after each collection run (and at start-up and reload), so a window that starts
-or ends between runs shows here one collection interval late at most; the downtime ages
-(exposition.py) follow it to the second.
+Rendered after each collection run, at start-up and reload, and at the first scrape after
+a window starts or ends (CollectionService.refresh); the downtime ages (exposition.py)
+follow a window to the second.
 """
 
 from collections.abc import Iterator, Sequence
@@ -56,17 +56,16 @@ class MaintenanceCollector:
             for d in vessel.devices:
                 members.setdefault(d.component, []).append((d.name, d.address))
             for name, devices in members.items():
-                in_force: list[set[str]] = []
                 upcoming: list[Occurrence] = []
                 for device_name, address in devices:
-                    active = schedule.active(vessel.id, name, device_name, now)
-                    for o in active:
+                    for o in schedule.active(vessel.id, name, device_name, now):
                         device.add_metric([vessel.id, name, device_name, address, o.id], 1.0)
-                    in_force.append({o.id for o in active})
                     found = schedule.next(vessel.id, name, device_name, now)
                     if found is not None:
                         upcoming.append(found)
-                for window_id in sorted(set.intersection(*in_force)):
+                held = schedule.component_in_force(vessel.id, name,
+                                                   [n for n, _ in devices], now)
+                for window_id in sorted(held):
                     component.add_metric([vessel.id, name, window_id], 1.0)
                 if upcoming:
                     first = min(upcoming, key=lambda o: (o.start, o.id))

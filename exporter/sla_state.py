@@ -202,17 +202,17 @@ def component_state(figures: ComponentFigures, current: bool, maintenance: bool)
 
 def in_maintenance(vessels: Sequence[VesselConfig], schedule: MaintenanceSchedule,
                    now: float) -> Mapping[str, frozenset[str]]:
-    """Vessel id -> its components under maintenance at `now`: every device of the
-    component in a window, as `fleet_component_maintenance` says (exporter/metrics)."""
+    """Vessel id -> its components under maintenance at `now`: one window in force on
+    every device, as `fleet_component_maintenance` says (exporter/maintenance_metrics)."""
     found: dict[str, frozenset[str]] = {}
     if not schedule:
         return found
     for vessel in vessels:
-        members: dict[str, list[bool]] = {}
+        members: dict[str, list[str]] = {}
         for device in vessel.devices:
-            held = bool(schedule.active(vessel.id, device.component, device.name, now))
-            members.setdefault(device.component, []).append(held)
-        components = frozenset(c for c, held in members.items() if all(held))
+            members.setdefault(device.component, []).append(device.name)
+        components = frozenset(c for c, names in members.items()
+                               if schedule.component_in_force(vessel.id, c, names, now))
         if components:
             found[vessel.id] = components
     return found

@@ -7,6 +7,8 @@ from exporter.console.render import duration, pct
 from exporter.fleet import VesselState
 from exporter.model import DeviceObservation, VesselObservation, VesselStatus
 from exporter.sla.hours import Span
+from exporter.sla.maintenance import MaintenanceSchedule
+from exporter.sla.maintenance_config import parse_maintenance
 from exporter.sla_state import (
     ComponentState,
     DeviceState,
@@ -16,6 +18,7 @@ from exporter.sla_state import (
     components,
     down_persistent,
     in_breach,
+    in_maintenance,
 )
 
 NOW = 1_800_000_000.0
@@ -116,3 +119,21 @@ def test_durations(seconds: float | None, text: str):
 
 def test_percent_never_shows_unknown_as_a_number():
     assert pct(None) == "—" and pct(0.69444) == "69.44 %" and pct(1.0) == "100.00 %"
+
+
+def test_maintenance_needs_one_window_over_every_device():
+    """As fleet_component_maintenance: two devices each in a window of its own do not put
+    the component in maintenance, one window over both does."""
+    fleet = {"v1": {"server": frozenset({"srv-1", "srv-2"})}}
+
+    def schedule(*windows: dict) -> MaintenanceSchedule:
+        return parse_maintenance(list(windows), "maintenance", fleet, ("server",))
+
+    def window(window_id: str, devices: list[str]) -> dict:
+        return {"id": window_id, "vessels": ["v1"], "devices": devices, "reason": "work",
+                "start": "2027-01-15T00:00:00Z", "end": "2027-01-16T00:00:00Z"}
+
+    apart = schedule(window("a", ["srv-1"]), window("b", ["srv-2"]))
+    assert in_maintenance([VESSEL], apart, NOW) == {}
+    together = schedule(window("a", ["srv-1", "srv-2"]))
+    assert in_maintenance([VESSEL], together, NOW) == {"v1": frozenset({"server"})}

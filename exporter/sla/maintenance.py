@@ -22,7 +22,7 @@ seconds that must be recomputed.
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -228,6 +228,18 @@ class MaintenanceSchedule:
         found = [w.occurrence((s, e)) for w in self.covering(vessel, component, device)
                  for s, e in w.occurrences(at, at + 1) if s <= at < e]
         return tuple(sorted(found, key=lambda o: (o.start, o.id)))
+
+    def component_in_force(self, vessel: str, component: str, devices: Iterable[str],
+                           at: float) -> frozenset[str]:
+        """Ids of the windows in force at `at` on every one of the component's `devices`:
+        what puts the component in maintenance and holds its alerts."""
+        common: set[str] | None = None
+        for device in devices:
+            ids = {o.id for o in self.active(vessel, component, device, at)}
+            common = ids if common is None else common & ids
+            if not common:
+                return frozenset()
+        return frozenset(common or ())
 
     def next(self, vessel: str, component: str, device: str,
              after: float) -> Occurrence | None:
