@@ -1,36 +1,16 @@
 """The query design before the SLA ledger, for comparison only: every window counted by
 the vessel's InfluxDB in each request.
 
-build_statements and its helpers as they were at commit 5ab34b0
-(``git show 5ab34b0:exporter/influxql.py``), unchanged but for this docstring and the
-imports; request_form is how that commit's backend encoded them.
+build_statements as it was at commit 5ab34b0 (``git show 5ab34b0:exporter/influxql.py``),
+unchanged but for this docstring and the imports: its helpers (Statement, _ident, _regex)
+are still the exporter's own; request_form is how that commit's backend encoded them.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from exporter.config import InfluxConfig, VesselConfig, Window
-
-
-@dataclass(frozen=True, slots=True)
-class Statement:
-    purpose: str  # "total:24h", "up:24h", "latest", "last_reply", "first"
-    text: str
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _regex(values: Sequence[str]) -> str:
-    """An anchored InfluxQL regex matching exactly `values`; shorter than an OR chain."""
-
-    def escape(value: str) -> str:
-        # RE2 reads a backslash before ASCII punctuation as that character; "/" ends the literal.
-        return "".join("\\" + c if c.isascii() and not c.isalnum() else c for c in value)
-
-    return "/^(" + "|".join(escape(v) for v in values) + ")$/"
+from exporter.influxql import Statement, _ident, _regex
 
 
 def build_statements(
