@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from exporter.appkeys import SERVICE
 from simulator.answers import FAKE_NOW
 from simulator.fleetconfig import unused_loopback_url
 from tests.fake_influx import DeviceFacts
@@ -87,13 +88,26 @@ class TestReload:
             await answer.wait()
             return fake.json_response(fake.answer((await request.post())["q"].split(";\n")))
 
+        class Contended(asyncio.Lock):
+            """The service's run/reload lock, saying when a second party has to wait."""
+
+            waiting = asyncio.Event()
+
+            async def acquire(self) -> bool:
+                if self.locked():
+                    self.waiting.set()
+                return await super().acquire()
+
+        service = client.app[SERVICE]
+        service._lock = lock = Contended()
         fake.script.append(held)
         next_run = asyncio.create_task(ticks.runs(client))
-        await asyncio.wait_for(asked.wait(), 10)
+        await asyncio.wait_for(asked.wait(), 10)  # the run holds the lock
         write_config(path, [vessel("borealis", url)], collection=COLLECTION)
         reload = asyncio.create_task(client.post("/-/reload"))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(lock.waiting.wait(), 10)  # the reload waits on it
         assert not reload.done(), "the reload must wait for the run in flight"
+        assert [v.id for v in service.config.vessels] == ["aurora"]
         answer.set()
         await asyncio.wait_for(next_run, 10)
         assert (await asyncio.wait_for(reload, 10)).status == 200
