@@ -1,11 +1,10 @@
 """Drive the outbox with an injected clock: one pass at a time, through the API."""
 
-import asyncio
 from typing import Any
 
 from receiver.appkeys import WORKER
 from tests.helpers import Clock
-from tests.receiver_helpers import signed_in
+from tests.receiver_helpers import signed_in, until
 
 
 async def detail(client: Any, incident: int) -> dict[str, Any]:
@@ -23,13 +22,15 @@ def task(found: dict[str, Any], kind: str) -> dict[str, Any]:
 async def attempted(client: Any, incident: int, kind: str, attempts: int = 1
                     ) -> dict[str, Any]:
     """The incident once its `kind` work was tried `attempts` times (or finished)."""
-    async with asyncio.timeout(10):
-        while True:
-            found = await detail(client, incident)
-            items = [w for w in found["ticket_work"] if w["kind"] == kind]
-            if items and (items[0]["attempts"] >= attempts or items[0]["state"] != "pending"):
-                return found
-            await asyncio.sleep(0.02)
+
+    async def tried() -> dict[str, Any] | None:
+        found = await detail(client, incident)
+        items = [w for w in found["ticket_work"] if w["kind"] == kind]
+        done = items and (items[0]["attempts"] >= attempts or items[0]["state"] != "pending")
+        return found if done else None
+
+    found: dict[str, Any] = await until(tried, within=10.0)
+    return found
 
 
 async def next_pass(client: Any, clock: Clock, incident: int, kind: str) -> dict[str, Any]:

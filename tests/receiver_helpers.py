@@ -1,7 +1,9 @@
 """Builders for receiver tests: configs, Alertmanager payloads, signed-in requests."""
 
+import asyncio
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +96,14 @@ def annotated(vessel_name: str = "MV Aurora", uptime: str = "41.2%",
     made["annotations"].update(vessel_name=vessel_name, uptime_24h=uptime,
                                devices_down=devices, down_since=f"{down_since:.0f}")
     return made
+
+
+async def until(check: Callable[[], Awaitable[Any]], within: float = 5.0) -> Any:
+    """What `check` returns once it is truthy: for work the receiver does in the
+    background (the outbox, the sweeper), which no event announces to a test."""
+    async with asyncio.timeout(within):
+        while True:
+            found = await check()
+            if found:
+                return found
+            await asyncio.sleep(0.02)

@@ -9,6 +9,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,6 +19,7 @@ from tests.fake_jira import FakeJira
 from tests.helpers import Clock
 from tests.outbox_helpers import attempted, detail, next_pass, task
 from tests.receiver_helpers import alert, bearer, body, notification, signed_in
+from tests.receiver_helpers import until as until_within
 from tests.receiver_helpers import write_receiver_config as write_config
 from tests.servers import free_port
 from tests.test_receiver_jira import (
@@ -218,13 +220,9 @@ class Process:
             return found
 
 
-async def until(check, within: float = 20.0):
-    async with asyncio.timeout(within):
-        while True:
-            found = await check()
-            if found:
-                return found
-            await asyncio.sleep(0.05)
+async def until(check: Any) -> Any:
+    """A killed and restarted receiver takes longer than the default wait."""
+    return await until_within(check, within=20.0)
 
 
 @pytest.fixture

@@ -3,12 +3,14 @@
 import asyncio
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from receiver.appkeys import DB, INGEST
 from receiver.payload import Alert, Notification
 from tests.receiver_helpers import T0, alert, bearer, body, notification, signed_in
+from tests.receiver_helpers import until as receiver_until
 
 
 async def post_text(client, text: str):
@@ -268,12 +270,12 @@ class TestStoredRowsFromOlderVersions:
         approved = await client.post(f"/api/v1/incidents/{good}/approve",
                                      json={"comment": "go"}, headers=signed_in())
         assert approved.status == 200
-        async with asyncio.timeout(10):  # the outbox works in the background
-            while True:
-                found = await incident(client, good)
-                if found["ticket_key"]:
-                    break
-                await asyncio.sleep(0.02)
+
+        async def ticketed() -> dict[str, Any] | None:
+            found = await incident(client, good)
+            return found if found["ticket_key"] else None
+
+        found = await receiver_until(ticketed, within=10.0)  # the outbox, in the background
         assert found["ticket_key"] == f"DRY-{good}"
         page = await client.get("/", headers=signed_in())
         assert page.status == 200

@@ -6,7 +6,7 @@ import pytest
 from aiohttp import web
 
 from tests.helpers import Clock
-from tests.receiver_helpers import alert, fire, signed_in
+from tests.receiver_helpers import alert, fire, signed_in, until
 
 
 @pytest.fixture
@@ -22,15 +22,6 @@ async def chat(aiohttp_server):
     app.router.add_post("/hook", hook)
     server = await aiohttp_server(app)
     return f"http://127.0.0.1:{server.port}/hook", posts
-
-
-async def until(check, within: float = 5.0):
-    async with asyncio.timeout(within):
-        while True:
-            found = await check()
-            if found:
-                return found
-            await asyncio.sleep(0.02)
 
 
 async def detail(client, incident: int) -> dict:
