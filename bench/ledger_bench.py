@@ -40,7 +40,7 @@ from exporter.config import parse_config  # noqa: E402
 from exporter.service import open_service  # noqa: E402
 from simulator.fleetconfig import fleet_config, unused_loopback_url  # noqa: E402
 from simulator.scenarios import OFFSET, plan_fleet  # noqa: E402
-from tests.servers import InfluxServer, free_port  # noqa: E402
+from tests.servers import InfluxServer  # noqa: E402
 
 VESSELS = 66
 DEVICES = 20
@@ -65,24 +65,9 @@ class KeptInflux(InfluxServer):
         super().__init__(binary, startup_timeout=120.0)
         self._root = root
 
-    def start(self) -> "KeptInflux":
-        self.root = self._root
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        try:
-            command = self.command()
-            with open(self.root / f"{self.name}.log", "ab") as log:
-                import subprocess
-
-                self._proc = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    cwd=self.root)
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def workdir(self) -> Path:
+        self._root.mkdir(parents=True, exist_ok=True)
+        return self._root
 
     def command(self) -> list[str]:
         command = super().command()

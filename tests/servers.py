@@ -123,14 +123,19 @@ class Daemon:
             f"{self.name} not ready within {self.startup_timeout:.0f} s:\n{self.log_tail()}"
         )
 
-    def start(self) -> "Daemon":
+    def workdir(self) -> Path:
+        """Where the server keeps its files: a temporary directory, removed on stop."""
         self._tmp = tempfile.TemporaryDirectory(prefix=f"{self.name}-")
-        self.root = Path(self._tmp.name)
+        return Path(self._tmp.name)
+
+    def start(self) -> Self:
+        self.root = self.workdir()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         try:
             command = self.command()
-            with open(self.root / f"{self.name}.log", "wb") as log:
+            # Appended to: a kept working directory keeps the logs of earlier starts.
+            with open(self.root / f"{self.name}.log", "ab") as log:
                 self._proc = subprocess.Popen(
                     command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     cwd=self.root,
