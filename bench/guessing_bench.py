@@ -21,7 +21,6 @@ import itertools
 import json
 import multiprocessing
 import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -29,19 +28,16 @@ import time
 from pathlib import Path
 
 import aiohttp
-import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from receiver_bench import start_receiver  # noqa: E402
+from receiver_bench import TOKEN, serving_receiver  # noqa: E402
 
 from receiver.passwords import hash_password  # noqa: E402
 from tests.receiver_helpers import alert, notification  # noqa: E402
-from tests.servers import free_port  # noqa: E402
 
-TOKEN = "bench-token-0123456789"
 INTERVAL = 0.02  # one notification every 20 ms: 50 /s
 
 
@@ -130,22 +126,10 @@ def main() -> int:
     phases = [("none", 0, False), ("one address", args.guessers, False),
               ("many addresses", args.guessers, True)]
     for label, guessers, spread in phases:
-        with tempfile.TemporaryDirectory(prefix="guessing-bench-") as tmp:
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            config = Path(tmp) / "receiver.yml"
-            config.write_text(yaml.safe_dump({
-                "listen": f"127.0.0.1:{port}", "database": f"{tmp}/receiver.db",
-                "webhook": {"bearer_token": TOKEN},
-                "users": [{"name": "alice", "password_hash": hash_password("right"),
-                           "role": "approver"}],
-            }))
-            proc = start_receiver(config, base)
-            try:
-                latencies, outcomes = phase(base, guessers, spread, args.seconds)
-            finally:
-                os.kill(proc.pid, signal.SIGTERM)
-                proc.wait()
+        with tempfile.TemporaryDirectory(prefix="guessing-bench-") as tmp, serving_receiver(
+                tmp, users=[{"name": "alice", "password_hash": hash_password("right"),
+                             "role": "approver"}]) as base:
+            latencies, outcomes = phase(base, guessers, spread, args.seconds)
         cuts = statistics.quantiles(latencies, n=100)
         answered = ", ".join(f"{status}: {count:,}" for status, count in sorted(outcomes.items()))
         print(f"{label:>24} | {len(latencies):>8,} | {cuts[49] * 1000:>7.1f} | "

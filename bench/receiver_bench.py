@@ -20,7 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import yaml
@@ -28,12 +30,38 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from receiver.passwords import hash_password  # noqa: E402
 from tests.receiver_helpers import alert, notification  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"  # the receiver wants 16 characters or more
 SENDERS = 100
 KEYS = 500  # distinct vessel/component pairs: most notifications are repeats, as in life
+
+
+def receiver_config(tmp: str, port: int, **sections: Any) -> Path:
+    """A receiver config in `tmp` on 127.0.0.1:`port`, with `sections` added; one
+    approver unless `users` is given, as the receiver wants someone who can approve."""
+    sections.setdefault("users", [{"name": "bench", "password_hash": hash_password("bench"),
+                                   "role": "approver"}])
+    config = Path(tmp) / "receiver.yml"
+    config.write_text(yaml.safe_dump({
+        "listen": f"127.0.0.1:{port}", "database": f"{tmp}/receiver.db",
+        "webhook": {"bearer_token": TOKEN}, **sections}))
+    return config
+
+
+@contextlib.contextmanager
+def serving_receiver(tmp: str, **sections: Any) -> Iterator[str]:
+    """A receiver process for the block, on a free port; yields its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_receiver(receiver_config(tmp, port, **sections), base)
+    try:
+        yield base
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait()
 
 
 def start_receiver(config: Path, base: str) -> subprocess.Popen:
@@ -122,11 +150,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="receiver-bench-") as tmp:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            config = Path(tmp) / "receiver.yml"
-            config.write_text(yaml.safe_dump({
-                "listen": f"127.0.0.1:{port}", "database": f"{tmp}/receiver.db",
-                "webhook": {"bearer_token": TOKEN},
-            }))
+            config = receiver_config(tmp, port)
             proc = start_receiver(config, base)
             try:
                 # Open every incident first, unmeasured: in service most notifications

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import sqlite3
 import statistics
 import sys
@@ -22,14 +21,12 @@ import time
 from pathlib import Path
 
 import aiohttp
-import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.receiver_bench import TOKEN, start_receiver  # noqa: E402
+from bench.receiver_bench import TOKEN, serving_receiver  # noqa: E402
 from tests.receiver_helpers import alert, notification  # noqa: E402
-from tests.servers import free_port  # noqa: E402
 
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
@@ -91,18 +88,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="receiver-churn-") as tmp:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        config = Path(tmp) / "receiver.yml"
-        config.write_text(yaml.safe_dump({
-            "listen": f"127.0.0.1:{port}", "database": f"{tmp}/receiver.db",
-            "webhook": {"bearer_token": TOKEN}}))
-        proc = start_receiver(config, base)
-        try:
+        with serving_receiver(tmp) as base:
             count, big, webhook, health = asyncio.run(run(base, args.seconds))
-        finally:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait()
         with sqlite3.connect(f"{tmp}/receiver.db") as db:
             kept = db.execute("SELECT max(n) FROM (SELECT count(*) AS n FROM incident_alerts"
                               " GROUP BY incident_id)").fetchone()[0]
