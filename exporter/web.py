@@ -11,7 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from . import handlers
-from .appkeys import CONFIG, CONFIG_PATH, SERVICE
+from .appkeys import CONFIG_PATH, SERVICE
 from .collector import Clock
 from .config import Config
 from .console.pages import setup_console
@@ -41,7 +41,6 @@ def create_app(
     """`config_path` is re-read on SIGHUP and POST /-/reload; `sleep` waits between runs,
     and tests pass one they control."""
     app = web.Application()
-    app[CONFIG] = config
     app[CONFIG_PATH] = config_path
     setup_routes(app)
     setup_console(app)
