@@ -9,6 +9,7 @@ again on the next sweep.
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 
@@ -54,8 +55,8 @@ class Sweeper:
             async with self._db.snapshot() as reader:
                 found = await reader.unseen_since(now - expiry, BATCH)
             for incident_id in found:
-                async with self._db.transaction() as tx:
-                    change = await expire(tx, incident_id, now, expiry)
+                change = await self._db.write(
+                    functools.partial(expire, incident_id=incident_id, now=now, expiry=expiry))
                 if change is not None and change.kind is ChangeKind.RESOLVED:
                     resolved += 1
                     log.info("incident %d resolved: its alerts are no longer sent",

@@ -14,11 +14,11 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import aiosqlite
 
@@ -250,6 +250,8 @@ class EventKind(StrEnum):
 
 
 E = TypeVar("E", bound=StrEnum)
+R = TypeVar("R")
+P = ParamSpec("P")
 
 
 def _enum(kind: type[E], raw: Any, table: str, row_id: Any) -> E:
@@ -550,6 +552,171 @@ def _gone(rows: list[sqlite3.Row], incident_id: int) -> list[GoneAlert]:
                       _when(r["updated_at"]) or 0.0) for r in rows]
 
 
+class SyncWriter:
+    """Reads and writes of one transaction as plain calls on the sqlite3 connection, for
+    work of many statements (ingest): run whole in the database's thread by
+    `Database.write`, it costs one hop to that thread instead of one per statement.
+    Never call it from the event loop's thread."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def _all(self, sql: str, *args: Any) -> list[sqlite3.Row]:
+        return self._db.execute(sql, args).fetchall()
+
+    def _run(self, sql: str, *args: Any) -> int:
+        """Run one statement; the number of rows it changed."""
+        return self._db.execute(sql, args).rowcount
+
+    def incident_head(self, dedupe_key: str, *, firing: bool) -> IncidentHead | None:
+        """The key's firing incident, or (firing=False) its latest; without alerts."""
+        only = " AND state = 'firing'" if firing else ""
+        found = self._all(
+            "SELECT id, state, approval, opened_at, resolved_at FROM incidents"
+            f" WHERE dedupe_key = ?{only} ORDER BY id DESC LIMIT 1", dedupe_key)
+        return _head(found[0]) if found else None
+
+    def incident_head_by_id(self, incident_id: int) -> IncidentHead | None:
+        found = self._all("SELECT id, state, approval, opened_at, resolved_at"
+                          " FROM incidents WHERE id = ?", incident_id)
+        return _head(found[0]) if found else None
+
+    def stored_alerts(self, incident_id: int, fingerprints: list[str]
+                      ) -> dict[str, StoredAlert]:
+        found = self._all(
+            "SELECT fingerprint, status, starts_at, ends_at, expired_at FROM incident_alerts"
+            " WHERE incident_id = ? AND fingerprint IN (SELECT value FROM json_each(?))",
+            incident_id, dumps(fingerprints))
+        return {r["fingerprint"]: StoredAlert(
+            _enum(AlertStatus, r["status"], "incident_alert", r["fingerprint"]),
+            _when(r["starts_at"]) or 0.0, _when(r["ends_at"]), r["expired_at"] is not None)
+            for r in found}
+
+    def firing_alerts(self, incident_id: int) -> int:
+        found = self._all("SELECT count(*) AS n FROM incident_alerts"
+                          " WHERE incident_id = ? AND status = 'firing'", incident_id)
+        n: int = found[0]["n"]
+        return n
+
+    def rejected_since(self, dedupe_key: str, since: float) -> bool:
+        """A rejection of the key since `since` that no one has asked again after."""
+        return bool(self._all(
+            "SELECT 1 FROM incidents i JOIN incident_events e ON e.incident_id = i.id"
+            " WHERE i.dedupe_key = ? AND e.kind = 'rejected' AND e.at >= ?"
+            " AND NOT EXISTS (SELECT 1 FROM incidents o JOIN incident_events a"
+            "  ON a.incident_id = o.id WHERE o.dedupe_key = i.dedupe_key"
+            "  AND a.kind = 'asked-again' AND a.id > e.id) LIMIT 1",
+            dedupe_key, since))
+
+    def append_event(self, incident_id: int, at: float, kind: EventKind,
+                     detail: str = "") -> None:
+        self._run("INSERT INTO incident_events (incident_id, at, kind, detail)"
+                  " VALUES (?, ?, ?, ?)", incident_id, at, str(kind), detail)
+
+    def add_notification(self, at: float, group_key: str, status: str, alerts: int,
+                         body: str) -> None:
+        self._run("INSERT INTO notifications (received_at, group_key, status, alerts,"
+                  " body) VALUES (?, ?, ?, ?, ?)", at, group_key, status, alerts, body)
+
+    def add_incident(self, dedupe_key: str, labels: dict[str, str], approval: Approval,
+                     opened_at: float, now: float, details: dict[str, Any],
+                     asked_at: float | None) -> int:
+        incident = self._db.execute(
+            "INSERT INTO incidents (dedupe_key, labels, state, approval, opened_at,"
+            " last_seen, notifications, details, asked_at)"
+            " VALUES (?, ?, 'firing', ?, ?, ?, 1, ?, ?)",
+            (dedupe_key, dumps(labels), str(approval), opened_at, now, dumps(details),
+             asked_at)).lastrowid
+        assert incident is not None  # an INSERT has a rowid
+        return incident
+
+    def put_alerts(self, incident_id: int, alerts: list[AlertWrite], now: float) -> None:
+        """Insert or replace alerts of an incident."""
+        self._db.executemany(
+            "INSERT INTO incident_alerts (incident_id, fingerprint, status, starts_at, ends_at,"
+            " labels, annotations, generator_url, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status = excluded.status,"
+            " starts_at = excluded.starts_at, ends_at = excluded.ends_at,"
+            " labels = excluded.labels, annotations = excluded.annotations,"
+            " generator_url = excluded.generator_url, updated_at = excluded.updated_at,"
+            " expired_at = NULL",
+            [(incident_id, a.fingerprint, a.status, a.starts_at, a.ends_at, dumps(a.labels),
+              dumps(a.annotations), a.generator_url, now) for a in alerts])
+
+    def prune_resolved(self, incident_id: int, keep: int) -> None:
+        """Forget all but the `keep` newest resolved alerts of an incident."""
+        self._run(
+            "DELETE FROM incident_alerts WHERE incident_id = ? AND status = 'resolved'"
+            " AND fingerprint NOT IN (SELECT fingerprint FROM incident_alerts"
+            " WHERE incident_id = ? AND status = 'resolved'"
+            " ORDER BY updated_at DESC LIMIT ?)", incident_id, incident_id, keep)
+
+    def expire_alerts(self, incident_id: int, cutoff: float, now: float) -> list[GoneAlert]:
+        """Resolve the incident's firing alerts last sent before `cutoff`: they ended,
+        as far as anyone can tell, when they were last sent."""
+        where = " WHERE incident_id = ? AND status = 'firing' AND updated_at < ?"
+        found = self._all("SELECT fingerprint, labels, updated_at FROM incident_alerts"
+                          + where + " ORDER BY updated_at, fingerprint", incident_id, cutoff)
+        self._run("UPDATE incident_alerts SET status = 'resolved',"
+                  " ends_at = updated_at, expired_at = ?" + where, now, incident_id, cutoff)
+        return _gone(found, incident_id)
+
+    def drop_oldest_firing(self, incident_id: int, keep: int) -> list[GoneAlert]:
+        """Forget all but the `keep` most recently sent firing alerts of an incident."""
+        found = self._all(
+            "SELECT fingerprint, labels, updated_at FROM incident_alerts"
+            " WHERE incident_id = ? AND status = 'firing'"
+            " ORDER BY updated_at DESC, fingerprint DESC LIMIT -1 OFFSET ?", incident_id, keep)
+        if found:
+            self._run(
+                "DELETE FROM incident_alerts WHERE incident_id = ? AND fingerprint IN"
+                " (SELECT value FROM json_each(?))",
+                incident_id, dumps([r["fingerprint"] for r in found]))
+        return _gone(found[::-1], incident_id)
+
+    def seen(self, incident_id: int, now: float) -> None:
+        self._run("UPDATE incidents SET last_seen = ?, notifications = notifications + 1"
+                  " WHERE id = ?", now, incident_id)
+
+    def reopen(self, incident_id: int, now: float) -> None:
+        self._run("UPDATE incidents SET state = 'firing', resolved_at = NULL,"
+                  " duration_seconds = NULL, last_seen = ?,"
+                  " notifications = notifications + 1 WHERE id = ?", now, incident_id)
+
+    def resolve(self, incident_id: int, ended: float, duration: float) -> None:
+        self._run("UPDATE incidents SET state = 'resolved', resolved_at = ?,"
+                  " duration_seconds = ? WHERE id = ?", ended, duration, incident_id)
+
+    def enqueue(self, incident_id: int, kind: WorkKind, now: float, body: str = "") -> None:
+        if kind is WorkKind.CREATE:
+            # The unique index on (incident_id) for 'create' makes a second ticket impossible.
+            self._run("INSERT OR IGNORE INTO outbox (incident_id, kind, next_attempt_at,"
+                      " created_at) VALUES (?, 'create', ?, ?)", incident_id, now, now)
+            return
+        self._run("INSERT INTO outbox (incident_id, kind, body, next_attempt_at,"
+                  " created_at) VALUES (?, ?, ?, ?, ?)", incident_id, str(kind), body, now, now)
+
+
+async def _in_thread(db: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], R]) -> R:
+    """Run `fn` on the sqlite3 connection in aiosqlite's thread, in one hop."""
+    # aiosqlite has no public call for this; its own methods run through _execute.
+    execute: Callable[[Callable[[], R]], Awaitable[R]] = db._execute
+    return await execute(lambda: fn(db._conn))
+
+
+def _transact(db: sqlite3.Connection, fn: Callable[[SyncWriter], R]) -> R:
+    """`fn` as one transaction; in the database's thread."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(SyncWriter(db))
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:  # some errors (a full disk) roll back on their own
+            db.execute("ROLLBACK")
+        raise
+    return result
+
+
 class Reader:
     """Reads on a connection the caller holds the lock of."""
 
@@ -576,25 +743,6 @@ class Reader:
         found = await self._all("SELECT * FROM incidents WHERE id = ?", incident_id)
         return (await self._with_alerts(found))[0] if found else None
 
-    async def incident_head(self, dedupe_key: str, *, firing: bool) -> IncidentHead | None:
-        """The key's firing incident, or (firing=False) its latest; without alerts."""
-        only = " AND state = 'firing'" if firing else ""
-        found = await self._all(
-            "SELECT id, state, approval, opened_at, resolved_at FROM incidents"
-            f" WHERE dedupe_key = ?{only} ORDER BY id DESC LIMIT 1", dedupe_key)
-        return _head(found[0]) if found else None
-
-    async def stored_alerts(self, incident_id: int, fingerprints: list[str]
-                            ) -> dict[str, StoredAlert]:
-        found = await self._all(
-            "SELECT fingerprint, status, starts_at, ends_at, expired_at FROM incident_alerts"
-            " WHERE incident_id = ? AND fingerprint IN (SELECT value FROM json_each(?))",
-            incident_id, dumps(fingerprints))
-        return {r["fingerprint"]: StoredAlert(
-            _enum(AlertStatus, r["status"], "incident_alert", r["fingerprint"]),
-            _when(r["starts_at"]) or 0.0, _when(r["ends_at"]), r["expired_at"] is not None)
-            for r in found}
-
     async def unseen_since(self, cutoff: float, limit: int = 100) -> list[int]:
         """Firing incidents with a firing alert last sent before `cutoff`."""
         found = await self._all(
@@ -603,17 +751,6 @@ class Reader:
             " WHERE a.status = 'firing' AND a.updated_at < ? AND i.state = 'firing'"
             " ORDER BY a.incident_id LIMIT ?", cutoff, limit)
         return [r["incident_id"] for r in found]
-
-    async def incident_head_by_id(self, incident_id: int) -> IncidentHead | None:
-        found = await self._all("SELECT id, state, approval, opened_at, resolved_at"
-                                " FROM incidents WHERE id = ?", incident_id)
-        return _head(found[0]) if found else None
-
-    async def firing_alerts(self, incident_id: int) -> int:
-        found = await self._all("SELECT count(*) AS n FROM incident_alerts"
-                                " WHERE incident_id = ? AND status = 'firing'", incident_id)
-        n: int = found[0]["n"]
-        return n
 
     async def alerts_kept(self, incident_id: int) -> int:
         found = await self._all("SELECT count(*) AS n FROM incident_alerts"
@@ -715,16 +852,6 @@ class Reader:
         return [PastIncident(_when(r["opened_at"]) or 0.0, _span(r["duration_seconds"]),
                              r["ticket_key"]) for r in found]
 
-    async def rejected_since(self, dedupe_key: str, since: float) -> bool:
-        """A rejection of the key since `since` that no one has asked again after."""
-        return bool(await self._all(
-            "SELECT 1 FROM incidents i JOIN incident_events e ON e.incident_id = i.id"
-            " WHERE i.dedupe_key = ? AND e.kind = 'rejected' AND e.at >= ?"
-            " AND NOT EXISTS (SELECT 1 FROM incidents o JOIN incident_events a"
-            "  ON a.incident_id = o.id WHERE o.dedupe_key = i.dedupe_key"
-            "  AND a.kind = 'asked-again' AND a.id > e.id) LIMIT 1",
-            dedupe_key, since))
-
     async def counts_by_state(self) -> dict[str, int]:
         found = await self._all("SELECT state, count(*) AS n FROM incidents GROUP BY state")
         return {r["state"]: r["n"] for r in found}
@@ -780,90 +907,25 @@ class Writer(Reader):
         async with self._db.execute(sql, args) as cursor:
             return cursor.rowcount
 
+    async def _sync(self, method: Callable[Concatenate[SyncWriter, P], R],
+                    *args: P.args, **kwargs: P.kwargs) -> R:
+        """A SyncWriter statement, in one hop to the database's thread."""
+        return await _in_thread(self._db, lambda conn: method(SyncWriter(conn), *args,
+                                                              **kwargs))
+
     async def append_event(self, incident_id: int, at: float, kind: EventKind,
                            detail: str = "") -> None:
-        await self._run("INSERT INTO incident_events (incident_id, at, kind, detail)"
-                        " VALUES (?, ?, ?, ?)", incident_id, at, str(kind), detail)
-
-    async def add_notification(self, at: float, group_key: str, status: str, alerts: int,
-                               body: str) -> None:
-        await self._run("INSERT INTO notifications (received_at, group_key, status, alerts,"
-                        " body) VALUES (?, ?, ?, ?, ?)", at, group_key, status, alerts, body)
+        await self._sync(SyncWriter.append_event, incident_id, at, kind, detail)
 
     async def add_incident(self, dedupe_key: str, labels: dict[str, str], approval: Approval,
                            opened_at: float, now: float, details: dict[str, Any],
                            asked_at: float | None) -> int:
-        async with self._db.execute(
-                "INSERT INTO incidents (dedupe_key, labels, state, approval, opened_at,"
-                " last_seen, notifications, details, asked_at)"
-                " VALUES (?, ?, 'firing', ?, ?, ?, 1, ?, ?)",
-                (dedupe_key, dumps(labels), str(approval), opened_at, now, dumps(details),
-                 asked_at)) as cursor:
-            incident = cursor.lastrowid
-        assert incident is not None  # an INSERT has a rowid
-        return incident
+        return await self._sync(SyncWriter.add_incident, dedupe_key, labels, approval,
+                                opened_at, now, details, asked_at)
 
-    async def put_alerts(self, incident_id: int, alerts: list[AlertWrite], now: float
-                         ) -> None:
-        """Insert or replace alerts of an incident, in one round trip."""
-        await self._db.executemany(
-            "INSERT INTO incident_alerts (incident_id, fingerprint, status, starts_at, ends_at,"
-            " labels, annotations, generator_url, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status = excluded.status,"
-            " starts_at = excluded.starts_at, ends_at = excluded.ends_at,"
-            " labels = excluded.labels, annotations = excluded.annotations,"
-            " generator_url = excluded.generator_url, updated_at = excluded.updated_at,"
-            " expired_at = NULL",
-            [(incident_id, a.fingerprint, a.status, a.starts_at, a.ends_at, dumps(a.labels),
-              dumps(a.annotations), a.generator_url, now) for a in alerts])
-
-    async def prune_resolved(self, incident_id: int, keep: int) -> None:
-        """Forget all but the `keep` newest resolved alerts of an incident."""
-        await self._run(
-            "DELETE FROM incident_alerts WHERE incident_id = ? AND status = 'resolved'"
-            " AND fingerprint NOT IN (SELECT fingerprint FROM incident_alerts"
-            " WHERE incident_id = ? AND status = 'resolved'"
-            " ORDER BY updated_at DESC LIMIT ?)", incident_id, incident_id, keep)
-
-    async def expire_alerts(self, incident_id: int, cutoff: float, now: float
-                            ) -> list[GoneAlert]:
-        """Resolve the incident's firing alerts last sent before `cutoff`: they ended,
-        as far as anyone can tell, when they were last sent."""
-        where = " WHERE incident_id = ? AND status = 'firing' AND updated_at < ?"
-        found = await self._all("SELECT fingerprint, labels, updated_at FROM incident_alerts"
-                                + where + " ORDER BY updated_at, fingerprint",
-                                incident_id, cutoff)
-        await self._run("UPDATE incident_alerts SET status = 'resolved',"
-                        " ends_at = updated_at, expired_at = ?" + where,
-                        now, incident_id, cutoff)
-        return _gone(found, incident_id)
-
-    async def drop_oldest_firing(self, incident_id: int, keep: int) -> list[GoneAlert]:
-        """Forget all but the `keep` most recently sent firing alerts of an incident."""
-        found = await self._all(
-            "SELECT fingerprint, labels, updated_at FROM incident_alerts"
-            " WHERE incident_id = ? AND status = 'firing'"
-            " ORDER BY updated_at DESC, fingerprint DESC LIMIT -1 OFFSET ?", incident_id, keep)
-        if found:
-            await self._run(
-                "DELETE FROM incident_alerts WHERE incident_id = ? AND fingerprint IN"
-                " (SELECT value FROM json_each(?))",
-                incident_id, dumps([r["fingerprint"] for r in found]))
-        return _gone(found[::-1], incident_id)
-
-    async def seen(self, incident_id: int, now: float) -> None:
-        await self._run("UPDATE incidents SET last_seen = ?, notifications = notifications + 1"
-                        " WHERE id = ?", now, incident_id)
-
-    async def reopen(self, incident_id: int, now: float) -> None:
-        await self._run("UPDATE incidents SET state = 'firing', resolved_at = NULL,"
-                        " duration_seconds = NULL, last_seen = ?,"
-                        " notifications = notifications + 1 WHERE id = ?",
-                        now, incident_id)
-
-    async def resolve(self, incident_id: int, ended: float, duration: float) -> None:
-        await self._run("UPDATE incidents SET state = 'resolved', resolved_at = ?,"
-                        " duration_seconds = ? WHERE id = ?", ended, duration, incident_id)
+    async def enqueue(self, incident_id: int, kind: WorkKind, now: float,
+                      body: str = "") -> None:
+        await self._sync(SyncWriter.enqueue, incident_id, kind, now, body)
 
     async def set_approval(self, incident_id: int, approval: Approval) -> None:
         await self._run("UPDATE incidents SET approval = ? WHERE id = ?", str(approval),
@@ -896,17 +958,6 @@ class Writer(Reader):
         await self._run("UPDATE incidents SET ticket_status = ? WHERE ticket_key = ?",
                         status, key)
         return [r["id"] for r in found]
-
-    async def enqueue(self, incident_id: int, kind: WorkKind, now: float,
-                      body: str = "") -> None:
-        if kind is WorkKind.CREATE:
-            # The unique index on (incident_id) for 'create' makes a second ticket impossible.
-            await self._run("INSERT OR IGNORE INTO outbox (incident_id, kind, next_attempt_at,"
-                            " created_at) VALUES (?, 'create', ?, ?)", incident_id, now, now)
-            return
-        await self._run("INSERT INTO outbox (incident_id, kind, body, next_attempt_at,"
-                        " created_at) VALUES (?, ?, ?, ?, ?)",
-                        incident_id, str(kind), body, now, now)
 
     async def work_done(self, work_id: int, now: float) -> None:
         await self._run("UPDATE outbox SET state = 'done', done_at = ?, attempts = attempts + 1,"
@@ -1046,6 +1097,17 @@ class Database:
                 await self._db.execute("COMMIT")
         for listener in self._on_commit:
             listener()
+
+    async def write(self, fn: Callable[[SyncWriter], R]) -> R:
+        """`fn` as one transaction, all or nothing, run whole in the database's thread:
+        one hop for all its statements, and the event loop stays free meanwhile. A
+        database error leaves as `Unavailable`."""
+        async with self._lock:
+            with _unavailable():
+                result = await _in_thread(self._db, lambda db: _transact(db, fn))
+        for listener in self._on_commit:
+            listener()
+        return result
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Reader]:

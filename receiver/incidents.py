@@ -27,9 +27,9 @@ from .db import (
     IncidentHead,
     IncidentState,
     StoredAlert,
+    SyncWriter,
     Work,
     WorkKind,
-    Writer,
 )
 from .payload import MAX_TIME, MIN_TIME, Alert, Notification
 from .timefmt import human_duration, iso
@@ -80,83 +80,83 @@ def _stale(alert: Alert, stored: StoredAlert | None) -> bool:
     return alert.starts_at < stored.starts_at  # an earlier firing of it
 
 
-async def _open(tx: Writer, alert: Alert, key: str, latest: IncidentHead | None,
-                now: float, policy: IncidentPolicy) -> Change:
+def _open(tx: SyncWriter, alert: Alert, key: str, latest: IncidentHead | None,
+          now: float, policy: IncidentPolicy) -> Change:
     """No incident fires for the key: reopen the latest within the window, or open one."""
     if (latest is not None and latest.resolved_at is not None
             and now - latest.resolved_at <= policy.reopen_window):
-        await tx.reopen(latest.id, now)
-        await tx.append_event(latest.id, now, EventKind.REOPENED)
+        tx.reopen(latest.id, now)
+        tx.append_event(latest.id, now, EventKind.REOPENED)
         if latest.approval is Approval.APPROVED:
-            await tx.enqueue(latest.id, WorkKind.REOPEN, now,
-                             f"Firing again at {iso(now)}: reopened by fleet-sla.")
+            tx.enqueue(latest.id, WorkKind.REOPEN, now,
+                       f"Firing again at {iso(now)}: reopened by fleet-sla.")
         return Change(latest.id, ChangeKind.REOPENED)
     approval = Approval.PENDING if policy.needs_approval(alert.labels) else Approval.NONE
-    snoozed = approval is Approval.PENDING and await tx.rejected_since(
+    snoozed = approval is Approval.PENDING and tx.rejected_since(
         key, now - policy.reject_snooze)
     if snoozed:
         approval = Approval.REJECTED
     labels = {name: alert.labels.get(name, "") for name in policy.dedupe_labels}
-    incident = await tx.add_incident(key, labels, approval, alert.starts_at, now, {},
-                                     now if approval is Approval.PENDING else None)
-    await tx.append_event(incident, now, EventKind.OPENED,
-                          "approval snoozed by an earlier rejection"
-                          if snoozed else f"approval {approval}")
+    incident = tx.add_incident(key, labels, approval, alert.starts_at, now, {},
+                               now if approval is Approval.PENDING else None)
+    tx.append_event(incident, now, EventKind.OPENED,
+                    "approval snoozed by an earlier rejection"
+                    if snoozed else f"approval {approval}")
     return Change(incident, ChangeKind.OPENED)
 
 
-async def _apply_key(tx: Writer, key: str, alerts: list[Alert], now: float,
-                     policy: IncidentPolicy) -> Change:
+def _apply_key(tx: SyncWriter, key: str, alerts: list[Alert], now: float,
+               policy: IncidentPolicy) -> Change:
     """All alerts of one notification with one dedupe key, firing ones first."""
     fingerprints = [a.fingerprint for a in alerts]
-    head = await tx.incident_head(key, firing=True)
+    head = tx.incident_head(key, firing=True)
     change: Change | None = None
     if head is None:
-        latest = await tx.incident_head(key, firing=False)
-        stored = await tx.stored_alerts(latest.id, fingerprints) if latest else {}
+        latest = tx.incident_head(key, firing=False)
+        stored = tx.stored_alerts(latest.id, fingerprints) if latest else {}
         fresh = [a for a in alerts
                  if a.status == "firing" and not _stale(a, stored.get(a.fingerprint))]
         if not fresh:  # resolved alerts, or old news, for an incident not firing
             return Change(0, ChangeKind.IGNORED)
-        change = await _open(tx, fresh[0], key, latest, now, policy)
-        head = await tx.incident_head(key, firing=True)
+        change = _open(tx, fresh[0], key, latest, now, policy)
+        head = tx.incident_head(key, firing=True)
         assert head is not None  # just opened or reopened
         if latest is None or head.id != latest.id:
             stored = {}  # a new incident: nothing of it is stored yet
     else:
-        await tx.seen(head.id, now)
-        stored = await tx.stored_alerts(head.id, fingerprints)
+        tx.seen(head.id, now)
+        stored = tx.stored_alerts(head.id, fingerprints)
     writes = []
     for alert in alerts:
         if not _stale(alert, stored.get(alert.fingerprint)):
             writes.append(_write(alert))
             stored[alert.fingerprint] = StoredAlert(AlertStatus(alert.status),
                                                     alert.starts_at, alert.ends_at)
-    await tx.put_alerts(head.id, writes, now)
+    tx.put_alerts(head.id, writes, now)
     if any(w.status == "firing" for w in writes):
-        dropped = await tx.drop_oldest_firing(head.id, MAX_FIRING)
+        dropped = tx.drop_oldest_firing(head.id, MAX_FIRING)
         if dropped:  # the MAX_FIRING kept still fire: the incident does too
-            await tx.append_event(head.id, now, EventKind.ALERTS_DROPPED, (
+            tx.append_event(head.id, now, EventKind.ALERTS_DROPPED, (
                 f"{len(dropped)} firing alerts dropped, at most {MAX_FIRING} are kept (the"
                 f" most recently sent): {_names(dropped)}"))
     ended = [w for w in writes if w.status == "resolved"]
     if not ended:
         return change or Change(head.id, ChangeKind.UPDATED)
-    await tx.prune_resolved(head.id, KEEP_RESOLVED)
-    if await tx.firing_alerts(head.id):
+    tx.prune_resolved(head.id, KEEP_RESOLVED)
+    if tx.firing_alerts(head.id):
         return change or Change(head.id, ChangeKind.UPDATED)  # another alert still fires
-    await _resolve(tx, head, max(w.ends_at or now for w in ended), now)
+    _resolve(tx, head, max(w.ends_at or now for w in ended), now)
     return Change(head.id, ChangeKind.RESOLVED)
 
 
-async def _resolve(tx: Writer, head: IncidentHead, ended: float, now: float,
-                   why: str = "") -> None:
-    await tx.resolve(head.id, ended, max(0.0, ended - head.opened_at))
+def _resolve(tx: SyncWriter, head: IncidentHead, ended: float, now: float,
+             why: str = "") -> None:
+    tx.resolve(head.id, ended, max(0.0, ended - head.opened_at))
     lasted = human_duration(ended - head.opened_at)
-    await tx.append_event(head.id, now, EventKind.RESOLVED, f"after {lasted}{why}")
+    tx.append_event(head.id, now, EventKind.RESOLVED, f"after {lasted}{why}")
     if head.approval is Approval.APPROVED:
-        await tx.enqueue(head.id, WorkKind.RESOLVE, now,
-                         f"Recovered at {iso(ended)} after {lasted}{why}.")
+        tx.enqueue(head.id, WorkKind.RESOLVE, now,
+                   f"Recovered at {iso(ended)} after {lasted}{why}.")
 
 
 def _names(alerts: list[GoneAlert]) -> str:
@@ -168,44 +168,46 @@ def _names(alerts: list[GoneAlert]) -> str:
     return "; ".join(named) + (f"; and {more} more" if more else "")
 
 
-async def expire(tx: Writer, incident_id: int, now: float, expiry: float) -> Change | None:
+def expire(tx: SyncWriter, incident_id: int, now: float, expiry: float) -> Change | None:
     """Count the incident's firing alerts not sent for `expiry` as gone, and resolve it
     if none fires any more. Alertmanager sends every firing alert of a group at least
     every repeat_interval, and sends no resolve for one inhibited, silenced, cut by
-    max_alerts or forgotten in a restart: only their silence says they are gone."""
-    head = await tx.incident_head_by_id(incident_id)
+    max_alerts or forgotten in a restart: only their silence says they are gone.
+    Call inside one transaction (`Database.write`)."""
+    head = tx.incident_head_by_id(incident_id)
     if head is None or head.state is not IncidentState.FIRING:
         return None
-    gone = await tx.expire_alerts(incident_id, now - expiry, now)
+    gone = tx.expire_alerts(incident_id, now - expiry, now)
     if not gone:  # sent again meanwhile
         return None
-    await tx.append_event(incident_id, now, EventKind.ALERTS_EXPIRED, (
+    tx.append_event(incident_id, now, EventKind.ALERTS_EXPIRED, (
         f"{len(gone)} firing alerts not sent by Alertmanager for {human_duration(expiry)}"
         " (incidents.alert_expiry) count as gone; Alertmanager re-sends firing alerts every"
         " repeat_interval, so these were inhibited, silenced, cut by max_alerts or"
         f" forgotten: {_names(gone)}"))
-    await tx.prune_resolved(incident_id, KEEP_RESOLVED)
-    if await tx.firing_alerts(incident_id):
+    tx.prune_resolved(incident_id, KEEP_RESOLVED)
+    if tx.firing_alerts(incident_id):
         return Change(incident_id, ChangeKind.UPDATED)
     last = max(a.last_seen for a in gone)  # when it was last known to fire
-    await _resolve(tx, head, max(last, head.opened_at), now,
-                   f" (its alerts are no longer sent by Alertmanager; last sent {iso(last)})")
+    _resolve(tx, head, max(last, head.opened_at), now,
+             f" (its alerts are no longer sent by Alertmanager; last sent {iso(last)})")
     return Change(incident_id, ChangeKind.RESOLVED)
 
 
-async def apply(tx: Writer, notification: Notification, body: str, now: float,
-                policy: IncidentPolicy) -> list[Change]:
-    """Record a notification and its incident changes; call inside one transaction.
+def apply(tx: SyncWriter, notification: Notification, body: str, now: float,
+          policy: IncidentPolicy) -> list[Change]:
+    """Record a notification and its incident changes; call inside one transaction
+    (`Database.write`, in the database's thread).
 
     An incident resolves only when none of its alerts fires any more.
     """
-    await tx.add_notification(now, notification.group_key, notification.status,
-                              len(notification.alerts), body)
+    tx.add_notification(now, notification.group_key, notification.status,
+                        len(notification.alerts), body)
     by_key: dict[str, list[Alert]] = {}
     # Firing first: [A resolved, B firing] must not resolve and reopen the incident.
     for alert in sorted(notification.alerts, key=lambda a: a.status != "firing"):
         by_key.setdefault(dedupe_key(alert.labels, policy), []).append(alert)
-    return [await _apply_key(tx, key, alerts, now, policy) for key, alerts in by_key.items()]
+    return [_apply_key(tx, key, alerts, now, policy) for key, alerts in by_key.items()]
 
 
 def facts(details: Mapping[str, Any], labels: Mapping[str, str], opened_at: float
