@@ -12,6 +12,7 @@ from receiver.db import (
     DecisionKind,
     EventKind,
     IncidentState,
+    SyncWriter,
     WorkKind,
     WorkState,
 )
@@ -93,6 +94,48 @@ class TestTypedRows:
         warnings = " ".join(r.getMessage() for r in caplog.records)
         assert "'muted'" in warnings and "'escalated'" in warnings and "'paged'" in warnings
         assert "labels is not a JSON object" in warnings
+
+
+
+class TestWrite:
+    """Database.write: a whole transaction run in the database's thread."""
+
+    async def test_commits_and_answers_what_its_function_returns(self, db):
+        committed: list[int] = []
+        db.on_commit(lambda: committed.append(1))
+
+        def work(tx: SyncWriter) -> int:
+            incident = tx.add_incident("k", {"vessel": "v1"}, Approval.NONE, T, T, {}, None)
+            tx.append_event(incident, T, EventKind.OPENED)
+            return incident
+
+        incident = await db.write(work)
+        assert committed == [1]
+        async with db.snapshot() as reader:
+            assert [e.kind for e in await reader.events(incident)] == [EventKind.OPENED]
+
+    async def test_a_failure_anywhere_leaves_nothing_and_the_next_write_works(self, db):
+        committed: list[int] = []
+        db.on_commit(lambda: committed.append(1))
+
+        def bad_statement(tx: SyncWriter) -> None:
+            incident = tx.add_incident("k", {}, Approval.NONE, T, T, {}, None)
+            tx.append_event(incident + 1000, T, EventKind.OPENED)  # no such incident
+
+        def bad_code(tx: SyncWriter) -> None:
+            tx.add_incident("k", {}, Approval.NONE, T, T, {}, None)
+            raise KeyError("a bug")
+
+        with pytest.raises(Unavailable):
+            await db.write(bad_statement)
+        with pytest.raises(KeyError):  # not a database error: leaves as it is
+            await db.write(bad_code)
+        assert committed == []
+        async with db.snapshot() as reader:
+            assert await reader.incidents() == []
+        await db.write(lambda tx: tx.add_incident("k", {}, Approval.NONE, T, T, {}, None))
+        async with db.snapshot() as reader:
+            assert [i.dedupe_key for i in await reader.incidents()] == ["k"]
 
 
 class TestRowsFromOtherVersions:

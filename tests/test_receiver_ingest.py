@@ -1,6 +1,7 @@
 """Webhook ingest: hostile payloads are refused by name, and never fail a neighbour."""
 
 import asyncio
+import contextlib
 import io
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,47 @@ class TestGroupCommit:
             async with db.snapshot() as reader:
                 assert [i.labels["vessel"] for i in await reader.incidents()] == ["v2"]
         finally:
+            await db.close()
+
+
+    async def test_a_commit_is_one_trip_to_the_database_thread_however_many_keys(
+            self, tmp_path, monkeypatch):
+        import aiosqlite
+
+        from receiver.config import IncidentPolicy
+        from receiver.db import Database
+        from receiver.ingest import Ingest
+
+        db = await Database.open(tmp_path / "receiver.db")
+
+        def made(vessels: range) -> Notification:
+            return Notification("r", "firing", "g", {}, "", 0, tuple(Alert(
+                "firing", {"alertname": "A", "vessel": f"v{n}", "component": "c"}, {},
+                T0, None, "", f"fp{n}") for n in vessels))
+
+        trips = 0
+        execute = aiosqlite.Connection._execute
+
+        async def counted(self: aiosqlite.Connection, fn: Any, *args: Any,
+                          **kwargs: Any) -> Any:
+            nonlocal trips
+            trips += 1
+            return await execute(self, fn, *args, **kwargs)
+
+        # Every statement aiosqlite runs goes through _execute, a hop to its thread.
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        ingest = Ingest(db, IncidentPolicy(), lambda: T0)
+        writer = asyncio.create_task(ingest.run())
+        try:
+            await ingest.submit(made(range(25)), "{}")  # 25 incidents open
+            trips = 0
+            changes = await ingest.submit(made(range(50)), "{}")  # 25 repeats, 25 new
+            assert sorted(c.kind for c in changes).count("opened") == 25
+            assert trips == 1
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
             await db.close()
 
 
