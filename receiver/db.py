@@ -1,8 +1,10 @@
 """The receiver's state in SQLite (WAL): schema, migrations and every query, with typed rows.
 
-This is the only module that speaks SQL. Every change happens inside `transaction()`,
-which holds a lock: the one connection is shared by all requests, and their statements
-must not interleave. SQLite's errors leave here as `errors.Unavailable`.
+This is the only module that speaks SQL. Every change happens inside `transaction()` or
+`write()`, which hold a lock: the one connection is shared by all requests, and their
+statements must not interleave. `write()` runs a whole transaction in aiosqlite's thread
+(`SyncWriter`), for work of many statements such as ingest. SQLite's errors leave here as
+`errors.Unavailable`.
 
 Rows are read into dataclasses. A stored value this version does not know (a state, an
 approval, a kind written by another version) is read as `UNKNOWN` with a logged warning,
@@ -1104,6 +1106,8 @@ class Database:
         database error leaves as `Unavailable`."""
         async with self._lock:
             with _unavailable():
+                # Cancelled, it still runs to its end in the thread; aiosqlite runs calls
+                # in order, so nothing queued after it can interleave.
                 result = await _in_thread(self._db, lambda db: _transact(db, fn))
         for listener in self._on_commit:
             listener()
