@@ -33,8 +33,8 @@ class FakeInflux:
     requests: list[Recorded] = field(default_factory=list)
     gzip: bool = True
 
-    def answer(self, statements: list[str]) -> dict[str, Any]:
-        return answer(statements, self.devices)
+    def answer(self, statements: list[str], params: str | None = None) -> dict[str, Any]:
+        return answer(statements, self.devices, params=params)
 
     def json_response(self, document: Any) -> web.Response:
         body = json.dumps(document).encode()
@@ -49,7 +49,7 @@ class FakeInflux:
         self.requests.append(Recorded(dict(request.headers), dict(request.query), form))
         if self.script:
             return await self.script.popleft()(request)
-        return self.json_response(self.answer(form["q"].split(";\n")))
+        return self.json_response(self.answer(form["q"].split(";\n"), form.get("params")))
 
     def app(self) -> web.Application:
         app = web.Application()

@@ -148,11 +148,14 @@ class TestRequest:
         [request] = fake.requests
         assert request.headers["Accept-Encoding"] == "gzip"
         statements = request.form["q"].split(";\n")
-        assert len(statements) == 5  # 2 per window + latest, last reply, first
-        devices = '"url" =~ /^(10\\.10\\.1\\.5|10\\.10\\.1\\.20)$/'
-        assert all(devices in s for s in statements)
+        # Nothing known yet: the edge counts, newest sample and reply, and the raw points.
+        assert len(statements) == 5
+        # The device regex once, as a bound parameter, its common prefix said once.
+        assert json.loads(request.form["params"]) == {"d": {"regex": "^10\\.10\\.1\\.(5|20)$"}}
+        assert all('"url" =~ $d' in s for s in statements)
         assert request.form["db"] == "telegraf" and request.form["epoch"] == "s"
-        wire = len(gzip.compress(json.dumps(fake.answer(statements)).encode()))
+        params = request.form["params"]
+        wire = len(gzip.compress(json.dumps(fake.answer(statements, params)).encode()))
         assert metrics.get("fleet_vessel_response_bytes", vessel="aurora") == wire
 
     async def test_token_auth_header(self, one_vessel):

@@ -38,12 +38,15 @@ NO_SAMPLES = EdgeCount(0, 0)
 
 @dataclass(frozen=True, slots=True)
 class Ask:
-    """What one request reads: raw points in (since, until]; until None is the server's
-    now(); and the server's counts of the 24 h window's oldest partial hour."""
+    """What one request reads: raw points after `since` (up to `until`, or all of them
+    when None); the newest sample and reply over the lookback when `newest`; the server's
+    counts of the 24 h window's oldest partial hour when `edges`."""
 
     since: int
     until: int | None
     edge_end: int  # end of the hour that now - 24h falls in
+    newest: bool = True
+    edges: bool = True
 
 
 @dataclass(slots=True)
