@@ -121,6 +121,7 @@ class CollectionService:
                         self.config.state_path)
         for vessel, last_success, observation in await self.runlog.last_states():
             self.fleet.restore(vessel, observation, last_success)
+            self.ledger.remember(vessel, observation, last_success)
         for row in await self.runlog.last_results():
             try:
                 status = VesselStatus(row["status"])

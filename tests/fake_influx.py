@@ -24,6 +24,7 @@ class Recorded:
     headers: dict[str, str]
     query: dict[str, str]  # the URL's query string
     form: dict[str, str]
+    wire: int = 0  # bytes received: request line, headers and body
 
 
 @dataclass
@@ -45,8 +46,12 @@ class FakeInflux:
         return web.Response(body=body, headers=headers)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
         form = {k: str(v) for k, v in (await request.post()).items()}
-        self.requests.append(Recorded(dict(request.headers), dict(request.query), form))
+        head = len(f"{request.method} {request.path_qs} HTTP/1.1\r\n\r\n") + sum(
+            len(k) + len(v) + 4 for k, v in request.raw_headers)
+        self.requests.append(Recorded(dict(request.headers), dict(request.query), form,
+                                      head + len(body)))
         if self.script:
             return await self.script.popleft()(request)
         return self.json_response(self.answer(form["q"].split(";\n"), form.get("params")))

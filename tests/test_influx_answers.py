@@ -10,8 +10,9 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from exporter.config import ConfigError, load_config
+from simulator.answers import FAKE_NOW
 from tests.fake_influx import DeviceFacts, reply, slow, streamed
-from tests.helpers import scrape, vessel, write_config
+from tests.helpers import Clock, Ticks, scrape, vessel, write_config
 from tests.hostile import assert_plain
 
 AP, SRV = "10.10.1.5", "10.10.1.20"
@@ -148,8 +149,13 @@ class TestRequest:
         [request] = fake.requests
         assert request.headers["Accept-Encoding"] == "gzip"
         statements = request.form["q"].split(";\n")
-        # Nothing known yet: the edge counts, newest sample and reply, and the raw points.
-        assert len(statements) == 5
+        # Nothing known yet: the edge counts (this request folds the 24 h window's oldest
+        # hour), the newest sample and reply over the lookback, and the raw points.
+        assert [s.split(" FROM")[0] for s in statements] == [
+            'SELECT count("result_code")', 'SELECT count("percent_packet_loss")',
+            'SELECT "result_code", "percent_packet_loss", "average_response_ms"',
+            'SELECT "percent_packet_loss"',
+            'SELECT "result_code", "percent_packet_loss", "average_response_ms"']
         # The device regex once, as a bound parameter, its common prefix said once.
         assert json.loads(request.form["params"]) == {"d": {"regex": "^10\\.10\\.1\\.(5|20)$"}}
         assert all('"url" =~ $d' in s for s in statements)
@@ -157,6 +163,35 @@ class TestRequest:
         params = request.form["params"]
         wire = len(gzip.compress(json.dumps(fake.answer(statements, params)).encode()))
         assert metrics.get("fleet_vessel_response_bytes", vessel="aurora") == wire
+
+    async def test_steady_state_is_the_points_alone_with_the_regex_once(
+            self, tmp_path: Path, fake_influx, exporter):
+        """Issue 13: 20 devices, request and answer under 2 KB once the ledger is caught up;
+        the device regex travels once."""
+        addresses = [f"10.20.1.{n}" for n in range(1, 21)]
+        fake, url = await fake_influx(**{a.replace(".", "_"): DeviceFacts() for a in addresses})
+        devices = [{"address": a, "component": "server", "name": f"d{n}"}
+                   for n, a in enumerate(addresses)]
+        config = write_config(tmp_path / "fleet.yml", [vessel("aurora", url, devices=devices)])
+        clock, ticks = Clock(FAKE_NOW + 60), Ticks()
+        client = await exporter(config, clock=clock, sleep=ticks)
+        clock.now += 60
+        await ticks.runs(client)
+        first, steady = fake.requests
+        assert len(first.form["q"].split(";\n")) == 5
+        [points] = steady.form["q"].split(";\n")
+        assert points.startswith('SELECT "result_code", "percent_packet_loss", '
+                                 '"average_response_ms" FROM "ping" WHERE time > ')
+        regex = "^10\\.20\\.1\\.(" + "|".join(str(n) for n in range(1, 21)) + ")$"
+        assert json.loads(steady.form["params"]) == {"d": {"regex": regex}}
+        assert "10\\.20" not in steady.form["q"]
+        assert steady.wire < 700
+        metrics = await scrape(client)
+        answer = metrics.get("fleet_vessel_response_bytes", vessel="aurora")
+        # influxd's own response headers add about 250 bytes.
+        assert steady.wire + answer + 250 < 2048
+        assert metrics.status("aurora") == "ok"
+        assert len(metrics.series("fleet_device_up", vessel="aurora")) == 20
 
     async def test_token_auth_header(self, one_vessel):
         fake, *_ = await one_vessel(token=TOKEN)

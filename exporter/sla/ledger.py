@@ -13,16 +13,19 @@ older than the vessel keeps, or that the re-read finds empty, keep an estimate i
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..config import LedgerConfig, VesselConfig, Window
+from ..model import DeviceObservation, VesselObservation
 from .hours import (
     HOUR,
+    PROFILE_SPAN,
     Book,
     Carry,
     EdgeCount,
     Hour,
     Maintenance,
+    Profile,
     Span,
     estimate,
     fold,
@@ -31,7 +34,7 @@ from .hours import (
     window,
 )
 
-EDGE_WINDOW = "24h"  # the window whose oldest partial hour the server counts exactly
+EDGE_WINDOW = "24h"  # the window whose oldest partial hour is counted exactly
 # A device missing from the edge counts had no sample there: not "weigh by share".
 NO_SAMPLES = EdgeCount(0, 0)
 
@@ -57,6 +60,9 @@ class VesselBooks:
     # After a rewind: the first hour read again. The points just before it only set up
     # the carries; their hours are kept as they were.
     replay_from: int | None = None
+    # By device address: its newest sample and reply as last known, so that a request
+    # need not ask them over the whole lookback; the points after the cursor add to them.
+    newest: dict[str, DeviceObservation] = field(default_factory=dict)
 
 
 # (vessel, address, day number) -> the day's 24 hours, for the state DB.
@@ -99,7 +105,61 @@ class Ledger:
         if now - self.config.settle - since > self.config.max_catchup:
             until = since + int(self.config.max_catchup)
         edge_end = (int(now - 86400) // HOUR + 1) * HOUR
-        return Ask(since=since, until=until, edge_end=edge_end)
+        # A catch-up's points stop short of now: they cannot tell the newest sample.
+        known = until is None and all(d.address in books.newest for d in vessel.devices)
+        # The server counts the 24 h window's edge when this request may fold its hour (a
+        # catch-up), or a device's profile does not cover it (after a restart, a flapping
+        # device): the take counts the edge before it adds this answer to the profiles.
+        edges = books.frozen_until < edge_end - 1 or any(
+            self._unprofiled(book, now) for book in books.books.values())
+        return Ask(since=since, until=until, edge_end=edge_end, newest=not known, edges=edges)
+
+    @staticmethod
+    def _unprofiled(book: Book, now: float) -> bool:
+        """The 24 h window needs the count of a part of an hour the device's profile does
+        not cover."""
+        start = now - 86400
+        key = int(start // HOUR)
+        if start <= key * HOUR or book.hour(key) is None:
+            return False
+        return not book.profile.covers(key * HOUR, (key + 1) * HOUR)
+
+    def _edge(self, book: Book, ask: Ask, edges: Mapping[str, EdgeCount], address: str,
+              now: float) -> EdgeCount | None:
+        """The samples of the 24 h window's oldest partial hour: from the profile, else as
+        the server counted them, else None (weighed by its share of the hour)."""
+        start = now - 86400
+        if not self._unprofiled(book, now):
+            return book.profile.count(start, (int(start // HOUR) + 1) * HOUR)
+        # The counts are of the hour the window started in when asked: an hour may have
+        # turned since, and then they are of no use.
+        if ask.edges and ask.edge_end == (int(start) // HOUR + 1) * HOUR:
+            return edges.get(address, NO_SAMPLES)
+        return None
+
+    def newest(self, vessel: VesselConfig, ask: Ask, found: VesselObservation,
+               now: float, lookback: float) -> VesselObservation:
+        """The newest sample and reply of each device: `found` when the request asked them
+        over the lookback, else the newer of what was known and what the points after the
+        cursor (`found`) show; none older than the lookback, as it would not see them."""
+        books = self._vessel(vessel, now)
+        oldest = now - lookback
+        merged: dict[str, DeviceObservation] = {}
+        for device in vessel.devices:
+            address = device.address
+            new = found.devices.get(address) or DeviceObservation(spans={})
+            old = books.newest.get(address)
+            merged[address] = new if ask.newest or old is None else _newer(old, new, oldest)
+        books.newest = merged
+        return VesselObservation(devices=merged)
+
+    def remember(self, vessel: str, observation: VesselObservation, at: float) -> None:
+        """What a vessel's newest samples were when it was last collected, at `at` (its
+        saved state). Taken only with the points after the cursor, which are read next:
+        together they tell the newest as the lookback would."""
+        books = self.vessels.get(vessel)
+        if books is not None and at >= books.frozen_until:
+            books.newest = {a: replace(d, spans={}) for a, d in observation.devices.items()}
 
     def take(self, vessel: VesselConfig, ask: Ask,
              points: Mapping[str, Sequence[tuple[int, bool]]],
@@ -113,14 +173,16 @@ class Ledger:
         cap = max(1, int(vessel.sample_interval))
         spans: dict[str, dict[str, Span]] = {}
         first: dict[str, int] = {}
-        # The counts are of the hour the window started in when asked: an hour may have
-        # turned since, and then they are of no use.
-        edge_hour = ask.edge_end == (int(now - 86400) // HOUR + 1) * HOUR
         for device in vessel.devices:
             book = books.books.get(device.address)
             if book is None:
-                book = books.books[device.address] = Book()
+                # Its samples up to the cursor are not in the ledger, nor in the profile.
+                book = books.books[device.address] = Book(
+                    profile=Profile(since=ask.since, through=ask.since))
             found = points.get(device.address, ())
+            if found and found[-1][0] > now:
+                # Stamped ahead of our clock: they tell the newest sample and the skew only.
+                found = [p for p in found if p[0] <= now]
             held = self.maintenance(vessel.id, device.component, device.name,
                                     ask.since - cap, max(now, freeze))
             old = [p for p in found if p[0] <= freeze]
@@ -137,10 +199,13 @@ class Ledger:
                 self.dirty.add((vessel.id, device.address, key * HOUR // 86400))
             book.fresh = {}
             fold([p for p in found if p[0] > freeze], book.carry.copy(), cap, book.fresh, held)
+            # Counted before this answer's points join the profile, as the request foresaw.
+            edge = self._edge(book, ask, edges, device.address, now)
+            book.profile.add(old, freeze)
+            book.profile.forget(now - PROFILE_SPAN)
             spans[device.address] = {
                 w.label: window(book, now - w.seconds, now, books.held_from,
-                                edges.get(device.address, NO_SAMPLES)
-                                if w.label == EDGE_WINDOW and edge_hour else None)
+                                edge if w.label == EDGE_WINDOW else None)
                 for w in self.windows}
             if book.carry.first is not None:
                 first[device.address] = book.carry.first
@@ -177,7 +242,11 @@ class Ledger:
                 replay_from: int | None = None) -> None:
         self.vessels[vessel] = VesselBooks(
             frozen_until=frozen_until, held_from=held_from,
-            books={a: Book(frozen=dict(hours.get(a, {})), carry=c) for a, c in carries.items()},
+            # The profiles start empty: the edge of the 24 h window is asked of the server
+            # until the hours frozen from now on reach it.
+            books={a: Book(frozen=dict(hours.get(a, {})), carry=c,
+                           profile=Profile(since=frozen_until, through=frozen_until))
+                   for a, c in carries.items()},
             replay_from=replay_from)
 
     def affected(self, vessel: VesselConfig, changed: Maintenance) -> dict[str, list[int]]:
@@ -239,9 +308,27 @@ class Ledger:
         books.replay_from = start
         for book in books.books.values():
             book.carry = Carry(first=book.carry.first)
+            book.profile.truncate(cursor)
         self.cursors_dirty.add(vessel.id)
 
     def forget(self, keep: set[str]) -> None:
         """Drop the books of vessels no longer configured (their rows stay in the DB)."""
         for vid in [v for v in self.vessels if v not in keep]:
             del self.vessels[vid]
+
+
+def _newer(known: DeviceObservation, found: DeviceObservation,
+           oldest: float) -> DeviceObservation:
+    newest = known
+    if found.last_sample is not None and (newest.last_sample is None
+                                          or found.last_sample >= newest.last_sample):
+        newest = replace(newest, last_sample=found.last_sample, last_loss=found.last_loss,
+                         last_rtt=found.last_rtt)
+    if found.last_reply is not None and (newest.last_reply is None
+                                         or found.last_reply > newest.last_reply):
+        newest = replace(newest, last_reply=found.last_reply)
+    if newest.last_sample is not None and newest.last_sample <= oldest:
+        newest = replace(newest, last_sample=None, last_loss=None, last_rtt=None)
+    if newest.last_reply is not None and newest.last_reply <= oldest:
+        newest = replace(newest, last_reply=None)
+    return newest
