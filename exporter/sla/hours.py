@@ -247,6 +247,22 @@ class Profile:
         if drop:
             del runs[:drop]
 
+    def pack(self) -> list[int]:
+        """For the state DB: since, through, then the runs."""
+        return [self.since, self.through, *self.runs]
+
+    @classmethod
+    def unpack(cls, values: object) -> "Profile | None":
+        """A packed profile, or None if it is not one (then the server counts the edge)."""
+        if (not isinstance(values, list) or len(values) < 2 or len(values) % 3 != 2
+                or len(values) > 2 + 3 * MAX_RUNS
+                or not all(type(v) is int and 0 <= v < 2**62 for v in values)):
+            return None
+        runs = array("q", values[2:])
+        if any(runs[i + 2] < 2 for i in range(0, len(runs), 3)):  # a run has a sample
+            return None
+        return cls(since=values[0], through=values[1], runs=runs)
+
     def truncate(self, after: int) -> None:
         """Forget the samples after `after` (a rewind reads them again)."""
         runs = self.runs

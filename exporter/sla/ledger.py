@@ -153,13 +153,24 @@ class Ledger:
         books.newest = merged
         return VesselObservation(devices=merged)
 
-    def remember(self, vessel: str, observation: VesselObservation, at: float) -> None:
+    def remember(self, vessel: str, observation: VesselObservation, at: float,
+                 profiles: Mapping[str, Profile]) -> None:
         """What a vessel's newest samples were when it was last collected, at `at` (its
-        saved state). Taken only with the points after the cursor, which are read next:
-        together they tell the newest as the lookback would."""
+        saved state), and its devices' profiles. The newest are taken with the points
+        after the cursor, which are read next: together they tell the newest as the
+        lookback would. A profile is taken if it ends at the cursor the ledger restored."""
         books = self.vessels.get(vessel)
-        if books is not None and at >= books.frozen_until:
-            books.newest = {a: replace(d, spans={}) for a, d in observation.devices.items()}
+        if books is None or at < books.frozen_until:
+            return
+        books.newest = {a: _bare(d) for a, d in observation.devices.items()}
+        for address, profile in profiles.items():
+            book = books.books.get(address)
+            if book is not None and profile.through == books.frozen_until:
+                book.profile = profile
+
+    def profiles(self, vessel: str) -> dict[str, Profile]:
+        books = self.vessels.get(vessel)
+        return {} if books is None else {a: b.profile for a, b in books.books.items()}
 
     def take(self, vessel: VesselConfig, ask: Ask,
              points: Mapping[str, Sequence[tuple[int, bool]]],
@@ -317,9 +328,17 @@ class Ledger:
             del self.vessels[vid]
 
 
+def _bare(device: DeviceObservation) -> DeviceObservation:
+    """The newest sample and reply alone: offset, freshness and windows are the
+    collection's own."""
+    return DeviceObservation(spans={}, last_sample=device.last_sample,
+                             last_loss=device.last_loss, last_rtt=device.last_rtt,
+                             last_reply=device.last_reply)
+
+
 def _newer(known: DeviceObservation, found: DeviceObservation,
            oldest: float) -> DeviceObservation:
-    newest = known
+    newest = _bare(known)
     if found.last_sample is not None and (newest.last_sample is None
                                           or found.last_sample >= newest.last_sample):
         newest = replace(newest, last_sample=found.last_sample, last_loss=found.last_loss,
