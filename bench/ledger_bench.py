@@ -497,10 +497,16 @@ async def statements_phase(args: argparse.Namespace) -> None:
         # Every statement the ledger can send; in steady state it sends the points alone.
         ask = Ask(since=int(now) - 420, until=None, edge_end=(int(now - 86400) // 3600 + 1) * 3600,
                   newest=True, edges=True)
+        steady = Ask(since=ask.since, until=None, edge_end=ask.edge_end, newest=False,
+                     edges=False)
         kinds = {f"ledger {purpose}": {v.id: st.text for v in config.vessels
                                           for st in build_statements(v, ask, 30 * 86400)
                                           if st.purpose == purpose}
                  for purpose in ("edge:total", "edge:up", "latest", "last_reply", "points")}
+        # The steady-state request: the points alone, with the RTT of the newest.
+        kinds["ledger points:rtt (steady state)"] = {
+            v.id: st.text for v in config.vessels
+            for st in build_statements(v, steady, 30 * 86400)}
         for purpose in ("total:24h", "up:24h", "latest", "last_reply", "first"):
             kinds[f"old {purpose}"] = {v.id: st.text for v in config.vessels
                                        for st in old_build(v, config.collection.windows,

@@ -25,7 +25,7 @@ DEVICES_PARAM = "d"
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    purpose: str  # "edge:total", "edge:up", "latest", "last_reply", "points"
+    purpose: str  # "edge:total", "edge:up", "latest", "last_reply", "points", "points:rtt"
     text: str
 
 
@@ -91,12 +91,14 @@ def build_statements(vessel: VesselConfig, ask: Ask, lookback: float) -> list[St
             Statement("last_reply", f"SELECT {loss} FROM {source} WHERE {reply} AND {newest} "
                                     f"GROUP BY {tag} ORDER BY time DESC LIMIT 1"),
         ]
-    # In steady state no upper bound either: the points also give the newest sample, and
-    # the ledger leaves out those stamped ahead of its clock. A catch-up stops at `until`.
+    # In steady state no upper bound either: the points also give the newest sample (so
+    # its RTT too), and the ledger leaves out those stamped ahead of its clock. A catch-up
+    # stops at `until`, and its RTTs would only add to a large answer.
     until = "" if ask.until is None else f" AND time <= {ask.until}s AND time <= now()"
+    purpose, rtt = ("points", "") if ask.newest else ("points:rtt", ', "average_response_ms"')
     statements.append(Statement(
-        "points", f'SELECT "result_code", {loss}, "average_response_ms" FROM {source} WHERE '
-                  f"time > {ask.since}s{until} AND {only} GROUP BY {tag}"))
+        purpose, f'SELECT "result_code", {loss}{rtt} FROM {source} WHERE '
+                 f"time > {ask.since}s{until} AND {only} GROUP BY {tag}"))
     return statements
 
 
@@ -111,7 +113,8 @@ def _statement_error(error: Any, index: int, statement: Statement, vessel: Vesse
 # The columns read from each statement's rows, and those that may be null.
 _WANTED = {
     "edge": ("count",),
-    "points": ("time", "percent_packet_loss", "average_response_ms"),
+    "points": ("time", "percent_packet_loss"),
+    "points:rtt": ("time", "percent_packet_loss", "average_response_ms"),
     "latest": ("time", "percent_packet_loss", "average_response_ms"),
     "last_reply": ("time",),
     "first": ("time",),
@@ -138,8 +141,8 @@ def _rows(result: Any, index: int, statement: Statement, tag: str,
         # One series per device asked for: more is refused before any is read.
         raise QueryError(f"malformed answer: {where}: {len(series)} series for "
                          f"{len(asked)} devices")
-    wanted = _WANTED[statement.purpose.partition(":")[0]]
-    many = statement.purpose == "points"
+    wanted = _WANTED.get(statement.purpose) or _WANTED[statement.purpose.partition(":")[0]]
+    many = statement.purpose.startswith("points")
     rows: dict[str, list[Row]] = {}
     known_columns: list[Any] | None = None
     positions: list[int] = []
@@ -244,18 +247,18 @@ def parse_answer(
         st.purpose: _rows(result, i, st, tag, asked)
         for i, (st, result) in enumerate(zip(statements, results, strict=True))
     }
+    raw = by_purpose.get("points") or by_purpose.get("points:rtt") or {}
     single = {purpose: {a: rows[0] for a, rows in found.items()}
-              for purpose, found in by_purpose.items() if purpose != "points"}
+              for purpose, found in by_purpose.items() if not purpose.startswith("points")}
     edges = (edge_counts(single["edge:total"], single["edge:up"])
              if "edge:total" in single else {})
-    raw = by_purpose["points"]
     if "latest" not in single:
         # Time-ordered: the last row is the newest sample, the last with a reply the newest
         # reply; the exporter merges them with what it knew (sla/ledger.py Ledger.newest).
         single["latest"] = {a: rows[-1] for a, rows in raw.items() if rows}
         single["last_reply"] = {a: (reply[0],) for a, rows in raw.items()
                                 if (reply := _newest_reply(rows)) is not None}
-    points = {a: [(int(t), loss is not None and loss < 100) for t, loss, _ in rows]  # type: ignore[arg-type]
+    points = {a: [(int(t), loss is not None and loss < 100) for t, loss, *_ in rows]  # type: ignore[arg-type]
               for a, rows in raw.items()}
     return Answer(observation=observe(vessel, single), response_bytes=0, points=points,
                   edges=edges)

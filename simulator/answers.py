@@ -86,6 +86,8 @@ def _points(text: str, f: DeviceFacts) -> tuple[list[str], list[list[Any]]] | No
         if since < at <= until:
             up = k < f.up
             rows.append([at, 0 if up else 1, 0.0 if up else 100.0, f.rtt_ms if up else None])
+    if '"average_response_ms" FROM' not in text:  # the RTT is asked only in steady state
+        return (_LATEST[:3], [r[:3] for r in rows]) if rows else None
     return (_LATEST, rows) if rows else None
 
 
