@@ -4,13 +4,15 @@ import base64
 import gzip
 import json
 import logging
+import re
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
 
 from exporter.config import ConfigError, load_config
-from simulator.answers import FAKE_NOW
+from exporter.influxql import device_regex
+from simulator.answers import FAKE_NOW, regex_addresses
 from tests.fake_influx import DeviceFacts, reply, slow, streamed
 from tests.helpers import Clock, Ticks, scrape, vessel, write_config
 from tests.hostile import assert_plain
@@ -328,3 +330,26 @@ class TestEchoedCredentials:
         with pytest.raises(ConfigError, match=r"vessels\[0\]\.influx\.token: too short "
                                               r"\(3 characters\)"):
             load_config(config)
+
+
+class TestDeviceRegex:
+    @pytest.mark.parametrize("addresses", [
+        ["10.20.1.1", "10.20.1.2", "10.20.1.17"],
+        ["10.0.0.1", "10.0.0.10"],  # one is the other's prefix
+        ["nav.bridge-2.local"],
+        ["fe80::1", "a/b", "o'brien", "x|y", "10.0.0.1", "(", "a\\b"],
+    ])
+    def test_matches_exactly_its_addresses(self, addresses):
+        regex = device_regex(addresses)
+        # RE2 and Python agree on anchors, groups, alternation and escaped punctuation.
+        compiled = re.compile(regex)
+        assert all(compiled.fullmatch(a) and compiled.match(a) for a in addresses)
+        for other in ("10.20.1.100", "10.20.1.1x", "10.0.0.100", "10.0.0.2", "nav", "x",
+                      "fe80::10", "10x20x1x1"):
+            assert other in addresses or not compiled.match(other), other
+        assert regex_addresses(regex) == addresses  # as the fakes read it back
+
+    def test_the_common_prefix_is_said_once(self):
+        addresses = [f"10.20.1.{n}" for n in range(1, 21)]
+        assert device_regex(addresses) == (
+            "^10\\.20\\.1\\.(" + "|".join(str(n) for n in range(1, 21)) + ")$")
