@@ -177,8 +177,8 @@ class Profile:
     from this, as the server would, instead of asking the server.
 
     `runs` holds three numbers a run: first timestamp, step, count * 2 + up. On a steady
-    grid that is one run, about 150 bytes a device with the object; at most MAX_RUNS
-    runs (24 bytes each, ~6 KB)."""
+    grid that is one run: about 230 bytes a device, object included; at most MAX_RUNS
+    runs (24 bytes each), about 6.7 KB."""
 
     since: int = 2**62  # every frozen sample in (since, through] is in `runs`
     through: int = 0
