@@ -13,7 +13,7 @@ older than the vessel keeps, or that the re-read finds empty, keep an estimate i
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..config import LedgerConfig, VesselConfig, Window
 from ..model import DeviceObservation, VesselObservation
@@ -111,7 +111,8 @@ class Ledger:
         # catch-up), or a device's profile does not cover it (after a restart, a flapping
         # device): the take counts the edge before it adds this answer to the profiles.
         edges = books.frozen_until < edge_end - 1 or any(
-            self._unprofiled(book, now) for book in books.books.values())
+            self._unprofiled(book, now) for d in vessel.devices
+            if (book := books.books.get(d.address)) is not None)
         return Ask(since=since, until=until, edge_end=edge_end, newest=not known, edges=edges)
 
     @staticmethod
@@ -253,8 +254,8 @@ class Ledger:
                 replay_from: int | None = None) -> None:
         self.vessels[vessel] = VesselBooks(
             frozen_until=frozen_until, held_from=held_from,
-            # The profiles start empty: the edge of the 24 h window is asked of the server
-            # until the hours frozen from now on reach it.
+            # Empty profiles until remember() brings the saved ones: without them the edge
+            # of the 24 h window is asked of the server until new profiles reach it.
             books={a: Book(frozen=dict(hours.get(a, {})), carry=c,
                            profile=Profile(since=frozen_until, through=frozen_until))
                    for a, c in carries.items()},
@@ -338,16 +339,14 @@ def _bare(device: DeviceObservation) -> DeviceObservation:
 
 def _newer(known: DeviceObservation, found: DeviceObservation,
            oldest: float) -> DeviceObservation:
-    newest = _bare(known)
-    if found.last_sample is not None and (newest.last_sample is None
-                                          or found.last_sample >= newest.last_sample):
-        newest = replace(newest, last_sample=found.last_sample, last_loss=found.last_loss,
-                         last_rtt=found.last_rtt)
-    if found.last_reply is not None and (newest.last_reply is None
-                                         or found.last_reply > newest.last_reply):
-        newest = replace(newest, last_reply=found.last_reply)
-    if newest.last_sample is not None and newest.last_sample <= oldest:
-        newest = replace(newest, last_sample=None, last_loss=None, last_rtt=None)
-    if newest.last_reply is not None and newest.last_reply <= oldest:
-        newest = replace(newest, last_reply=None)
-    return newest
+    # One object built per device and cycle: replace() is slow enough to matter here.
+    sample = found if found.last_sample is not None and (
+        known.last_sample is None or found.last_sample >= known.last_sample) else known
+    reply = known.last_reply
+    if found.last_reply is not None and (reply is None or found.last_reply > reply):
+        reply = found.last_reply
+    if sample.last_sample is not None and sample.last_sample <= oldest:
+        sample = DeviceObservation(spans={})
+    return DeviceObservation(spans={}, last_sample=sample.last_sample,
+                             last_loss=sample.last_loss, last_rtt=sample.last_rtt,
+                             last_reply=reply if reply is not None and reply > oldest else None)
