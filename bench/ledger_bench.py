@@ -481,7 +481,8 @@ async def statements_phase(args: argparse.Namespace) -> None:
 
     from old_statements import build_statements as old_build
 
-    from exporter.influxql import build_statements
+    from exporter.backend import form_body
+    from exporter.influxql import build_statements, params
     from exporter.sla.ledger import Ask
 
     vessels = plan_fleet(VESSELS, ["healthy"], DEVICES)
@@ -493,24 +494,41 @@ async def statements_phase(args: argparse.Namespace) -> None:
         await top_up(influx.url, vessels, anchor)
         config = make_config(vessels, influx.url, tmp / "s.db", STEADY_LEDGER)
         now = time.time()
-        ask = Ask(since=int(now) - 420, until=None, edge_end=(int(now - 86400) // 3600 + 1) * 3600)
+        # Every statement the ledger can send; in steady state it sends the points alone.
+        ask = Ask(since=int(now) - 420, until=None, edge_end=(int(now - 86400) // 3600 + 1) * 3600,
+                  newest=True, edges=True)
+        steady = Ask(since=ask.since, until=None, edge_end=ask.edge_end, newest=False,
+                     edges=False)
         kinds = {f"ledger {purpose}": {v.id: st.text for v in config.vessels
                                           for st in build_statements(v, ask, 30 * 86400)
                                           if st.purpose == purpose}
                  for purpose in ("edge:total", "edge:up", "latest", "last_reply", "points")}
+        # The steady-state request: the points alone, with the RTT of the newest.
+        kinds["ledger points:rtt (steady state)"] = {
+            v.id: st.text for v in config.vessels
+            for st in build_statements(v, steady, 30 * 86400)}
         for purpose in ("total:24h", "up:24h", "latest", "last_reply", "first"):
             kinds[f"old {purpose}"] = {v.id: st.text for v in config.vessels
                                        for st in old_build(v, config.collection.windows,
                                                            30 * 86400)
                                        if st.purpose == purpose}
+        bound = {v.id: params(v) for v in config.vessels}
+        print(f"params (the device regex, sent once per request): "
+              f"{len(form_body({'params': bound['v000']})) - 7:,} B form-encoded")
         headers = {"Accept-Encoding": "gzip", "Content-Type": "application/x-www-form-urlencoded"}
         print(_row(["statement", "influxd CPU per cycle (66 vessels), median of 3",
                     "statement bytes (form-encoded)"]))
         async with aiohttp.ClientSession() as session:
             for name, texts in kinds.items():
-                async def one(vid: str, texts=texts, name=name) -> None:
-                    form = urlencode({"db": vid, "epoch": "s", "q": texts[vid]})
-                    async with session.post(f"{influx.url}/query", data=form.encode(),
+                ledger = name.startswith("ledger")
+
+                async def one(vid: str, texts=texts, name=name, ledger=ledger) -> None:
+                    # The ledger's statements as the exporter sends them: the device regex
+                    # bound once in `params`; the old ones as they were sent.
+                    form = (form_body({"db": vid, "epoch": "s", "params": bound[vid],
+                                       "q": texts[vid]}) if ledger else
+                            urlencode({"db": vid, "epoch": "s", "q": texts[vid]}).encode())
+                    async with session.post(f"{influx.url}/query", data=form,
                                             headers=headers) as r:
                         body = await r.read()
                         if r.status != 200 or b'"error"' in body:
@@ -521,7 +539,8 @@ async def statements_phase(args: argparse.Namespace) -> None:
                     cpu = influx.cpu()
                     await asyncio.gather(*(one(v.id) for v in config.vessels))
                     cpus.append(influx.cpu() - cpu)
-                size = len(urlencode({"q": texts["v000"]})) - 2
+                size = (len(form_body({"q": texts["v000"]})) if ledger
+                        else len(urlencode({"q": texts["v000"]}))) - 2
                 print(_row([name, f"{median(cpus) * 1000:.0f} ms", f"{size:,} B"]), flush=True)
 
 

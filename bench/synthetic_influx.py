@@ -21,11 +21,12 @@ from childproc import Stats, endpoint_args, serve_endpoint
 from simulator.answers import DeviceFacts, addresses, answer
 
 
-def healthy_answer(statements: list[str], now: int) -> dict[str, Any]:
+def healthy_answer(statements: list[str], now: int, params: str | None = None) -> dict[str, Any]:
     """What InfluxDB 1.x returns for a vessel whose devices are all up (epoch=s)."""
     facts = DeviceFacts(last_sample=now - 30, last_reply=now - 30,
                         first_sample=now - 86400 + 30, rtt_ms=35.412)
-    return answer(statements, dict.fromkeys(addresses(statements[0]), facts))
+    return answer(statements, dict.fromkeys(addresses(statements[0], params), facts),
+                  params=params)
 
 
 class SyntheticInflux:
@@ -54,13 +55,14 @@ class SyntheticInflux:
         self._in_flight = in_flight
         return snapshot
 
-    def _body(self, q: str) -> bytes:
-        body = self._bodies.get(q)
+    def _body(self, q: str, params: str | None) -> bytes:
+        key = f"{q}\0{params}"
+        body = self._bodies.get(key)
         if body is None:
             # Compact separators and default gzip level, as influxd sends them.
-            document = healthy_answer(q.split(";\n"), int(time.time()))
+            document = healthy_answer(q.split(";\n"), int(time.time()), params)
             text = json.dumps(document, separators=(",", ":"))
-            body = self._bodies[q] = gzip.compress(text.encode(), compresslevel=6)
+            body = self._bodies[key] = gzip.compress(text.encode(), compresslevel=6)
         return body
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -74,7 +76,7 @@ class SyntheticInflux:
             if form is None:
                 form = self._forms[raw] = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
             self._requests[form.get("db", "?")] += 1
-            body = self._body(form.get("q", ""))
+            body = self._body(form.get("q", ""), form.get("params"))
             await asyncio.sleep(self._delay)
         finally:
             self._in_flight -= 1

@@ -1,8 +1,9 @@
 """Per-device selectors, as every backend gets them from its server, into observations.
 
 Each backend answers the same questions per device: the newest sample (time, loss %, RTT
-ms), the newest reply, and the counts of the 24 h window's oldest partial hour. Rows are
-keyed by device address; times are epoch seconds. Window figures come from the ledger.
+ms), the newest reply, and, when the ledger asks, the counts of the 24 h window's oldest
+partial hour. Rows are keyed by device address; times are epoch seconds. Window figures
+come from the ledger.
 """
 
 from collections.abc import Mapping

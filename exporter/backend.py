@@ -12,12 +12,12 @@ import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 import aiohttp
 
 from .config import VesselConfig
-from .influxql import Statement, build_statements, parse_answer
+from .influxql import Statement, build_statements, params, parse_answer
 from .model import Answer, AuthError, QueryError
 from .sla.ledger import Ask
 from .transport_errors import http_status_error, transport_error
@@ -180,6 +180,20 @@ def error_text(body: bytes) -> str:
     return NO_MESSAGE
 
 
+# Go's form parser (influxd) splits on & and ;, and decodes %XX and +; it takes any other
+# byte as it is, as do Python's and Rust's. So only those, space and # are escaped: the
+# statements' quotes, parentheses and regex backslashes travel as one byte, not three.
+_FORM_SAFE = "".join(chr(c) for c in range(33, 127) if chr(c) not in "%&;+#")
+
+
+def form_body(fields: dict[str, str]) -> bytes:
+    return "&".join(f"{k}={quote_plus(v, safe=_FORM_SAFE)}" for k, v in fields.items()).encode()
+
+
+# aiohttp's own User-Agent and Accept: */* are bytes over the satellite for nothing.
+SKIPPED_HEADERS = ("User-Agent", "Accept")
+
+
 class InfluxQLBackend:
     def __init__(
         self, session: aiohttp.ClientSession, lookback: float, catchup: float
@@ -192,7 +206,7 @@ class InfluxQLBackend:
     @staticmethod
     def _headers(vessel: VesselConfig) -> dict[str, str]:
         influx = vessel.influx
-        headers = {"Accept": "application/json", "Accept-Encoding": "gzip"}
+        headers = {"Accept-Encoding": "gzip"}
         if influx.token is not None:
             headers["Authorization"] = f"Token {influx.token.reveal()}"
         elif influx.username is not None and influx.password is not None:
@@ -203,11 +217,12 @@ class InfluxQLBackend:
 
     def _request(self, vessel: VesselConfig, ask: Ask) -> tuple[list[Statement], bytes]:
         statements = build_statements(vessel, ask, self._lookback)
-        form = urlencode({
+        form = form_body({
             "db": vessel.influx.database,
             "epoch": "s",
+            "params": params(vessel),
             "q": ";\n".join(s.text for s in statements),
-        }).encode()
+        })
         return statements, form
 
     async def close(self) -> None:
@@ -219,7 +234,8 @@ class InfluxQLBackend:
         cap = AnswerCap.of(vessel, self._catchup)
         try:
             async with self._session.post(
-                f"{vessel.influx.url}/query", data=form, headers=headers
+                f"{vessel.influx.url}/query", data=form, headers=headers,
+                skip_auto_headers=SKIPPED_HEADERS,
             ) as response:
                 raw = await read_capped(response, cap)
                 status = response.status

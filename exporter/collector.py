@@ -125,7 +125,8 @@ class Collector:
                 except ValueError:  # a reload moved the ledger on meanwhile: ask again
                     error = TransientError("ledger moved during the request")
                     continue
-                status, observation = assess(with_ledger(answer.observation, taken), now, cfg)
+                newest = self._ledger.newest(vessel, ask, answer.observation, now, cfg.lookback)
+                status, observation = assess(with_ledger(newest, taken), now, cfg)
                 return VesselResult(
                     vessel=vessel.id,
                     status=status,
@@ -134,7 +135,7 @@ class Collector:
                     finished_at=now,
                     response_bytes=answer.response_bytes,
                     observation=observation,
-                    clock_skew=answer.observation.clock_skew(now),
+                    clock_skew=newest.clock_skew(now),
                 )
             if not error.retryable or attempt == cfg.attempts:
                 break

@@ -1,8 +1,9 @@
 """The Flux script for one vessel, and strict parsing of its annotated-CSV answer.
 
-One script yields every figure the InfluxQL statements give: the 24 h window's edge
-counts, per series the newest point and reply, and the raw points the ledger asks for.
-Several series may carry one device; their rows are merged here.
+One script yields every figure the InfluxQL statements give: the raw points the ledger
+asks for and, when the ledger asks them (see sla/ledger.py Ask), the 24 h window's edge
+counts and per series the newest point and reply; in steady state the newest sample and
+reply come from the points. Several series may carry one device; their rows are merged.
 """
 
 import csv
@@ -43,10 +44,10 @@ def _regex(values: Sequence[str]) -> str:
 
 
 def bytes_per_point(vessel: VesselConfig) -> int:
-    """The most CSV one raw point takes: a row per field, each like
+    """The most CSV one raw point takes: a row per field (three at most), each like
     `,,12,2023-11-14T22:13:21.123456789Z,33.333333333333336,percent_packet_loss,<address>`."""
     longest = max(len(d.address) for d in vessel.devices)
-    return 2 * (2 * longest + 88)  # an address with a comma or quote is quoted, doubled
+    return 3 * (2 * longest + 88)  # an address with a comma or quote is quoted, doubled
 
 
 def _time(seconds: int) -> str:
@@ -64,25 +65,32 @@ def build_script(vessel: VesselConfig, ask: Ask, lookback: float) -> str:
         f"  |> filter(fn: (r) => r._measurement == {_string(influx.measurement)}"
         f" and r[{tag}] =~ {devices})",
     ]
-    # The 24 h window's oldest partial hour; the stop keeps points ahead of now() out.
-    edge = f"src(start: -86400s, stop: {_time(ask.edge_end)})"
-    # group() merges the series of one device (several hosts may ping it).
-    lines.append(f'{edge} |> filter(fn: (r) => r._field == "{CODE}") '
-                 f'|> group(columns: [{tag}]) |> count() |> yield(name: "edge:total")')
-    lines.append(f"{edge} |> filter(fn: (r) => {reply}) "
-                 f'|> group(columns: [{tag}]) |> count() |> yield(name: "edge:up")')
-    # No stop before the end of time: the newest sample is the latest word even when
-    # stamped ahead; how far ahead is measured, and beyond a tolerance it is clock_skew.
-    since = f"src(start: -{int(lookback)}s, stop: {FAR_FUTURE})"
-    # Selectors per series and field: a handful of rows per device.
-    lines.append(f'{since} |> filter(fn: (r) => r._field == "{CODE}" or r._field == "{LOSS}"'
-                 f' or r._field == "{RTT}") |> last() |> yield(name: "latest")')
-    lines.append(f'{since} |> filter(fn: (r) => {reply}) |> last() |> yield(name: "last_reply")')
+    fields = f'r._field == "{CODE}" or r._field == "{LOSS}" or r._field == "{RTT}"'
+    if ask.edges:
+        # The 24 h window's oldest partial hour; the stop keeps points ahead of now() out.
+        edge = f"src(start: -86400s, stop: {_time(ask.edge_end)})"
+        # group() merges the series of one device (several hosts may ping it).
+        lines.append(f'{edge} |> filter(fn: (r) => r._field == "{CODE}") '
+                     f'|> group(columns: [{tag}]) |> count() |> yield(name: "edge:total")')
+        lines.append(f"{edge} |> filter(fn: (r) => {reply}) "
+                     f'|> group(columns: [{tag}]) |> count() |> yield(name: "edge:up")')
+    if ask.newest:
+        # No stop before the end of time: the newest sample is the latest word even when
+        # stamped ahead; how far ahead is measured, and beyond a tolerance it is clock_skew.
+        since = f"src(start: -{int(lookback)}s, stop: {FAR_FUTURE})"
+        # Selectors per series and field: a handful of rows per device.
+        lines.append(f"{since} |> filter(fn: (r) => {fields}) |> last() "
+                     '|> yield(name: "latest")')
+        lines.append(f"{since} |> filter(fn: (r) => {reply}) |> last() "
+                     '|> yield(name: "last_reply")')
     # Raw points after the ledger's cursor: range() includes its start, InfluxQL's
-    # `time > since` does not, hence the second more.
-    stop = "now()" if ask.until is None else _time(ask.until + 1)
+    # `time > since` does not, hence the second more. In steady state no stop either: the
+    # points tell the newest sample, and the ledger leaves those ahead of its clock out.
+    # The RTT is read only for the newest sample, when "latest" is not asked.
+    stop = FAR_FUTURE if ask.until is None else _time(ask.until + 1)
+    raw = fields if not ask.newest else f'r._field == "{CODE}" or r._field == "{LOSS}"'
     lines.append(f"src(start: {_time(ask.since + 1)}, stop: {stop}) "
-                 f'|> filter(fn: (r) => r._field == "{CODE}" or r._field == "{LOSS}") '
+                 f"|> filter(fn: (r) => {raw}) "
                  '|> keep(columns: ["_time", "_field", "_value", ' + tag + ']) '
                  '|> yield(name: "points")')
     return "\n".join(lines) + "\n"
@@ -225,11 +233,13 @@ def _require(values: dict[str, Value], name: str, kind: type[_T], where: str) ->
 ROWS_PER_DEVICE = 32
 
 
-def parse_answer(text: str, vessel: VesselConfig, points_per_device: int) -> Answer:
-    """Reduce the answer to the figures the InfluxQL backend gets."""
+def parse_answer(text: str, vessel: VesselConfig, points_per_device: int,
+                 newest_asked: bool = True) -> Answer:
+    """Reduce the answer to the figures the InfluxQL backend gets. Without `newest_asked`
+    the newest sample and reply are those of the points."""
     tag = vessel.influx.device_tag
     asked = frozenset(d.address for d in vessel.devices)
-    limits = {"points": 2 * points_per_device * len(asked)}
+    limits = {"points": 3 * points_per_device * len(asked)}
     most = ROWS_PER_DEVICE * len(asked)
     rows: dict[str, int] = {}
     found: dict[str, dict[str, Row]] = {"edge:total": {}, "edge:up": {}, "latest": {},
@@ -239,6 +249,9 @@ def parse_answer(text: str, vessel: VesselConfig, points_per_device: int) -> Ans
     replies: dict[str, int] = {}
     # points: address -> time (s) -> up; a ping error writes result_code alone
     raw: dict[str, dict[int, bool]] = {}
+    # The newest of the points, as "latest" and "last_reply" would have them.
+    newest_raw: dict[str, dict[str, tuple[int, float | None]]] = {}
+    replies_raw: dict[str, int] = {}
     for values in records(text, frozenset({"result", tag, "_field", "_time", "_value"})):
         result = values.get("result")
         where = f"result {result}"
@@ -259,25 +272,28 @@ def parse_answer(text: str, vessel: VesselConfig, points_per_device: int) -> Ans
             continue
         at = int(_require(values, "_time", int, where))
         name = _require(values, "_field", str, where)
+        value = values.get("_value")
+        number = float(value) if isinstance(value, int | float) and not isinstance(
+            value, bool) else None
         if result == "points":
-            value = values.get("_value")
             stamps = raw.setdefault(address, {})
             up = stamps.get(at // 1_000_000_000, False)
-            if name == LOSS and isinstance(value, int | float) and not isinstance(value, bool):
-                up = value < 100
+            if name == LOSS and number is not None:
+                up = number < 100
+                if up:
+                    replies_raw[address] = max(at, replies_raw.get(address, at))
             stamps[at // 1_000_000_000] = up
+            _newer(newest_raw, address, name, at, number)
         elif result == "latest":
-            value = values.get("_value")
-            number = float(value) if isinstance(value, int | float) and not isinstance(
-                value, bool) else None
-            fields = newest.setdefault(address, {})
-            if name not in fields or at > fields[str(name)][0]:
-                fields[str(name)] = (at, number)
+            _newer(newest, address, name, at, number)
         else:
             replies[address] = max(at, replies.get(address, at))
 
     def seconds(ns: int) -> float:
         return float(ns // 1_000_000_000)  # as InfluxQL's epoch=s truncates
+
+    if not newest_asked:
+        newest, replies = newest_raw, replies_raw
 
     for address, fields in newest.items():
         # The newest sample is the newest point of any field; its loss and RTT are the
@@ -290,3 +306,10 @@ def parse_answer(text: str, vessel: VesselConfig, points_per_device: int) -> Ans
     points = {a: sorted(stamps.items()) for a, stamps in raw.items()}
     return Answer(observation=observe(vessel, found), response_bytes=0, points=points,
                   edges=edge_counts(found["edge:total"], found["edge:up"]))
+
+
+def _newer(newest: dict[str, dict[str, tuple[int, float | None]]], address: str, name: str,
+           at: int, number: float | None) -> None:
+    fields = newest.setdefault(address, {})
+    if name not in fields or at > fields[name][0]:
+        fields[name] = (at, number)

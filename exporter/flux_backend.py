@@ -99,7 +99,8 @@ class FluxBackend:
                 text = decode_body(raw, encoding, cap).decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise QueryError(f"answer is not UTF-8 (byte {exc.start})") from None
-            answer = parse_answer(text, vessel, points_per_device(vessel, self._catchup))
+            answer = parse_answer(text, vessel, points_per_device(vessel, self._catchup),
+                                  ask.newest)
         return replace(answer, response_bytes=len(raw))
 
     async def close(self) -> None:

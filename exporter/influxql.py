@@ -1,10 +1,13 @@
 """InfluxQL statements for one vessel, and strict parsing of the answer.
 
-Per device the answer holds the raw points the ledger has not frozen yet (two fields,
-epoch seconds: a few minutes' worth in steady state), the newest sample and reply, and
-two counts of the 24 h window's oldest partial hour.
+In steady state the request is one statement: the raw points after the ledger's cursor
+(three fields, epoch seconds: a few minutes' worth), from which the newest sample and reply
+follow too. The newest sample and reply over the lookback, and the counts of the 24 h
+window's oldest partial hour, are asked only when the exporter does not know them (see
+sla/ledger.py Ask). The device filter is a regex sent once, as a bound parameter.
 """
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,10 +18,14 @@ from .config import InfluxConfig, VesselConfig
 from .model import Answer, QueryError
 from .sla.ledger import Ask
 
+# The bound parameter that holds the device regex: influxd 1.x takes a typed parameter
+# ({"regex": ...}) where a regex literal goes; a string parameter is no regex.
+DEVICES_PARAM = "d"
+
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    purpose: str  # "total:24h", "up:24h", "latest", "last_reply", "first"
+    purpose: str  # "edge:total", "edge:up", "latest", "last_reply", "points", "points:rtt"
     text: str
 
 
@@ -26,47 +33,73 @@ def _ident(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _regex(values: Sequence[str]) -> str:
-    """An anchored InfluxQL regex matching exactly `values`; shorter than an OR chain."""
+def _escape(value: str) -> str:
+    # RE2 reads a backslash before ASCII punctuation as that character.
+    return "".join("\\" + c if c.isascii() and not c.isalnum() else c for c in value)
 
-    def escape(value: str) -> str:
-        # RE2 reads a backslash before ASCII punctuation as that character; "/" ends the literal.
-        return "".join("\\" + c if c.isascii() and not c.isalnum() else c for c in value)
 
-    return "/^(" + "|".join(escape(v) for v in values) + ")$/"
+def device_regex(values: Sequence[str]) -> str:
+    """An anchored regex matching exactly `values`, their common prefix said once:
+    `^10\\.0\\.0\\.(1|2|17)$`."""
+    if len(values) == 1:
+        return "^" + _escape(values[0]) + "$"
+    first, last = min(values), max(values)
+    size = next((i for i, (a, b) in enumerate(zip(first, last, strict=False))
+                 if a != b), len(first))
+    prefix = first[:size]  # common to the least and the greatest, so to all
+    rest = "|".join(_escape(v[len(prefix):]) for v in values)
+    return "^" + _escape(prefix) + "(" + rest + ")$"
+
+
+def params(vessel: VesselConfig) -> str:
+    """The /query `params` field: the device regex, bound once for every statement."""
+    regex = device_regex([d.address for d in vessel.devices])
+    return json.dumps({DEVICES_PARAM: {"regex": regex}}, separators=(",", ":"))
 
 
 def build_statements(vessel: VesselConfig, ask: Ask, lookback: float) -> list[Statement]:
-    """The edge counts of the 24 h window, the newest sample and reply, and the raw points
-    the ledger asks for: one regex and a few hundred bytes each."""
+    """The raw points the ledger asks for and, when asked, the newest sample and reply and
+    the edge counts of the 24 h window."""
     influx: InfluxConfig = vessel.influx
     tag = _ident(influx.device_tag)
     source = _ident(influx.measurement)
-    only = f"{tag} =~ {_regex([d.address for d in vessel.devices])}"
+    only = f"{tag} =~ ${DEVICES_PARAM}"
     loss = '"percent_packet_loss"'
     reply = f"{loss} < 100"
-    # No upper bound: the newest sample is the latest word even when stamped ahead;
-    # how far ahead is measured, and beyond a tolerance the vessel is in clock_skew.
-    newest = f"time > now() - {int(lookback)}s AND {only}"
-    # The upper bounds keep points from a clock that runs ahead out of the ledger.
-    edge = f"time > now() - 86400s AND time < {ask.edge_end}s AND time <= now() AND {only}"
-    until = "now()" if ask.until is None else f"{ask.until}s AND time <= now()"
-    return [
-        Statement("edge:total", f'SELECT count("result_code") FROM {source} WHERE {edge} '
-                                f"GROUP BY {tag}"),
-        Statement("edge:up", f"SELECT count({loss}) FROM {source} WHERE {reply} AND {edge} "
-                             f"GROUP BY {tag}"),
-        # A ping error writes only result_code, so it is selected too: the newest row must
-        # be the newest sample whatever fields it has.
-        Statement("latest", f'SELECT "result_code", {loss}, "average_response_ms" FROM '
-                            f"{source} WHERE {newest} GROUP BY {tag} ORDER BY time DESC LIMIT 1"),
-        # Raw reads with LIMIT 1 stop at the first match; last() with a field condition
-        # reads the whole lookback.
-        Statement("last_reply", f"SELECT {loss} FROM {source} WHERE {reply} AND {newest} "
-                                f"GROUP BY {tag} ORDER BY time DESC LIMIT 1"),
-        Statement("points", f'SELECT "result_code", {loss} FROM {source} WHERE '
-                            f"time > {ask.since}s AND time <= {until} AND {only} GROUP BY {tag}"),
-    ]
+    statements = []
+    if ask.edges:
+        # The upper bounds keep points from a clock that runs ahead out of the ledger.
+        edge = f"time > now() - 86400s AND time < {ask.edge_end}s AND time <= now() AND {only}"
+        statements += [
+            Statement("edge:total", f'SELECT count("result_code") FROM {source} WHERE {edge} '
+                                    f"GROUP BY {tag}"),
+            Statement("edge:up", f"SELECT count({loss}) FROM {source} WHERE {reply} AND "
+                                 f"{edge} GROUP BY {tag}"),
+        ]
+    if ask.newest:
+        # No upper bound: the newest sample is the latest word even when stamped ahead;
+        # how far ahead is measured, and beyond a tolerance the vessel is in clock_skew.
+        newest = f"time > now() - {int(lookback)}s AND {only}"
+        statements += [
+            # A ping error writes only result_code, so it is selected too: the newest row
+            # must be the newest sample whatever fields it has.
+            Statement("latest", f'SELECT "result_code", {loss}, "average_response_ms" FROM '
+                                f"{source} WHERE {newest} GROUP BY {tag} ORDER BY time DESC "
+                                "LIMIT 1"),
+            # Raw reads with LIMIT 1 stop at the first match; last() with a field condition
+            # reads the whole lookback.
+            Statement("last_reply", f"SELECT {loss} FROM {source} WHERE {reply} AND {newest} "
+                                    f"GROUP BY {tag} ORDER BY time DESC LIMIT 1"),
+        ]
+    # In steady state no upper bound either: the points also give the newest sample (so
+    # its RTT too), and the ledger leaves out those stamped ahead of its clock. A catch-up
+    # stops at `until`, and its RTTs would only add to a large answer.
+    until = "" if ask.until is None else f" AND time <= {ask.until}s AND time <= now()"
+    purpose, rtt = ("points", "") if ask.newest else ("points:rtt", ', "average_response_ms"')
+    statements.append(Statement(
+        purpose, f'SELECT "result_code", {loss}{rtt} FROM {source} WHERE '
+                 f"time > {ask.since}s{until} AND {only} GROUP BY {tag}"))
+    return statements
 
 
 def _statement_error(error: Any, index: int, statement: Statement, vessel: VesselConfig) -> str:
@@ -81,6 +114,7 @@ def _statement_error(error: Any, index: int, statement: Statement, vessel: Vesse
 _WANTED = {
     "edge": ("count",),
     "points": ("time", "percent_packet_loss"),
+    "points:rtt": ("time", "percent_packet_loss", "average_response_ms"),
     "latest": ("time", "percent_packet_loss", "average_response_ms"),
     "last_reply": ("time",),
     "first": ("time",),
@@ -107,8 +141,8 @@ def _rows(result: Any, index: int, statement: Statement, tag: str,
         # One series per device asked for: more is refused before any is read.
         raise QueryError(f"malformed answer: {where}: {len(series)} series for "
                          f"{len(asked)} devices")
-    wanted = _WANTED[statement.purpose.partition(":")[0]]
-    many = statement.purpose == "points"
+    wanted = _WANTED.get(statement.purpose) or _WANTED[statement.purpose.partition(":")[0]]
+    many = statement.purpose.startswith("points")
     rows: dict[str, list[Row]] = {}
     known_columns: list[Any] | None = None
     positions: list[int] = []
@@ -213,10 +247,26 @@ def parse_answer(
         st.purpose: _rows(result, i, st, tag, asked)
         for i, (st, result) in enumerate(zip(statements, results, strict=True))
     }
+    raw = by_purpose.get("points") or by_purpose.get("points:rtt") or {}
     single = {purpose: {a: rows[0] for a, rows in found.items()}
-              for purpose, found in by_purpose.items() if purpose != "points"}
-    edges = edge_counts(single["edge:total"], single["edge:up"])
-    points = {a: [(int(t), loss is not None and loss < 100) for t, loss in rows]  # type: ignore[arg-type]
-              for a, rows in by_purpose["points"].items()}
+              for purpose, found in by_purpose.items() if not purpose.startswith("points")}
+    edges = (edge_counts(single["edge:total"], single["edge:up"])
+             if "edge:total" in single else {})
+    if "latest" not in single:
+        # Time-ordered: the last row is the newest sample, the last with a reply the newest
+        # reply; the exporter merges them with what it knew (sla/ledger.py Ledger.newest).
+        single["latest"] = {a: rows[-1] for a, rows in raw.items() if rows}
+        single["last_reply"] = {a: (reply[0],) for a, rows in raw.items()
+                                if (reply := _newest_reply(rows)) is not None}
+    points = {a: [(int(t), loss is not None and loss < 100) for t, loss, *_ in rows]  # type: ignore[arg-type]
+              for a, rows in raw.items()}
     return Answer(observation=observe(vessel, single), response_bytes=0, points=points,
                   edges=edges)
+
+
+def _newest_reply(rows: Sequence[Row]) -> Row | None:
+    for row in reversed(rows):
+        loss = row[1]
+        if loss is not None and loss < 100:
+            return row
+    return None

@@ -119,8 +119,9 @@ class CollectionService:
         if skipped:
             log.warning("ignored %d unreadable ledger rows in %s", skipped,
                         self.config.state_path)
-        for vessel, last_success, observation in await self.runlog.last_states():
+        for vessel, last_success, observation, profiles in await self.runlog.last_states():
             self.fleet.restore(vessel, observation, last_success)
+            self.ledger.remember(vessel, observation, last_success, profiles)
         for row in await self.runlog.last_results():
             try:
                 status = VesselStatus(row["status"])

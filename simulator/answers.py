@@ -5,11 +5,15 @@ and for benchmarks with thousands of vessels. It recognises only the exporter's 
 statement shapes.
 """
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-_DEVICES = re.compile(r'"url" =~ /\^\((.*?)\)\$/')
+# The device filter: a bound parameter ($d, its regex in the request's `params`), or a
+# regex literal. Either is `^prefix(a|b)$` or `^address$`, backslash-escaped.
+_DEVICES = re.compile(r'"url" =~ (?:\$(\w+)|/(\^.*?\$)/)')
+_UNESCAPED = r"(?<!\\)"
 _LATEST = ["time", "result_code", "percent_packet_loss", "average_response_ms"]
 
 
@@ -30,15 +34,42 @@ class DeviceFacts:
     first_sample: int = 1_797_000_000
 
 
-def addresses(statement: str) -> list[str]:
-    """Device addresses from the statement's anchored regex, unescaped."""
+def regex_addresses(regex: str) -> list[str]:
+    """The addresses an anchored `^prefix(a|b)$` or `^address$` matches, unescaped."""
+    if not (regex.startswith("^") and regex.endswith("$")):
+        raise ValueError(f"not an anchored regex: {regex[:80]}")
+    body = regex[1:-1]
+    group = re.search(_UNESCAPED + r"\(", body)
+    if group is None:
+        prefix, alternatives = body, [""]
+    else:
+        if not body.endswith(")"):
+            raise ValueError(f"unexpected regex: {regex[:80]}")
+        prefix = body[:group.start()]
+        alternatives = re.split(_UNESCAPED + r"\|", body[group.end():-1])
+
+    def plain(text: str) -> str:
+        return re.sub(r"\\(.)", r"\1", text)
+
+    return [plain(prefix) + plain(a) for a in alternatives]
+
+
+def addresses(statement: str, params: str | None = None) -> list[str]:
+    """Device addresses from the statement's filter: a regex literal, or a bound
+    parameter whose value is in `params` (the request's JSON field)."""
     match = _DEVICES.search(statement)
     if match is None:
         raise ValueError(f"no device filter in {statement[:80]}")
-    return [re.sub(r"\\(.)", r"\1", a) for a in re.split(r"(?<!\\)\|", match.group(1))]
+    if match[2] is not None:
+        return regex_addresses(match[2])
+    bound = json.loads(params or "{}").get(match[1])
+    if not isinstance(bound, dict) or not isinstance(bound.get("regex"), str):
+        # What influxd says when a parameter is missing or is not a regex.
+        raise ValueError(f"missing parameter: {match[1]}")
+    return regex_addresses(bound["regex"])
 
 
-_SINCE = re.compile(r"time > (\d+)s AND time <= (?:(\d+)s AND time <= )?now\(\)")
+_SINCE = re.compile(r"time > (\d+)s(?: AND time <= (\d+)s AND time <= now\(\))? AND")
 
 
 def _points(text: str, f: DeviceFacts) -> tuple[list[str], list[list[Any]]] | None:
@@ -54,8 +85,10 @@ def _points(text: str, f: DeviceFacts) -> tuple[list[str], list[list[Any]]] | No
         at = f.last_sample - 60 * k
         if since < at <= until:
             up = k < f.up
-            rows.append([at, 0 if up else 1, 0.0 if up else 100.0])
-    return (["time", "result_code", "percent_packet_loss"], rows) if rows else None
+            rows.append([at, 0 if up else 1, 0.0 if up else 100.0, f.rtt_ms if up else None])
+    if '"average_response_ms" FROM' not in text:  # the RTT is asked only in steady state
+        return (_LATEST[:3], [r[:3] for r in rows]) if rows else None
+    return (_LATEST, rows) if rows else None
 
 
 _EDGE = re.compile(r"time > now\(\) - 86400s AND time < (\d+)s")
@@ -89,13 +122,14 @@ def _row(text: str, f: DeviceFacts, now: int) -> tuple[list[str], list[Any]] | N
 
 
 def answer(statements: list[str], devices: dict[str, DeviceFacts],
-           now: int = FAKE_NOW + 60) -> dict[str, Any]:
-    """The /query JSON document for `statements` (epoch=s); `now` is the server's now()."""
+           now: int = FAKE_NOW + 60, params: str | None = None) -> dict[str, Any]:
+    """The /query JSON document for `statements` (epoch=s); `now` is the server's now();
+    `params` the request's bound parameters (JSON)."""
     results = []
     for index, text in enumerate(statements):
         series = []
-        raw = 'SELECT "result_code", "percent_packet_loss" FROM' in text
-        for address in addresses(text):
+        raw = "ORDER BY" not in text and "count(" not in text and "first(" not in text
+        for address in addresses(text, params):
             facts = devices.get(address)
             if facts is None:
                 continue

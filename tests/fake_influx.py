@@ -24,6 +24,7 @@ class Recorded:
     headers: dict[str, str]
     query: dict[str, str]  # the URL's query string
     form: dict[str, str]
+    wire: int = 0  # bytes received: request line, headers and body
 
 
 @dataclass
@@ -33,8 +34,8 @@ class FakeInflux:
     requests: list[Recorded] = field(default_factory=list)
     gzip: bool = True
 
-    def answer(self, statements: list[str]) -> dict[str, Any]:
-        return answer(statements, self.devices)
+    def answer(self, statements: list[str], params: str | None = None) -> dict[str, Any]:
+        return answer(statements, self.devices, params=params)
 
     def json_response(self, document: Any) -> web.Response:
         body = json.dumps(document).encode()
@@ -45,11 +46,15 @@ class FakeInflux:
         return web.Response(body=body, headers=headers)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
         form = {k: str(v) for k, v in (await request.post()).items()}
-        self.requests.append(Recorded(dict(request.headers), dict(request.query), form))
+        head = len(f"{request.method} {request.path_qs} HTTP/1.1\r\n\r\n") + sum(
+            len(k) + len(v) + 4 for k, v in request.raw_headers)
+        self.requests.append(Recorded(dict(request.headers), dict(request.query), form,
+                                      head + len(body)))
         if self.script:
             return await self.script.popleft()(request)
-        return self.json_response(self.answer(form["q"].split(";\n")))
+        return self.json_response(self.answer(form["q"].split(";\n"), form.get("params")))
 
     def app(self) -> web.Application:
         app = web.Application()

@@ -257,6 +257,57 @@ class TestUnreachableKeepsLastKnownState:
         assert scraped > anchor
 
 
+class TestNewestFromThePoints:
+    """After a vessel's first request its newest sample and reply come from the raw points
+    after the ledger's cursor and what was known, across restarts too."""
+
+    def test_a_reply_older_than_the_points_read_survives_restarts(
+            self, influxd: InfluxServer, tmp_path: Path):
+        now = int(time.time())
+        lines = []
+        for k in range(240):  # four hours of minutes: replies until three hours ago
+            fields = ("result_code=0i,percent_packet_loss=0,average_response_ms=12.5"
+                      if k >= 180 else "result_code=1i,percent_packet_loss=100")
+            lines.append(f"ping,url=10.0.0.1 {fields} {now - 30 - 60 * k}")
+        influxd.write("newest", lines)
+        last_reply = now - 30 - 60 * 180
+        path = tmp_path / "fleet.yml"
+        write_fleet_config(path, {
+            "state": {"path": str(tmp_path / "state.db")},
+            "ledger": {"backfill": "1d", "max_catchup": "2d"},
+            "vessels": [{"id": "newest", "influx": {"url": influxd.url, "database": "newest"},
+                         "devices": [{"address": "10.0.0.1", "component": "server",
+                                      "name": "srv-1"}]}],
+        })
+        labels = {"vessel": "newest", **SERVER_LABELS}
+        first, _ = run_once(path)
+        assert first.get("fleet_device_up", **labels) == 0
+        assert first.get("fleet_device_down_since_timestamp_seconds", **labels) == last_reply
+        # A new process reads only the minutes after the cursor, all without a reply.
+        influxd.write("newest", [f"ping,url=10.0.0.1 result_code=1i,percent_packet_loss=100 "
+                                 f"{now}"])
+        second, _ = run_once(path)
+        assert second.get("fleet_device_up", **labels) == 0
+        assert second.get("fleet_device_down_since_timestamp_seconds", **labels) == last_reply
+        assert second.get("fleet_device_last_sample_timestamp_seconds", **labels) == now
+        assert second.get("fleet_vessel_response_bytes", vessel="newest") < 400
+        # By time: an hour up, three down, then 30 s more down to the new sample.
+        assert first.get("fleet_device_uptime_ratio", window="24h", **labels) == \
+            pytest.approx(3600 / 14400)
+        assert second.get("fleet_device_uptime_ratio", window="24h", **labels) == \
+            pytest.approx(3600 / 14430)
+        # A reply: up again, with its round trip.
+        influxd.write("newest", [f"ping,url=10.0.0.1 result_code=0i,percent_packet_loss=0,"
+                                 f"average_response_ms=7 {now + 1}"])
+        third, _ = run_once(path)
+        assert third.get("fleet_device_up", **labels) == 1
+        assert third.get("fleet_device_rtt_seconds", **labels) == 0.007
+        assert third.get("fleet_device_last_sample_timestamp_seconds", **labels) == now + 1
+
+
+SERVER_LABELS = {"component": "server", "device": "srv-1", "address": "10.0.0.1"}
+
+
 class TestOddAddresses:
     """Addresses are matched exactly, whatever punctuation they hold."""
 

@@ -55,6 +55,24 @@ def fleet_figures(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]
 
 
 class TestEquivalence:
+    @staticmethod
+    def same_figures(results: dict[str, Metrics], vessels) -> None:
+        by_scenario = {v.scenario: v.id for v in vessels}
+        for metrics in results.values():
+            assert {s: metrics.status(v) for s, v in by_scenario.items()} == {
+                "healthy": "ok", "flapping": "ok", "down_4d": "ok", "breach": "ok",
+                "gap": "ok", "stale": "stale", "no_data": "no_data",
+                "unreachable": "unreachable", "dry_dock": "ok", "interval_change": "ok",
+                "unreachable_midnight": "ok"}
+            down = metrics.series("fleet_device_up", vessel=by_scenario["down_4d"])
+            assert sorted(down.values()) == [0, 1, 1, 1]
+        expected, got = (fleet_figures(results[n]) for n in ("influxql", "flux"))
+        assert len(expected) > 300
+        assert any(k[0].endswith("_age_seconds") and v > 0 for k, v in expected.items())
+        mismatched = {k: (expected.get(k), got.get(k)) for k in expected.keys() | got.keys()
+                      if expected.get(k) != got.get(k)}
+        assert mismatched == {}
+
     async def test_every_scenario_gives_the_same_figures(
         self, influxd: InfluxServer, fake_flux, exporter, tmp_path: Path
     ):
@@ -78,27 +96,22 @@ class TestEquivalence:
 
         # InfluxDB's now() is the wall clock's, so the exporter's is too; one frozen reading
         # of it for both makes their downtime ages comparable to the second.
-        clock = Clock(time.time())
-        clients = {name: await exporter(path, clock=clock)
+        clock, ticks = Clock(time.time()), Ticks()
+        clients = {name: await exporter(path, clock=clock, sleep=ticks)
                    for name, path in configs.items()}
         results = {name: await scrape(client) for name, client in clients.items()}
-
         assert len(fake.requests) == len(SCENARIOS) - 1  # one per reachable vessel
-        by_scenario = {v.scenario: v.id for v in vessels}
-        for metrics in results.values():
-            assert {s: metrics.status(v) for s, v in by_scenario.items()} == {
-                "healthy": "ok", "flapping": "ok", "down_4d": "ok", "breach": "ok",
-                "gap": "ok", "stale": "stale", "no_data": "no_data",
-                "unreachable": "unreachable", "dry_dock": "ok", "interval_change": "ok",
-                "unreachable_midnight": "ok"}
-            down = metrics.series("fleet_device_up", vessel=by_scenario["down_4d"])
-            assert sorted(down.values()) == [0, 1, 1, 1]
-        expected, got = (fleet_figures(results[n]) for n in ("influxql", "flux"))
-        assert len(expected) > 300
-        assert any(k[0].endswith("_age_seconds") and v > 0 for k, v in expected.items())
-        mismatched = {k: (expected.get(k), got.get(k)) for k in expected.keys() | got.keys()
-                      if expected.get(k) != got.get(k)}
-        assert mismatched == {}
+        self.same_figures(results, vessels)
+
+        # Steady state: the raw points alone, the newest and the window's edge from them.
+        clock.now = time.time()
+        for client in clients.values():
+            await ticks.runs(client)
+        steady = fake.requests[len(SCENARIOS) - 1:]
+        assert len(steady) == len(SCENARIOS) - 1
+        assert all(r["body"]["query"].count("yield(") == 1 for r in steady)
+        results = {name: await scrape(client) for name, client in clients.items()}
+        self.same_figures(results, vessels)
 
         # The ledgers too: every closed hour of every device, from the API.
         start = (int(time.time()) - 6 * 86400) // 3600 * 3600
@@ -341,8 +354,8 @@ HOSTILE_CSV = [
                  "result latest: more than 64 rows for 2 devices", id="too-many-rows"),
     pytest.param(reply(text=latest_csv(1).replace("2030-01-01T00:00:00Z", "99999-01-01")),
                  "column _time: expected dateTime:RFC3339", id="absurd-time"),
-    pytest.param(reply(text=latest_csv(1).replace(",0\r\n", ',"' + "x" * 3_000_000 + '"\r\n')),
-                 "answer too large: 300", id="over-the-vessel-cap"),
+    pytest.param(reply(text=latest_csv(1).replace(",0\r\n", ',"' + "x" * 4_000_000 + '"\r\n')),
+                 "answer too large: 400", id="over-the-vessel-cap"),
     pytest.param(reply(text=latest_csv(1).replace(",0\r\n", ',"' + "x" * 60_000 + '"\r\n')),
                  "column _value: expected double, got 'xxx", id="huge-cell"),
     pytest.param(reply(400, "[" * 60_000, content_type="application/json"),

@@ -4,14 +4,17 @@ import base64
 import gzip
 import json
 import logging
+import re
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
 
 from exporter.config import ConfigError, load_config
+from exporter.influxql import device_regex
+from simulator.answers import FAKE_NOW, regex_addresses
 from tests.fake_influx import DeviceFacts, reply, slow, streamed
-from tests.helpers import scrape, vessel, write_config
+from tests.helpers import Clock, Ticks, scrape, vessel, write_config
 from tests.hostile import assert_plain
 
 AP, SRV = "10.10.1.5", "10.10.1.20"
@@ -148,12 +151,48 @@ class TestRequest:
         [request] = fake.requests
         assert request.headers["Accept-Encoding"] == "gzip"
         statements = request.form["q"].split(";\n")
-        assert len(statements) == 5  # 2 per window + latest, last reply, first
-        devices = '"url" =~ /^(10\\.10\\.1\\.5|10\\.10\\.1\\.20)$/'
-        assert all(devices in s for s in statements)
+        # Nothing known yet: the edge counts (this request folds the 24 h window's oldest
+        # hour), the newest sample and reply over the lookback, and the raw points.
+        assert [s.split(" FROM")[0] for s in statements] == [
+            'SELECT count("result_code")', 'SELECT count("percent_packet_loss")',
+            'SELECT "result_code", "percent_packet_loss", "average_response_ms"',
+            'SELECT "percent_packet_loss"', 'SELECT "result_code", "percent_packet_loss"']
+        # The device regex once, as a bound parameter, its common prefix said once.
+        assert json.loads(request.form["params"]) == {"d": {"regex": "^10\\.10\\.1\\.(5|20)$"}}
+        assert all('"url" =~ $d' in s for s in statements)
         assert request.form["db"] == "telegraf" and request.form["epoch"] == "s"
-        wire = len(gzip.compress(json.dumps(fake.answer(statements)).encode()))
+        params = request.form["params"]
+        wire = len(gzip.compress(json.dumps(fake.answer(statements, params)).encode()))
         assert metrics.get("fleet_vessel_response_bytes", vessel="aurora") == wire
+
+    async def test_steady_state_is_the_points_alone_with_the_regex_once(
+            self, tmp_path: Path, fake_influx, exporter):
+        """Issue 13: 20 devices, request and answer under 2 KB once the ledger is caught up;
+        the device regex travels once."""
+        addresses = [f"10.20.1.{n}" for n in range(1, 21)]
+        fake, url = await fake_influx(**{a.replace(".", "_"): DeviceFacts() for a in addresses})
+        devices = [{"address": a, "component": "server", "name": f"d{n}"}
+                   for n, a in enumerate(addresses)]
+        config = write_config(tmp_path / "fleet.yml", [vessel("aurora", url, devices=devices)])
+        clock, ticks = Clock(FAKE_NOW + 60), Ticks()
+        client = await exporter(config, clock=clock, sleep=ticks)
+        clock.now += 60
+        await ticks.runs(client)
+        first, steady = fake.requests
+        assert len(first.form["q"].split(";\n")) == 5
+        [points] = steady.form["q"].split(";\n")
+        assert points.startswith('SELECT "result_code", "percent_packet_loss", '
+                                 '"average_response_ms" FROM "ping" WHERE time > ')
+        regex = "^10\\.20\\.1\\.(" + "|".join(str(n) for n in range(1, 21)) + ")$"
+        assert json.loads(steady.form["params"]) == {"d": {"regex": regex}}
+        assert "10\\.20" not in steady.form["q"]
+        assert steady.wire < 700
+        metrics = await scrape(client)
+        answer = metrics.get("fleet_vessel_response_bytes", vessel="aurora")
+        # influxd's own response headers add about 250 bytes.
+        assert steady.wire + answer + 250 < 2048
+        assert metrics.status("aurora") == "ok"
+        assert len(metrics.series("fleet_device_up", vessel="aurora")) == 20
 
     async def test_token_auth_header(self, one_vessel):
         fake, *_ = await one_vessel(token=TOKEN)
@@ -291,3 +330,26 @@ class TestEchoedCredentials:
         with pytest.raises(ConfigError, match=r"vessels\[0\]\.influx\.token: too short "
                                               r"\(3 characters\)"):
             load_config(config)
+
+
+class TestDeviceRegex:
+    @pytest.mark.parametrize("addresses", [
+        ["10.20.1.1", "10.20.1.2", "10.20.1.17"],
+        ["10.0.0.1", "10.0.0.10"],  # one is the other's prefix
+        ["nav.bridge-2.local"],
+        ["fe80::1", "a/b", "o'brien", "x|y", "10.0.0.1", "(", "a\\b"],
+    ])
+    def test_matches_exactly_its_addresses(self, addresses):
+        regex = device_regex(addresses)
+        # RE2 and Python agree on anchors, groups, alternation and escaped punctuation.
+        compiled = re.compile(regex)
+        assert all(compiled.fullmatch(a) and compiled.match(a) for a in addresses)
+        for other in ("10.20.1.100", "10.20.1.1x", "10.0.0.100", "10.0.0.2", "nav", "x",
+                      "fe80::10", "10x20x1x1"):
+            assert other in addresses or not compiled.match(other), other
+        assert regex_addresses(regex) == addresses  # as the fakes read it back
+
+    def test_the_common_prefix_is_said_once(self):
+        addresses = [f"10.20.1.{n}" for n in range(1, 21)]
+        assert device_regex(addresses) == (
+            "^10\\.20\\.1\\.(" + "|".join(str(n) for n in range(1, 21)) + ")$")

@@ -8,7 +8,19 @@ import pytest
 
 from exporter import ledger_db
 from exporter.config import parse_config
-from exporter.sla.hours import HOUR, Book, Carry, EdgeCount, Hour, estimate, fold, window
+from exporter.model import DeviceObservation, VesselObservation
+from exporter.sla.hours import (
+    HOUR,
+    MAX_RUNS,
+    Book,
+    Carry,
+    EdgeCount,
+    Hour,
+    Profile,
+    estimate,
+    fold,
+    window,
+)
 from exporter.sla.ledger import Ledger
 from simulator.fleetconfig import write_fleet_config
 from tests.servers import InfluxServer
@@ -102,6 +114,185 @@ class TestEdge:
         taken = ledger.take(vessel, ask, {"10.0.0.1": points}, {}, now)
         span = taken.spans["10.0.0.1"]["24h"]
         assert span.up == 1440 * 60  # not 30 s more for a share of the edge hour
+
+
+def one_device(**ledger: str):
+    config = parse_config({"ledger": {"backfill": "2d", "max_catchup": "3d", **ledger},
+                           "vessels": [
+        {"id": "v", "influx": {"url": "http://127.0.0.1:1", "database": "d"},
+         "devices": [{"address": "10.0.0.1", "component": "server", "name": "s"}]}]})
+    [vessel] = config.vessels
+    return Ledger(config.ledger, config.collection.windows), vessel
+
+
+def server_count(points, after: float, before: float) -> EdgeCount:
+    """What influxd counts: samples, and those with a reply, in (after, before)."""
+    inside = [up for t, up in points if after < t < before]
+    return EdgeCount(len(inside), sum(inside))
+
+
+def flapping(start: int, end: int) -> list[tuple[int, bool]]:
+    """A minute grid with a missed sample now and then, an outage, and a stretch at 5 min."""
+    points = []
+    t = start
+    while t <= end:
+        k = (t - start) // 60
+        if k % 97 != 5:  # a gap
+            points.append((t, not (k % 16 == 3 or 400 <= k < 430)))
+        t += 300 if 2000 <= k < 2300 else 60
+    return points
+
+
+class TestProfile:
+    def test_counts_as_the_server_does_over_any_part(self):
+        points = flapping(1000 * HOUR + 17, 1002 * HOUR + 5)
+        profile = Profile(since=0)
+        profile.add(points[:50], 0)
+        profile.add(points[40:], 0)  # those held already are skipped
+        for after in range(1000 * HOUR - 100, 1002 * HOUR + 100, 37):
+            for before in (after + 1, after + 61, after + 3600, 1003 * HOUR):
+                assert profile.count(after, before) == server_count(points, after, before)
+
+    def test_a_steady_grid_is_one_run(self):
+        profile = Profile(since=0)
+        profile.add([(t, True) for t in range(60, 25 * HOUR, 60)], 25 * HOUR)
+        assert len(profile.runs) == 3
+        assert profile.count(HOUR + 30, 2 * HOUR) == EdgeCount(59, 59)  # 3660 to 7140
+
+    def test_forget_drops_old_runs_and_the_oldest_beyond_the_cap(self):
+        points = [(60 * k, k % 2 == 0) for k in range(1, MAX_RUNS + 11)]  # a run each
+        profile = Profile(since=0)
+        profile.add(points, points[-1][0])
+        profile.forget(0)
+        assert len(profile.runs) == 3 * MAX_RUNS and profile.since == 60 * 10
+        assert not profile.covers(0, HOUR) and profile.covers(600, 601 + 60)
+        profile.forget(60 * 100)
+        assert profile.since == 60 * 99
+        assert profile.count(60 * 99, 10**9) == server_count(points, 60 * 99, 10**9)
+
+    def test_truncate_forgets_what_a_rewind_reads_again(self):
+        points = flapping(0, 3 * HOUR)
+        profile = Profile(since=-1)
+        profile.add(points, 3 * HOUR)
+        profile.truncate(HOUR + 30)
+        assert profile.through == HOUR + 30
+        assert profile.count(-1, 10**9) == server_count(points, -1, HOUR + 31)
+        profile.add(points, 3 * HOUR)
+        assert profile.count(-1, 10**9) == server_count(points, -1, 10**9)
+
+    def test_packs_for_the_state_db_and_refuses_anything_else(self):
+        profile = Profile(since=5)
+        profile.add(flapping(60, 2 * HOUR), 2 * HOUR)
+        again = Profile.unpack(profile.pack())
+        assert again is not None and again.pack() == profile.pack()
+        for junk in (None, "x", [1], [1, 2, 3], [1, 2, 3, 4, 1], [1, 2, 3, 4, "5"],
+                     [1, 2, 3, 4, True], [-1, 2, 3, 4, 5], [1, 2] + [3, 4, 5] * (MAX_RUNS + 1)):
+            assert Profile.unpack(junk) is None, junk
+
+
+class TestEdgeFromProfiles:
+    """The 24 h window's oldest partial hour, counted by the exporter as influxd would."""
+
+    def steady(self, ledger, vessel, points, now, step=60, cycles=90, profiles=True):
+        """Cycles `step` apart, each with the points after the cursor and, when asked,
+        what influxd would count for the edge; yields each ask and the 24 h span. Without
+        `profiles` the ledger forgets them, so it always asks the server."""
+        for _ in range(cycles):
+            ask = ledger.ask(vessel, now)
+            found = [p for p in points if ask.since < p[0] <= now]
+            start = now - 86400
+            edges = {"10.0.0.1": server_count(points, start, (int(start) // HOUR + 1) * HOUR)}
+            taken = ledger.take(vessel, ask, {"10.0.0.1": found}, edges if ask.edges else {},
+                                now)
+            if not profiles:
+                ledger.vessels["v"].books["10.0.0.1"].profile = Profile()
+            yield ask, taken.spans["10.0.0.1"]["24h"]
+            now += step
+
+    def test_the_steady_state_asks_no_counts_and_matches_the_server(self):
+        now = 1000 * HOUR + 1234
+        points = flapping(now - 2 * 86400, now + 100 * 60)
+        ledger, vessel = one_device()
+        reference, _ = one_device()
+        first = ledger.ask(vessel, now)
+        assert first.edges  # this request folds the window's oldest hour: the server counts
+        # 90 cycles a minute apart: the window's start crosses an hour, gaps and an outage.
+        for (ask, span), (asked, expected) in zip(
+                self.steady(ledger, vessel, points, now),
+                self.steady(reference, vessel, points, now, profiles=False), strict=True):
+            assert asked.edges
+            if ask.since > first.since:
+                assert not ask.edges
+            assert span == expected
+
+    def test_after_a_restart_the_saved_profile_or_the_server_counts(self):
+        now = 1000 * HOUR + 1234
+        points = flapping(now - 2 * 86400, now + 100 * 60)
+        ledger, vessel = one_device()
+        reference, _ = one_device()
+        list(self.steady(ledger, vessel, points, now, cycles=3))
+        list(self.steady(reference, vessel, points, now, cycles=3, profiles=False))
+        later = now + 3 * 60
+        [(_, expected)] = list(self.steady(reference, vessel, points, later, cycles=1,
+                                           profiles=False))
+        books = ledger.vessels["v"]
+        book = books.books["10.0.0.1"]
+        saved = Profile.unpack(book.profile.pack())
+        assert saved is not None
+        # None saved, or one that does not end at the restored cursor: the server counts.
+        stale = Profile(since=saved.since, through=saved.through - 60, runs=saved.runs)
+        for profiles, edges in (({}, True), ({"10.0.0.1": stale}, True),
+                                ({"10.0.0.1": saved}, False)):
+            restored, _ = one_device()
+            restored.restore("v", books.frozen_until, books.held_from,
+                             {"10.0.0.1": book.carry.copy()}, {"10.0.0.1": dict(book.frozen)})
+            observation = VesselObservation({"10.0.0.1": DeviceObservation(spans={})})
+            restored.remember("v", observation, later, profiles)
+            assert restored.ask(vessel, later).edges is edges
+            [(ask, span)] = list(self.steady(restored, vessel, points, later, cycles=1))
+            assert not ask.newest and span == expected
+
+    def test_points_stamped_ahead_of_the_clock_are_not_folded(self):
+        now = 1000 * HOUR + 1234
+        points = [(t, True) for t in range(now - 86400 - 1800, now + 7200, 60)]
+        spans = []
+        for found in (points, [p for p in points if p[0] <= now]):
+            ledger, vessel = one_device()
+            ask = ledger.ask(vessel, now)
+            taken = ledger.take(vessel, ask, {"10.0.0.1": found},
+                                {"10.0.0.1": EdgeCount(39, 39)}, now)
+            spans.append(taken.spans["10.0.0.1"]["24h"])
+            assert ledger.vessels["v"].books["10.0.0.1"].carry.last <= now
+        assert spans[0] == spans[1] and spans[0].up == 86400
+
+
+class TestNewest:
+    def test_the_newer_of_what_was_known_and_the_points_within_the_lookback(self):
+        ledger, vessel = one_device()
+        now = 1000 * HOUR
+
+        def seen(sample=None, loss=None, reply=None):
+            return VesselObservation({"10.0.0.1": DeviceObservation(
+                spans={}, last_sample=sample, last_loss=loss, last_rtt=None,
+                last_reply=reply)})
+
+        ask = ledger.ask(vessel, now)
+        assert ask.newest
+        ledger.take(vessel, ask, {}, {}, now)
+        got = ledger.newest(vessel, ask, seen(now - 60, 1.0, now - 7200), now, 30 * 86400)
+        assert got.devices["10.0.0.1"].last_reply == now - 7200
+        ask = ledger.ask(vessel, now + 60)
+        assert not ask.newest
+        ledger.take(vessel, ask, {}, {}, now + 60)
+        # The points after the cursor are all down: the reply stays as it was known.
+        got = ledger.newest(vessel, ask, seen(now, 1.0), now + 60, 30 * 86400)
+        device = got.devices["10.0.0.1"]
+        assert (device.last_sample, device.last_loss, device.last_reply) == \
+            (now, 1.0, now - 7200)
+        # Older than the lookback: the statement would not see it.
+        got = ledger.newest(vessel, ask, seen(), now + 60, 7200 + 60)
+        assert got.devices["10.0.0.1"].last_reply is None
+        assert got.devices["10.0.0.1"].last_sample == now
 
 
 class TestEstimates:

@@ -86,7 +86,9 @@ class TestReload:
         async def held(request: web.Request) -> web.StreamResponse:
             asked.set()
             await answer.wait()
-            return fake.json_response(fake.answer((await request.post())["q"].split(";\n")))
+            form = await request.post()
+            return fake.json_response(fake.answer(str(form["q"]).split(";\n"),
+                                                  str(form["params"])))
 
         class Contended(asyncio.Lock):
             """The service's run/reload lock, saying when a second party has to wait."""

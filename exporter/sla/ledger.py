@@ -16,13 +16,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..config import LedgerConfig, VesselConfig, Window
+from ..model import DeviceObservation, VesselObservation
 from .hours import (
     HOUR,
+    PROFILE_SPAN,
     Book,
     Carry,
     EdgeCount,
     Hour,
     Maintenance,
+    Profile,
     Span,
     estimate,
     fold,
@@ -31,19 +34,22 @@ from .hours import (
     window,
 )
 
-EDGE_WINDOW = "24h"  # the window whose oldest partial hour the server counts exactly
+EDGE_WINDOW = "24h"  # the window whose oldest partial hour is counted exactly
 # A device missing from the edge counts had no sample there: not "weigh by share".
 NO_SAMPLES = EdgeCount(0, 0)
 
 
 @dataclass(frozen=True, slots=True)
 class Ask:
-    """What one request reads: raw points in (since, until]; until None is the server's
-    now(); and the server's counts of the 24 h window's oldest partial hour."""
+    """What one request reads: raw points after `since` (up to `until`, or all of them
+    when None); the newest sample and reply over the lookback when `newest`; the server's
+    counts of the 24 h window's oldest partial hour when `edges`."""
 
     since: int
     until: int | None
     edge_end: int  # end of the hour that now - 24h falls in
+    newest: bool = True
+    edges: bool = True
 
 
 @dataclass(slots=True)
@@ -54,6 +60,9 @@ class VesselBooks:
     # After a rewind: the first hour read again. The points just before it only set up
     # the carries; their hours are kept as they were.
     replay_from: int | None = None
+    # By device address: its newest sample and reply as last known, so that a request
+    # need not ask them over the whole lookback; the points after the cursor add to them.
+    newest: dict[str, DeviceObservation] = field(default_factory=dict)
 
 
 # (vessel, address, day number) -> the day's 24 hours, for the state DB.
@@ -96,7 +105,73 @@ class Ledger:
         if now - self.config.settle - since > self.config.max_catchup:
             until = since + int(self.config.max_catchup)
         edge_end = (int(now - 86400) // HOUR + 1) * HOUR
-        return Ask(since=since, until=until, edge_end=edge_end)
+        # A catch-up's points stop short of now: they cannot tell the newest sample.
+        known = until is None and all(d.address in books.newest for d in vessel.devices)
+        # The server counts the 24 h window's edge when this request may fold its hour (a
+        # catch-up), or a device's profile does not cover it (after a restart, a flapping
+        # device): the take counts the edge before it adds this answer to the profiles.
+        edges = books.frozen_until < edge_end - 1 or any(
+            self._unprofiled(book, now) for d in vessel.devices
+            if (book := books.books.get(d.address)) is not None)
+        return Ask(since=since, until=until, edge_end=edge_end, newest=not known, edges=edges)
+
+    @staticmethod
+    def _unprofiled(book: Book, now: float) -> bool:
+        """The 24 h window needs the count of a part of an hour the device's profile does
+        not cover."""
+        start = now - 86400
+        key = int(start // HOUR)
+        if start <= key * HOUR or book.hour(key) is None:
+            return False
+        return not book.profile.covers(key * HOUR, (key + 1) * HOUR)
+
+    def _edge(self, book: Book, ask: Ask, edges: Mapping[str, EdgeCount], address: str,
+              now: float) -> EdgeCount | None:
+        """The samples of the 24 h window's oldest partial hour: from the profile, else as
+        the server counted them, else None (weighed by its share of the hour)."""
+        start = now - 86400
+        if not self._unprofiled(book, now):
+            return book.profile.count(start, (int(start // HOUR) + 1) * HOUR)
+        # The counts are of the hour the window started in when asked: an hour may have
+        # turned since, and then they are of no use.
+        if ask.edges and ask.edge_end == (int(start) // HOUR + 1) * HOUR:
+            return edges.get(address, NO_SAMPLES)
+        return None
+
+    def newest(self, vessel: VesselConfig, ask: Ask, found: VesselObservation,
+               now: float, lookback: float) -> VesselObservation:
+        """The newest sample and reply of each device: `found` when the request asked them
+        over the lookback, else the newer of what was known and what the points after the
+        cursor (`found`) show; none older than the lookback, as it would not see them."""
+        books = self._vessel(vessel, now)
+        oldest = now - lookback
+        merged: dict[str, DeviceObservation] = {}
+        for device in vessel.devices:
+            address = device.address
+            new = found.devices.get(address) or DeviceObservation(spans={})
+            old = books.newest.get(address)
+            merged[address] = new if ask.newest or old is None else _newer(old, new, oldest)
+        books.newest = merged
+        return VesselObservation(devices=merged)
+
+    def remember(self, vessel: str, observation: VesselObservation, at: float,
+                 profiles: Mapping[str, Profile]) -> None:
+        """What a vessel's newest samples were when it was last collected, at `at` (its
+        saved state), and its devices' profiles. The newest are taken with the points
+        after the cursor, which are read next: together they tell the newest as the
+        lookback would. A profile is taken if it ends at the cursor the ledger restored."""
+        books = self.vessels.get(vessel)
+        if books is None or at < books.frozen_until:
+            return
+        books.newest = {a: _bare(d) for a, d in observation.devices.items()}
+        for address, profile in profiles.items():
+            book = books.books.get(address)
+            if book is not None and profile.through == books.frozen_until:
+                book.profile = profile
+
+    def profiles(self, vessel: str) -> dict[str, Profile]:
+        books = self.vessels.get(vessel)
+        return {} if books is None else {a: b.profile for a, b in books.books.items()}
 
     def take(self, vessel: VesselConfig, ask: Ask,
              points: Mapping[str, Sequence[tuple[int, bool]]],
@@ -110,14 +185,16 @@ class Ledger:
         cap = max(1, int(vessel.sample_interval))
         spans: dict[str, dict[str, Span]] = {}
         first: dict[str, int] = {}
-        # The counts are of the hour the window started in when asked: an hour may have
-        # turned since, and then they are of no use.
-        edge_hour = ask.edge_end == (int(now - 86400) // HOUR + 1) * HOUR
         for device in vessel.devices:
             book = books.books.get(device.address)
             if book is None:
-                book = books.books[device.address] = Book()
+                # Its samples up to the cursor are not in the ledger, nor in the profile.
+                book = books.books[device.address] = Book(
+                    profile=Profile(since=ask.since, through=ask.since))
             found = points.get(device.address, ())
+            if found and found[-1][0] > now:
+                # Stamped ahead of our clock: they tell the newest sample and the skew only.
+                found = [p for p in found if p[0] <= now]
             held = self.maintenance(vessel.id, device.component, device.name,
                                     ask.since - cap, max(now, freeze))
             old = [p for p in found if p[0] <= freeze]
@@ -134,10 +211,13 @@ class Ledger:
                 self.dirty.add((vessel.id, device.address, key * HOUR // 86400))
             book.fresh = {}
             fold([p for p in found if p[0] > freeze], book.carry.copy(), cap, book.fresh, held)
+            # Counted before this answer's points join the profile, as the request foresaw.
+            edge = self._edge(book, ask, edges, device.address, now)
+            book.profile.add(old, freeze)
+            book.profile.forget(now - PROFILE_SPAN)
             spans[device.address] = {
                 w.label: window(book, now - w.seconds, now, books.held_from,
-                                edges.get(device.address, NO_SAMPLES)
-                                if w.label == EDGE_WINDOW and edge_hour else None)
+                                edge if w.label == EDGE_WINDOW else None)
                 for w in self.windows}
             if book.carry.first is not None:
                 first[device.address] = book.carry.first
@@ -174,7 +254,11 @@ class Ledger:
                 replay_from: int | None = None) -> None:
         self.vessels[vessel] = VesselBooks(
             frozen_until=frozen_until, held_from=held_from,
-            books={a: Book(frozen=dict(hours.get(a, {})), carry=c) for a, c in carries.items()},
+            # Empty profiles until remember() brings the saved ones: without them the edge
+            # of the 24 h window is asked of the server until new profiles reach it.
+            books={a: Book(frozen=dict(hours.get(a, {})), carry=c,
+                           profile=Profile(since=frozen_until, through=frozen_until))
+                   for a, c in carries.items()},
             replay_from=replay_from)
 
     def affected(self, vessel: VesselConfig, changed: Maintenance) -> dict[str, list[int]]:
@@ -236,9 +320,33 @@ class Ledger:
         books.replay_from = start
         for book in books.books.values():
             book.carry = Carry(first=book.carry.first)
+            book.profile.truncate(cursor)
         self.cursors_dirty.add(vessel.id)
 
     def forget(self, keep: set[str]) -> None:
         """Drop the books of vessels no longer configured (their rows stay in the DB)."""
         for vid in [v for v in self.vessels if v not in keep]:
             del self.vessels[vid]
+
+
+def _bare(device: DeviceObservation) -> DeviceObservation:
+    """The newest sample and reply alone: offset, freshness and windows are the
+    collection's own."""
+    return DeviceObservation(spans={}, last_sample=device.last_sample,
+                             last_loss=device.last_loss, last_rtt=device.last_rtt,
+                             last_reply=device.last_reply)
+
+
+def _newer(known: DeviceObservation, found: DeviceObservation,
+           oldest: float) -> DeviceObservation:
+    # One object built per device and cycle: replace() is slow enough to matter here.
+    sample = found if found.last_sample is not None and (
+        known.last_sample is None or found.last_sample >= known.last_sample) else known
+    reply = known.last_reply
+    if found.last_reply is not None and (reply is None or found.last_reply > reply):
+        reply = found.last_reply
+    if sample.last_sample is not None and sample.last_sample <= oldest:
+        sample = DeviceObservation(spans={})
+    return DeviceObservation(spans={}, last_sample=sample.last_sample,
+                             last_loss=sample.last_loss, last_rtt=sample.last_rtt,
+                             last_reply=reply if reply is not None and reply > oldest else None)
