@@ -157,7 +157,7 @@ class TestDemo:
             r"(?m)^  (\w+)[^\n]*?http://127\.0\.0\.1:(\d+)(/\S*)", output)}
         assert {name: port for name, (port, _) in printed.items()} == {
             "console": demo.ports["exporter"], "approval": demo.ports["receiver"],
-            "metrics": demo.ports["exporter"],
+            "metrics": demo.ports["exporter"], "reports": demo.ports["exporter"],
             **{name: demo.ports[name] for name in ("prometheus", "alertmanager")}}
         assert next(iter(printed)) == "console" and printed["console"][1] == "/"
         for name, (port, path) in printed.items():
