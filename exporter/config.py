@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fleet_common.config import (
     DAY,
@@ -86,6 +87,11 @@ class LedgerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportsConfig:
+    timezone: str = "UTC"  # the periods' and the reports' times, an IANA name
+
+
+@dataclass(frozen=True, slots=True)
 class InfluxConfig:
     url: str
     database: str = ""  # InfluxQL
@@ -148,6 +154,8 @@ class Config:
     # The console's links out: "receiver" and "grafana", "{vessel}" standing for the id.
     links: Mapping[str, str] = field(default_factory=dict)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
+    unknown: Unknown = Unknown.EXCLUDE  # sla.unknown; a vessel may say otherwise
 
 
 # --- sections -----------------------------------------------------------------------
@@ -379,7 +387,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         raw,
         "",
         {"listen", "collection", "sla", "components", "state", "defaults", "vessels",
-         "maintenance", "links", "ledger"},
+         "maintenance", "links", "ledger", "reports"},
         ("vessels",),
     )
     raw = expand_env(raw, "", os.environ if env is None else env)
@@ -444,7 +452,19 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         maintenance=maintenance,
         links=_links(raw.get("links", {})),
         ledger=ledger,
+        reports=_reports(raw.get("reports", {})),
+        unknown=unknown,
     )
+
+
+def _reports(raw: Any) -> ReportsConfig:
+    section = mapping(raw, "reports", {"timezone"})
+    timezone = string(section.get("timezone", "UTC"), "reports.timezone")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("reports.timezone", f"unknown timezone {timezone[:64]!r}") from None
+    return ReportsConfig(timezone=timezone)
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
