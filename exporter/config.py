@@ -140,12 +140,13 @@ class CollectionConfig:
 
 @dataclass(frozen=True, slots=True)
 class ReportsConfig:
-    """The monthly report schedule: after a month closes and `grace` more, its reports
-    in each of `formats` are written into `dir`, the month taken in `timezone`."""
+    """Reports' timezone (periods are taken in it), and the monthly schedule: with `dir`,
+    after a month closes and `grace` more, its reports in each of `formats` are written
+    into `dir`. Without `dir`, no schedule."""
 
-    dir: Path
+    timezone: str = "UTC"  # an IANA name
+    dir: Path | None = None
     formats: tuple[str, ...] = ("pdf", "csv")
-    timezone: str = "UTC"
     grace: float = 3 * DAY
 
 
@@ -163,13 +164,9 @@ class Config:
     # The console's links out: "receiver" and "grafana", "{vessel}" standing for the id.
     links: Mapping[str, str] = field(default_factory=dict)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
-    # None: no schedule; the console's report page and API still work, in UTC.
-    reports: ReportsConfig | None = None
-
-    @property
-    def report_timezone(self) -> str:
-        """The time zone reports default to: the schedule's, or UTC."""
-        return self.reports.timezone if self.reports is not None else "UTC"
+    # Reports' timezone, and the monthly schedule when `dir` is set.
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
+    unknown: Unknown = Unknown.EXCLUDE  # sla.unknown; a vessel may say otherwise
 
 
 # --- sections -----------------------------------------------------------------------
@@ -378,8 +375,16 @@ def _ledger(raw: Any) -> LedgerConfig:
 
 
 def _reports(raw: Any) -> ReportsConfig:
-    raw = mapping(raw, "reports", {"dir", "formats", "timezone", "grace"}, ("dir",))
-    base = ReportsConfig(dir=Path("."))
+    raw = mapping(raw, "reports", {"dir", "formats", "timezone", "grace"})
+    base = ReportsConfig()
+    timezone = (parse_zone(raw["timezone"], "reports.timezone") if "timezone" in raw
+                else base.timezone)
+    if "dir" not in raw:
+        for key in ("formats", "grace"):
+            if key in raw:
+                raise ConfigError(f"reports.{key}", "belongs to the schedule, which needs "
+                                  "reports.dir (the directory reports are written into)")
+        return ReportsConfig(timezone=timezone)
     directory = string(raw["dir"], "reports.dir")
     if not directory.strip():
         raise ConfigError("reports.dir", "must name a directory")
@@ -398,10 +403,9 @@ def _reports(raw: Any) -> ReportsConfig:
             raise ConfigError("reports.formats", "name at least one format")
         formats = tuple(chosen)
     return ReportsConfig(
+        timezone=timezone,
         dir=Path(directory),
         formats=formats,
-        timezone=(parse_zone(raw["timezone"], "reports.timezone") if "timezone" in raw
-                  else base.timezone),
         grace=(duration(raw["grace"], "reports.grace", *DURATION_RANGES["reports.grace"])
                if "grace" in raw else base.grace),
     )
@@ -496,7 +500,8 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         maintenance=maintenance,
         links=_links(raw.get("links", {})),
         ledger=ledger,
-        reports=_reports(raw["reports"]) if "reports" in raw else None,
+        reports=_reports(raw.get("reports", {})),
+        unknown=unknown,
     )
 
 

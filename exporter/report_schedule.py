@@ -166,7 +166,7 @@ class ReportScheduler:
     async def _run(self) -> list[Path]:
         config = self._service.config
         reports = config.reports
-        if reports is None:
+        if reports.dir is None:
             self.counters.formats = ()
             return []
         self.counters.formats = reports.formats
@@ -212,7 +212,9 @@ class ReportScheduler:
                      figures: str, now: float) -> Path | None:
         label = report.header.period.label
         before = await self._store.get(label, reports.timezone, fmt.value)
-        target = reports.dir / filename(report, fmt)
+        assert reports.dir is not None  # checked by the caller
+        directory = reports.dir
+        target = directory / filename(report, fmt)
         if before is not None and before.fingerprint == figures and target.exists():
             return None
         data = await asyncio.to_thread(self._render, report, fmt)
@@ -220,7 +222,7 @@ class ReportScheduler:
 
         def put() -> None:
             nonlocal kept
-            reports.dir.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(parents=True, exist_ok=True)
             if target.exists():
                 when = before.written_at if before is not None else target.stat().st_mtime
                 kept = _keep_earlier(target, when)

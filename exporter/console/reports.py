@@ -91,7 +91,7 @@ def parse_ask(query: MultiMapping[str], config: Config, now: float,
     except ValueError:
         raise ReportError("format", f"expected one of {', '.join(ReportFormat)}, "
                                     f"got {raw_format!r}") from None
-    timezone = _text(query, "timezone") or config.report_timezone
+    timezone = _text(query, "timezone") or config.reports.timezone
     start, end = _text(query, "from"), _text(query, "to")
     if local_times:
         zone(timezone)  # a bad timezone is named before the times that need it
@@ -197,7 +197,7 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
     if ask is not None and ask.format is not ReportFormat.HTML:
         # A download asked for through the form: the API serves it.
         raise web.HTTPSeeOther(f"/api/v1/reports?{ask.query()}")
-    timezone = ask.period.timezone if ask is not None else config.report_timezone
+    timezone = ask.period.timezone if ask is not None else config.reports.timezone
     try:
         choices = period_choices(now, timezone)
     except (ValueError, OSError):
@@ -210,7 +210,7 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
             values.update({"period": ask.period.label, "from": "", "to": ""})
         values["timezone"] = timezone
     elif not values["timezone"]:
-        values["timezone"] = config.report_timezone
+        values["timezone"] = config.reports.timezone
     written = await request.app[REPORTS].recent(SHOWN_FILES)
     downloads = ([(f.value, f"/api/v1/reports?{ask.query(f)}") for f in ReportFormat]
                  if ask is not None else [])
@@ -218,7 +218,7 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
         page="reports", ask=ask, error=error, values=values, choices=choices,
         vessels=config.vessels, zones=ZONES, formats=list(ReportFormat),
         view=f"/api/v1/reports?{ask.query(ReportFormat.HTML)}" if ask is not None else None,
-        downloads=downloads, written=written, schedule=config.reports,
+        downloads=downloads, written=written, schedule=config.reports if config.reports.dir is not None else None,
         elapsed=time.monotonic() - started)
     response = web.Response(text=html, content_type="text/html", status=400 if error else 200,
                             headers={"Cache-Control": "no-store"})
