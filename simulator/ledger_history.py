@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from exporter import ledger_db
-from exporter.sla.hours import HOUR, Hour
+from exporter.sla.hours import HOUR, Carry, Hour
 
 from .scenarios import DAY, EMPTY_SCENARIOS, OFFSET, Vessel, _rule
 
@@ -76,6 +76,33 @@ def steady_day(vessel: Vessel, anchor: int, interval: int = 60) -> dict[str, lis
     return out
 
 
+def carry(vessel: Vessel, address: str, anchor: int, interval: int = 60) -> Carry | None:
+    """What the exporter keeps of a device's pings before the history's end: its last
+    one, the outage it may be in, and its first one after the history's start."""
+    [device] = [d for d in vessel.devices if d.address == address]
+    rule = _rule(vessel.scenario, device)
+    newest = anchor - OFFSET
+    start, end = history_start(anchor), history_end(anchor)
+    k = -(-(newest - end + 1) // interval)  # the newest sample before the end
+    last: tuple[int, bool] | None = None
+    down_from: int | None = None
+    while newest - k * interval >= start:
+        ts = newest - k * interval
+        state = rule(anchor - ts, k)
+        if state is not None:
+            if last is None:
+                last = (ts, state)
+            if state:
+                break
+            down_from = ts - interval  # the down stretch goes back at least to here
+        k += 1
+    if last is None:
+        return None
+    first = newest - ((newest - start) // interval) * interval
+    return Carry(last=last[0], last_up=last[1], first=first,
+                 down_from=None if last[1] else down_from)
+
+
 def seed_ledger(path: Path, vessels: Sequence[Vessel], anchor: int, interval: int = 60) -> int:
     """Write the fleet's history from `history_start` to `history_end` into the state DB
     at `path` (created if need be), before the exporter first starts; returns the rows.
@@ -87,6 +114,7 @@ def seed_ledger(path: Path, vessels: Sequence[Vessel], anchor: int, interval: in
     start, end = history_start(anchor), history_end(anchor)
     rows: list[tuple[str, str, int, bytes]] = []
     cursors: list[tuple[str, int, int]] = []
+    carries: list[tuple[str, str, int | None, int, int | None, int | None]] = []
     for vessel in vessels:
         if vessel.scenario == "unreachable":
             continue
@@ -97,10 +125,15 @@ def seed_ledger(path: Path, vessels: Sequence[Vessel], anchor: int, interval: in
             blob = ledger_db.pack_day(list[Hour | None](hours))
             rows.extend((vessel.id, address, day, blob)
                         for day in range(start // DAY, end // DAY))
+            if (kept := carry(vessel, address, anchor, interval)) is not None:
+                carries.append((vessel.id, address, kept.last, int(kept.last_up), kept.first,
+                                kept.down_from))
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.executescript(ledger_db.SCHEMA)
         db.executemany("INSERT OR REPLACE INTO ledger_days (vessel, address, day, hours)"
                        " VALUES (?, ?, ?, ?)", rows)
         db.executemany("INSERT OR REPLACE INTO ledger_vessels (vessel, frozen_until,"
                        " held_from) VALUES (?, ?, ?)", cursors)
+        db.executemany("INSERT OR REPLACE INTO ledger_carry (vessel, address, last, last_up,"
+                       " first, down_from) VALUES (?, ?, ?, ?, ?, ?)", carries)
     return len(rows)

@@ -218,7 +218,8 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
         page="reports", ask=ask, error=error, values=values, choices=choices,
         vessels=config.vessels, zones=ZONES, formats=list(ReportFormat),
         view=f"/api/v1/reports?{ask.query(ReportFormat.HTML)}" if ask is not None else None,
-        downloads=downloads, written=written, schedule=config.reports if config.reports.dir is not None else None,
+        downloads=downloads, written=written,
+        schedule=config.reports if config.reports.dir is not None else None,
         elapsed=time.monotonic() - started)
     response = web.Response(text=html, content_type="text/html", status=400 if error else 200,
                             headers={"Cache-Control": "no-store"})
