@@ -86,16 +86,16 @@ def component(body: dict[str, Any], vessel: str, name: str) -> dict[str, Any]:
     return found
 
 
-class TestConfig:
-    BASE = {"vessels": [{"id": "a", "influx": {"url": "http://10.0.0.1:8086", "database": "t"},
-                         "devices": [{"name": "d", "address": "10.0.0.2",
-                                      "component": "server"}]}]}
+BASE = {"vessels": [{"id": "a", "influx": {"url": "http://10.0.0.1:8086", "database": "t"},
+                     "devices": [{"name": "d", "address": "10.0.0.2", "component": "server"}]}]}
 
+
+class TestConfig:
     def parse(self, reports: Any) -> Any:
-        return parse_config({**self.BASE, "reports": reports}).reports
+        return parse_config({**BASE, "reports": reports}).reports
 
     def test_no_section_means_no_schedule_and_utc(self):
-        reports = parse_config(self.BASE).reports
+        reports = parse_config(BASE).reports
         assert (reports.dir, reports.timezone) == (None, "UTC")
 
     def test_a_schedule_with_its_defaults_and_its_keys(self):
@@ -252,11 +252,11 @@ class TestPage:
 
 class TestSchedule:
     def test_a_month_is_due_once_closed_and_its_grace_over(self):
-        reports = parse_config({**TestConfig.BASE, "reports": {"dir": "r", "grace": "3d"}})
+        reports = parse_config({**BASE, "reports": {"dir": "r", "grace": "3d"}})
         december_4 = datetime(2026, 12, 4, tzinfo=UTC).timestamp()
         assert due_months(december_4 - 1, reports.reports) == ["2026-08", "2026-09", "2026-10"]
         assert due_months(december_4, reports.reports) == ["2026-09", "2026-10", "2026-11"]
-        oslo = parse_config({**TestConfig.BASE, "reports": {
+        oslo = parse_config({**BASE, "reports": {
             "dir": "r", "grace": "1h", "timezone": "Europe/Oslo"}}).reports
         # November closes at 23:00 UTC in Oslo.
         assert due_months(datetime(2026, 12, 1, 0, 0, tzinfo=UTC).timestamp(), oslo)[-1] == \
