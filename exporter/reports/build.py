@@ -66,7 +66,7 @@ async def build_report(db: aiosqlite.Connection, ledger: Ledger | None, config: 
         prev_t = await source.tallies(db, ledger, vessel.id, addresses,
                                       [before.start, before.end], held)
         report = await asyncio.to_thread(vessel_report, vessel, now_t, prev_t, cuts, period,
-                                         before, covers[vessel.id], config)
+                                         before, covers[vessel.id], ledger is not None)
         reports.append(report)
     gaps = tuple(g for v in chosen if (g := gap(v, covers[v.id], period, ledger is not None))
                  is not None)
@@ -83,7 +83,7 @@ async def build_report(db: aiosqlite.Connection, ledger: Ledger | None, config: 
 def vessel_report(vessel: VesselConfig, now_t: Mapping[str, list[source.Tally]],
                   prev_t: Mapping[str, list[source.Tally]], cuts: Sequence[float],
                   period: Period, before: Period, cover: source.Cover,
-                  config: Config) -> VesselReport:
+                  live: bool) -> VesselReport:
     grouped: dict[str, list[int]] = {}
     for i, device in enumerate(vessel.devices):
         grouped.setdefault(device.component, []).append(i)
@@ -91,7 +91,7 @@ def vessel_report(vessel: VesselConfig, now_t: Mapping[str, list[source.Tally]],
     for name, members in grouped.items():
         objective = vessel.objectives[name]
         devices = [vessel.devices[i] for i in members]
-        whole = [total(now_t[d.address]) for d in devices]
+        whole = [total(now_t[d.address], period.seconds) for d in devices]
         device_reports = tuple(
             DeviceReport(d.name, d.address,
                          combine([w], period.seconds, objective, vessel.unknown))
@@ -100,12 +100,13 @@ def vessel_report(vessel: VesselConfig, now_t: Mapping[str, list[source.Tally]],
             cell([now_t[d.address][k] for d in devices], cuts[k], cuts[k + 1], objective,
                  vessel.unknown)
             for k in range(len(cuts) - 1))
-        prev = combine([total(prev_t[d.address]) for d in devices], before.seconds,
+        prev = combine([total(prev_t[d.address], before.seconds) for d in devices],
+                       before.seconds,
                        objective, vessel.unknown)
         components.append(ComponentReport(
             name=name, figures=combine(whole, period.seconds, objective, vessel.unknown),
             previous=prev, devices=device_reports, strip=strip))
-    complete = gap(vessel, cover, period, False) is None
+    complete = gap(vessel, cover, period, live) is None
     return VesselReport(id=vessel.id, name=vessel.name, unknown=str(vessel.unknown),
                         components=tuple(components), complete=complete)
 

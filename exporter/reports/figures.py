@@ -10,10 +10,14 @@ from .model import Cell, CellState, Figures
 from .source import Tally
 
 
-def total(tallies: Sequence[Tally]) -> Tally:
+def total(tallies: Sequence[Tally], length: float) -> Tally:
+    """Buckets `length` seconds long in all, summed. Unobserved time is taken over the
+    whole again: a bucket that got more than its length (an interval change at its edge)
+    makes up for the one that got less."""
     out = Tally()
     for t in tallies:
         out.add(t)
+    out.unobserved = max(0.0, length - out.up - out.down - out.maintenance - out.unheld)
     return out
 
 

@@ -4,10 +4,10 @@ Narrow on purpose: a faster store only has to answer `tallies` (per device, the 
 hours summed between cuts) and `cover` (how far each vessel's ledger reaches). Today it
 reads `ledger_db.hours()`, stored days overlaid by the hours still in memory.
 
-A bucket's figures follow `hours.window()`: an hour's unobserved time is what its length
-leaves after up, down and maintenance (never below zero), and unobserved time before the
-vessel's ledger starts is "unheld". A cut that is not on a whole UTC hour splits its hour
-by share (the ledger holds no finer time); its outages go to the part holding most of it.
+A bucket's unobserved time is what its length leaves after up, down, maintenance and the
+time before the vessel's ledger starts ("unheld"). A cut that is not on a whole UTC hour
+splits its hour by share (the ledger holds no finer time); its outages go to the part
+holding most of it.
 """
 
 import bisect
@@ -99,26 +99,21 @@ async def tallies(db: aiosqlite.Connection, ledger: Ledger | None, vessel: str,
     return {a: bucket(hours.get(a, {}), cuts, held) for a in addresses}
 
 
-def _unheld(lo: float, hi: float, held_from: float) -> float:
-    return max(0.0, min(hi, held_from) - lo)
-
-
 def bucket(hours: dict[int, Hour], cuts: Sequence[float], held_from: float) -> list[Tally]:
-    """A device's hours (by hour start) summed between cuts."""
+    """A device's hours (by hour start) summed between cuts. Unobserved time is what each
+    bucket's length leaves after up, down, maintenance and the time before the ledger
+    starts (unheld): taken over the bucket, not hour by hour, so the part of an interval
+    that an hour gets more than its length (an interval change) makes up for its
+    neighbour's less."""
     out = [Tally() for _ in cuts[:-1]]
     start, end = cuts[0], cuts[-1]
-    present = [0.0] * len(out)  # time of each bucket that has an hour
-    present_unheld = [0.0] * len(out)  # of which before the ledger starts
     for at in sorted(hours):
         if at + HOUR <= start or at >= end:
             continue
         hour = hours[at]
         i = bisect.bisect_right(cuts, at) - 1
         if i >= 0 and cuts[i + 1] >= at + HOUR:  # the hour is wholly in bucket i
-            unheld = _unheld(at, at + HOUR, held_from)
-            _add(out[i], hour, 1.0, HOUR, unheld)
-            present[i] += HOUR
-            present_unheld[i] += unheld
+            _add(out[i], hour, 1.0)
             continue
         # The hour straddles a cut: each part gets its share.
         parts = []
@@ -127,37 +122,23 @@ def bucket(hours: dict[int, Hour], cuts: Sequence[float], held_from: float) -> l
             if lo >= at + HOUR:
                 break
             if hi > lo:
-                parts.append((j, lo, hi))
-        most = max(parts, key=lambda p: p[2] - p[1])[0] if parts else -1
-        whole = sum(hi - lo for _, lo, hi in parts) * 2 > HOUR
-        for j, lo, hi in parts:
-            unheld = _unheld(lo, hi, held_from)
-            _add(out[j], hour, (hi - lo) / HOUR, hi - lo, unheld, counts=whole and j == most)
-            present[j] += hi - lo
-            present_unheld[j] += unheld
+                parts.append((j, hi - lo))
+        inside = sum(share for _, share in parts)
+        most = max(parts, key=lambda p: p[1])[0] if parts else -1
+        for j, share in parts:
+            _add(out[j], hour, share / HOUR, counts=inside * 2 > HOUR and j == most)
     for i, t in enumerate(out):
         lo, hi = cuts[i], cuts[i + 1]
-        missing = hi - lo - present[i]
-        if missing > 0:
-            # Time without an hour: not held before the ledger starts, else unobserved.
-            gap_unheld = max(0.0, min(missing, _unheld(lo, hi, held_from) - present_unheld[i]))
-            t.unheld += gap_unheld
-            t.unobserved += missing - gap_unheld
+        t.unheld = max(0.0, min(hi, held_from) - lo)
+        t.unobserved = max(0.0, hi - lo - t.up - t.down - t.maintenance - t.unheld)
     return out
 
 
-def _add(t: Tally, hour: Hour, share: float, span: float, unheld: float,
-         counts: bool = True) -> None:
-    """Add `share` of an hour covering `span` seconds of the bucket, `unheld` of them before
-    the ledger starts, as `hours.window()` weighs a partial hour."""
-    up, down, held = hour.up * share, hour.down * share, hour.maintenance * share
-    t.up += up
-    t.down += down
-    t.maintenance += held
-    rest = max(0.0, span - up - down - held)
-    held_rest = max(0.0, rest - unheld)
-    t.unobserved += held_rest
-    t.unheld += rest - held_rest
+def _add(t: Tally, hour: Hour, share: float, counts: bool = True) -> None:
+    """Add `share` of an hour, as `hours.window()` weighs a partial hour."""
+    t.up += hour.up * share
+    t.down += hour.down * share
+    t.maintenance += hour.maintenance * share
     if counts:
         t.outages += hour.outages
         t.longest = max(t.longest, hour.longest)
