@@ -10,7 +10,6 @@ so the event loop keeps serving while a PDF is drawn.
 import asyncio
 import json
 import re
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -182,7 +181,6 @@ def _local_input(ts: float, timezone: str) -> str:
 
 async def reports_page(request: web.Request) -> web.StreamResponse:
     """GET /reports: the form, and the report asked for (last month when nothing is)."""
-    started = time.monotonic()
     service = request.app[SERVICE]
     config = service.config
     now = service.clock()
@@ -219,8 +217,7 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
         vessels=config.vessels, zones=ZONES, formats=list(ReportFormat),
         view=f"/api/v1/reports?{ask.query(ReportFormat.HTML)}" if ask is not None else None,
         downloads=downloads, written=written,
-        schedule=config.reports if config.reports.dir is not None else None,
-        elapsed=time.monotonic() - started)
+        schedule=config.reports if config.reports.dir is not None else None)
     response = web.Response(text=html, content_type="text/html", status=400 if error else 200,
                             headers={"Cache-Control": "no-store"})
     response.enable_compression()
