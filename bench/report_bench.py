@@ -8,7 +8,7 @@ of every device, a few in ten down for part of an hour. Times are build_report (
 the DB through reports/source.py, with no ledger in memory, as the CLI runs) plus render,
 the median of `--runs`.
 
-Run: ``python bench/report_bench.py [--vessels 66 1000] [--runs 3]``.
+Run: ``python bench/report_bench.py [--vessels 66 1000] [--runs 3] [--data DIR]``.
 """
 
 import argparse
@@ -103,13 +103,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--vessels", type=int, nargs="+", default=[66, 1000])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--data", type=Path,
+                        help="keep the seeded state DBs here and reuse them (default: a "
+                             "temporary directory, removed after)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="report-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="report-bench-") as scratch:
+        tmp = args.data or Path(scratch)
+        tmp.mkdir(parents=True, exist_ok=True)
         for vessels in args.vessels:
             state = Path(tmp) / f"state-{vessels}.db"
-            progress(f"seeding {vessels} vessels x {DEVICES} devices x "
-                     f"{LAST_DAY - FIRST_DAY} days")
-            asyncio.run(seed(state, vessels))
+            if not state.exists():
+                progress(f"seeding {vessels} vessels x {DEVICES} devices x "
+                         f"{LAST_DAY - FIRST_DAY} days")
+                asyncio.run(seed(state, vessels))
             cfg = config(Path(tmp) / f"fleet-{vessels}.yml", state, vessels)
             formats = [ReportFormat.CSV] + ([ReportFormat.PDF] if vessels <= 100 else [])
             for fmt in formats:
