@@ -130,3 +130,37 @@ class TestBuckets:
         hours = {0: Hour(up=3360), HOUR: Hour(up=3840)}
         (t,) = bucket(hours, [0.0, 2.0 * HOUR], held_from=0)
         assert (t.up, t.unobserved) == (7200.0, 0.0)
+
+
+class TestStoredDays:
+    """Days wholly inside a bucket are summed from their packed form: the same figures as
+    hour by hour, whatever the day holds."""
+
+    async def test_packed_sums_match_the_hours(self, tmp_path: Path):
+        import aiosqlite
+
+        from exporter import ledger_db
+        from exporter.reports.source import tallies
+
+        day0 = 20_000
+        plain = [Hour(up=3600, up_samples=60) for _ in range(24)]
+        rough = list(plain)
+        rough[3] = Hour(up=3000, down=600, up_samples=50, down_samples=10, outages=2,
+                        longest=900)
+        rough[7] = Hour(up=1800, maintenance=1800, up_samples=60, estimated=True)
+        holed: list[Hour | None] = list(plain)
+        holed[5] = None
+        days = {day0: plain, day0 + 1: rough, day0 + 2: holed}
+        async with aiosqlite.connect(tmp_path / "s.db") as db:
+            await ledger_db.create(db)
+            await db.executemany("INSERT INTO ledger_days VALUES ('v', 'a', ?, ?)",
+                                 [(d, ledger_db.pack_day(h)) for d, h in days.items()])
+            for cuts in ([day0 * 86400.0, (day0 + 2) * 86400.0],  # packed sums only
+                         [day0 * 86400.0, (day0 + 3) * 86400.0],  # a missing hour
+                         [day0 * 86400.0 + 5400, (day0 + 2) * 86400.0 + 1800]):  # edges
+                got = await tallies(db, None, "v", ["a"], cuts, held_from=0)
+                hours = {(d * 24 + i) * HOUR: h for d, hs in days.items()
+                         for i, h in enumerate(hs) if h is not None}
+                assert got["a"] == bucket(hours, cuts, held_from=0)
+                assert got["a"][0].longest == 900
+                assert got["a"][0].estimated

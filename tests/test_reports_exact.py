@@ -170,6 +170,19 @@ class TestMonthAgainstGroundTruth:
         assert f["time_to_recover"] == pytest.approx(f["down"] / f["outages"])
         assert f["met"] is (f["uptime"] >= 0.95)
         assert doc["header"]["gaps"] == []
+        summary = doc["summary"]
+        met = sum(1 for c in ("server", "access_point") if figures[c]["met"])
+        assert summary["current"] == {
+            "label": p.month, "met": met, "with_data": 2, "components": 2,
+            "uptime": pytest.approx((figures["server"]["up"] + figures["access_point"]["up"])
+                                    / (figures["server"]["counted"]
+                                       + figures["access_point"]["counted"]))}
+        # The month before holds only the last three days of it, with srv-1's outage.
+        assert summary["previous"]["with_data"] == 2
+        assert summary["previous"]["label"] < p.month
+        assert [r["component"] for r in summary["worst"]] == sorted(
+            ("server", "access_point"),
+            key=lambda c: figures[c]["uptime"] - figures[c]["objective"])
         (window,) = doc["header"]["policy"]["maintenance"]
         assert (window["id"], window["seconds"]) == ("srv-patch", 3.5 * 3600)
 

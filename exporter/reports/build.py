@@ -62,9 +62,11 @@ async def build_report(db: aiosqlite.Connection, ledger: Ledger | None, config: 
     for vessel in chosen:
         addresses = [d.address for d in vessel.devices]
         held = covers[vessel.id].held_from
-        now_t = await source.tallies(db, ledger, vessel.id, addresses, cuts, held)
-        prev_t = await source.tallies(db, ledger, vessel.id, addresses,
-                                      [before.start, before.end], held)
+        # One read for both periods: the first bucket is the period before.
+        both = await source.tallies(db, ledger, vessel.id, addresses, [before.start, *cuts],
+                                    held)
+        now_t = {a: t[1:] for a, t in both.items()}
+        prev_t = {a: t[:1] for a, t in both.items()}
         report = await asyncio.to_thread(vessel_report, vessel, now_t, prev_t, cuts, period,
                                          before, covers[vessel.id], ledger is not None)
         reports.append(report)
