@@ -35,6 +35,7 @@ from receiver.incidents import facts  # noqa: E402
 from receiver.passwords import hash_password  # noqa: E402
 from simulator.fleetconfig import fleet_config, unused_loopback_url, write_fleet_config  # noqa: E402
 from simulator.influx import SeedError, seed  # noqa: E402
+from simulator.ledger_history import history_end, history_start, seed_ledger  # noqa: E402
 from simulator.scenarios import plan_fleet  # noqa: E402
 
 USER, PASSWORD = "demo", "demo"
@@ -42,6 +43,10 @@ PORTS = {"influx": 18086, "exporter": 19470, "receiver": 19471, "prometheus": 19
          "alertmanager": 19093}
 BINARIES = {"influxd": "influxdb", "prometheus": "prometheus",
             "prometheus-alertmanager": "prometheus-alertmanager"}
+
+
+def iso_day(ts: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
 def say(message: str) -> None:
@@ -240,14 +245,21 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
                             str(influx_config(directory, args.influx_port))],
                 f"{influx_url}/ping")
     vessels = plan_fleet(args.vessels)
-    say(f"seeding {len(vessels)} vessels (5 days of pings each) into {influx_url}")
     started, anchor = time.monotonic(), int(time.time())
+    # InfluxDB gets the last 5 days and back to the midnight before them; the exporter's
+    # ledger the history before that, from the first of last month, so that last month's
+    # report is there at once.
+    days = (anchor - history_end(anchor) + 120) / 86400
+    say(f"seeding {len(vessels)} vessels ({days:.1f} days of pings each) into {influx_url}")
     try:
-        points = asyncio.run(seed(influx_url, vessels, anchor))
+        points = asyncio.run(seed(influx_url, vessels, anchor, days=days))
     except SeedError as exc:
         say(f"seeding failed: {exc}")
         return 1
-    say(f"seeded {points:,} points in {time.monotonic() - started:.0f} s")
+    rows = seed_ledger(directory / "exporter.db", vessels, anchor)
+    say(f"seeded {points:,} points in {time.monotonic() - started:.0f} s, and the ledger "
+        f"from {iso_day(history_start(anchor))} to {iso_day(history_end(anchor))} "
+        f"({rows:,} device-days)")
     # Keeps the fleet live, one sample per device a minute, so nothing goes stale.
     stack.start("simulator", [sys.executable, "-m", "simulator.cli", "--influx-url", influx_url,
                               "--vessels", str(args.vessels), "--now", str(anchor),
@@ -258,6 +270,9 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
                             state_path=str(directory / "exporter.db"))
     exporter["listen"] = f"127.0.0.1:{args.exporter_port}"
     exporter["links"] = {"receiver": f"http://127.0.0.1:{args.receiver_port}/"}
+    # Last month's report is written at once: the demo's history is in the ledger.
+    exporter["reports"] = {"dir": str(directory / "reports"), "formats": ["pdf", "csv"],
+                           "timezone": "UTC", "grace": "1m"}
     write_fleet_config(directory / "fleet.yml", exporter)
     token = secrets.token_hex(16)
     token_file = directory / "receiver-token"
@@ -288,6 +303,7 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
 
     print(f"""
   console        {urls['exporter']}/          the fleet's SLA, vessels, devices and runs
+  reports        {urls['exporter']}/reports   last month's SLA report; PDF, CSV, XLSX, JSON
   approval page  {urls['receiver']}/          sign in as {USER} / {PASSWORD}
   metrics        {urls['exporter']}/metrics
   prometheus     {urls['prometheus']}/classic/alerts

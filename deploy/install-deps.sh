@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install the servers the tests run for real: InfluxDB 1.x, Prometheus (+ promtool) and
-# Alertmanager (+ amtool), and Chromium for the approval page's browser test, from
+# Alertmanager (+ amtool), Chromium for the approval page's browser test, and poppler's
+# pdftotext, which reads the PDF reports back in their tests, from
 # Debian's packages. Safe to run again: does nothing when all
 # binaries are present.
 set -euo pipefail
 
-binaries=(influxd prometheus promtool prometheus-alertmanager amtool chromium)
-packages=(influxdb prometheus prometheus-alertmanager chromium)
+binaries=(influxd prometheus promtool prometheus-alertmanager amtool chromium pdftotext)
+packages=(influxdb prometheus prometheus-alertmanager chromium poppler-utils)
 
 missing=()
 for bin in "${binaries[@]}"; do

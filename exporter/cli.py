@@ -20,7 +20,8 @@ log = logging.getLogger("exporter")
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="fleet-exporter",
-        description="Export per-device and per-component uptime of a fleet's InfluxDBs.",
+        description="Export per-device and per-component uptime of a fleet's InfluxDBs."
+        " `fleet-exporter report --help`: SLA reports from the ledger.",
     )
     parser.add_argument("--config", required=True, help="path to the YAML config")
     mode = parser.add_mutually_exclusive_group()
@@ -45,6 +46,10 @@ async def run_once(config: Config) -> bytes:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:
+        from .reports.cli import main as report_main
+        return report_main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),

@@ -31,10 +31,10 @@ from fleet_common.config import (
 )
 
 from .sla.maintenance import MaintenanceSchedule
-from .sla.maintenance_config import parse_maintenance
+from .sla.maintenance_config import parse_maintenance, parse_zone
 
-__all__ = ["Config", "ConfigError", "LedgerConfig", "Secret", "Unknown", "load_config",
-           "parse_config"]
+__all__ = ["Config", "ConfigError", "LedgerConfig", "ReportsConfig", "Secret", "Unknown",
+           "load_config", "parse_config"]
 
 DEFAULT_COMPONENTS = ("access_point", "dashboard", "server")
 ALLOWED_WINDOWS = {"24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
@@ -57,7 +57,11 @@ DURATION_RANGES: dict[str, tuple[float, float]] = {
     "ledger.backfill": (3600.0, 400 * DAY),
     "ledger.retention": (DAY, 3650 * DAY),
     "ledger.settle": (1.0, 3600.0),
+    # How long after a month closes its reports wait for vessels still catching up.
+    "reports.grace": (60.0, 31 * DAY),
 }
+# The formats the report core renders (exporter.reports.formats.ReportFormat).
+REPORT_FORMATS = ("html", "csv", "xlsx", "pdf", "json")
 COUNT_RANGES: dict[str, tuple[int, int]] = {
     "collection.concurrency": (1, 1024),
     "collection.attempts": (1, 10),  # backoff doubles per retry
@@ -135,6 +139,18 @@ class CollectionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportsConfig:
+    """Reports' timezone (periods are taken in it), and the monthly schedule: with `dir`,
+    after a month closes and `grace` more, its reports in each of `formats` are written
+    into `dir`. Without `dir`, no schedule."""
+
+    timezone: str = "UTC"  # an IANA name
+    dir: Path | None = None
+    formats: tuple[str, ...] = ("pdf", "csv")
+    grace: float = 3 * DAY
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     listen_host: str
     listen_port: int
@@ -148,6 +164,9 @@ class Config:
     # The console's links out: "receiver" and "grafana", "{vessel}" standing for the id.
     links: Mapping[str, str] = field(default_factory=dict)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    # Reports' timezone, and the monthly schedule when `dir` is set.
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
+    unknown: Unknown = Unknown.EXCLUDE  # sla.unknown; a vessel may say otherwise
 
 
 # --- sections -----------------------------------------------------------------------
@@ -355,6 +374,43 @@ def _ledger(raw: Any) -> LedgerConfig:
     )
 
 
+def _reports(raw: Any) -> ReportsConfig:
+    raw = mapping(raw, "reports", {"dir", "formats", "timezone", "grace"})
+    base = ReportsConfig()
+    timezone = (parse_zone(raw["timezone"], "reports.timezone") if "timezone" in raw
+                else base.timezone)
+    if "dir" not in raw:
+        for key in ("formats", "grace"):
+            if key in raw:
+                raise ConfigError(f"reports.{key}", "belongs to the schedule, which needs "
+                                  "reports.dir (the directory reports are written into)")
+        return ReportsConfig(timezone=timezone)
+    directory = string(raw["dir"], "reports.dir")
+    if not directory.strip():
+        raise ConfigError("reports.dir", "must name a directory")
+    formats = base.formats
+    if "formats" in raw:
+        chosen: list[str] = []
+        for i, item in enumerate(listing(raw["formats"], "reports.formats")):
+            where = f"reports.formats[{i}]"
+            if not isinstance(item, str) or item not in REPORT_FORMATS:
+                raise ConfigError(where, f"expected one of {', '.join(REPORT_FORMATS)}, "
+                                  f"got {str(item)[:40]!r}")
+            if item in chosen:
+                raise ConfigError(where, f"duplicate format {item!r}")
+            chosen.append(item)
+        if not chosen:
+            raise ConfigError("reports.formats", "name at least one format")
+        formats = tuple(chosen)
+    return ReportsConfig(
+        timezone=timezone,
+        dir=Path(directory),
+        formats=formats,
+        grace=(duration(raw["grace"], "reports.grace", *DURATION_RANGES["reports.grace"])
+               if "grace" in raw else base.grace),
+    )
+
+
 LINKS = ("receiver", "grafana")
 
 
@@ -379,7 +435,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         raw,
         "",
         {"listen", "collection", "sla", "components", "state", "defaults", "vessels",
-         "maintenance", "links", "ledger"},
+         "maintenance", "links", "ledger", "reports"},
         ("vessels",),
     )
     raw = expand_env(raw, "", os.environ if env is None else env)
@@ -444,6 +500,8 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         maintenance=maintenance,
         links=_links(raw.get("links", {})),
         ledger=ledger,
+        reports=_reports(raw.get("reports", {})),
+        unknown=unknown,
     )
 
 

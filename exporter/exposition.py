@@ -165,13 +165,16 @@ class MetricsCache:
                 parts.append(prefix + repr(round(age, 3)).encode() + b"\n")
         return b"".join(parts)
 
-    def chunks(self, now: float) -> tuple[bytes, bytes]:
-        return self.prefix, self._tail_bytes(now)
+    def chunks(self, now: float, extra: bytes = b"") -> tuple[bytes, bytes]:
+        """The body; `extra` (families rendered per scrape, such as the report
+        schedule's) goes at its end."""
+        return self.prefix, self._tail_bytes(now) + extra
 
-    def gzip_chunks(self, now: float) -> tuple[bytes, bytes]:
+    def gzip_chunks(self, now: float, extra: bytes = b"") -> tuple[bytes, bytes]:
         """One gzip stream: the cached compressor state continues with the tail."""
         deflate = self._deflate.copy()
-        return self._gzip_prefix, deflate.compress(self._tail_bytes(now)) + deflate.flush()
+        tail = self._tail_bytes(now) + extra
+        return self._gzip_prefix, deflate.compress(tail) + deflate.flush()
 
-    def body(self, now: float) -> bytes:
-        return b"".join(self.chunks(now))
+    def body(self, now: float, extra: bytes = b"") -> bytes:
+        return b"".join(self.chunks(now, extra))

@@ -8,13 +8,14 @@ from aiohttp import web
 
 from fleet_common.ids import parse_id
 
-from .appkeys import SERVICE
+from .appkeys import REPORTS, SERVICE
 from .config import ConfigError
 from .fleet import RUN_RESULTS
 from .ledger_api import BadParameter, parse_query
 from .ledger_api import answer as ledger_answer
 from .metrics import CONTENT_TYPE
 from .reloading import reload_config
+from .report_schedule import metrics_text
 
 MAX_PAGE = 500
 
@@ -52,11 +53,12 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     await service.refresh()
     headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
+    reports = metrics_text(request.app[REPORTS].counters)
     if "gzip" in request.headers.get("Accept-Encoding", ""):
-        chunks = service.cache.gzip_chunks(service.clock())
+        chunks = service.cache.gzip_chunks(service.clock(), reports)
         headers["Content-Encoding"] = "gzip"
     else:
-        chunks = service.cache.chunks(service.clock())
+        chunks = service.cache.chunks(service.clock(), reports)
     # Written in pieces: joining them would copy the whole body on every scrape.
     response = web.StreamResponse(headers=headers)
     response.content_length = sum(len(c) for c in chunks)

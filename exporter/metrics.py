@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from .config import Unknown, VesselConfig, Window
 from .fleet import RUN_RESULTS, FleetSnapshot, VesselState
 from .model import DeviceObservation, VesselStatus
+from .sla import policy
 from .sla.downtime import Outage
 from .sla.hours import Span
 
@@ -43,18 +44,11 @@ def _components(state: VesselState) -> dict[str, list[_Member]]:
 
 def _coverage(span: Span, window: Window) -> float:
     """Observed share of the window; time in maintenance is left out of both."""
-    length = window.seconds - span.maintenance
-    return min(1.0, span.observed / length) if length > 0 else 0.0
+    return policy.coverage(span, window.seconds)
 
 
 def _uptime(spans: Sequence[Span], unknown: Unknown) -> float | None:
-    """Up over up and down, and over unobserved time too under `sla.unknown: down`;
-    None when nothing counts (never a made-up 1)."""
-    up = sum(s.up for s in spans)
-    total = sum(s.observed for s in spans)
-    if unknown is Unknown.DOWN:
-        total += sum(s.unobserved for s in spans)
-    return up / total if total > 0 else None
+    return policy.uptime(spans, unknown)
 
 
 def component_window(observed: Sequence[DeviceObservation], members: int, window: Window,

@@ -4,7 +4,7 @@ import logging
 
 from aiohttp import web
 
-from .appkeys import CONFIG_PATH, SERVICE
+from .appkeys import CONFIG_PATH, REPORTS, SERVICE
 from .config import ConfigError, load_config
 
 log = logging.getLogger(__name__)
@@ -23,3 +23,4 @@ async def reload_config(app: web.Application) -> None:
     if path is None:
         raise ConfigError("", "this exporter was started without a config file to re-read")
     await app[SERVICE].reload(lambda: load_config(path))
+    app[REPORTS].wake()  # a changed `reports:` section applies at once

@@ -11,11 +11,14 @@ from pathlib import Path
 from aiohttp import web
 
 from . import handlers
-from .appkeys import CONFIG_PATH, SERVICE
+from .appkeys import CONFIG_PATH, REPORTS, SERVICE
 from .collector import Clock
 from .config import Config
 from .console.pages import setup_console
+from .console.reports import setup_reports
 from .reloading import reload_from_signal
+from .report_schedule import ReportScheduler
+from .report_store import ReportStore
 from .service import BackendFactory, Sleep, default_backend, open_service
 
 
@@ -37,13 +40,16 @@ def create_app(
     backend_factory: BackendFactory = default_backend,
     clock: Clock = time.time,
     sleep: Sleep = asyncio.sleep,
+    report_sleep: Sleep = asyncio.sleep,
 ) -> web.Application:
-    """`config_path` is re-read on SIGHUP and POST /-/reload; `sleep` waits between runs,
-    and tests pass one they control."""
+    """`config_path` is re-read on SIGHUP and POST /-/reload; `sleep` waits between runs
+    and `report_sleep` between the report schedule's checks, and tests pass ones they
+    control."""
     app = web.Application()
     app[CONFIG_PATH] = config_path
     setup_routes(app)
     setup_console(app)
+    setup_reports(app)
 
     async def collection(app: web.Application) -> AsyncIterator[None]:
         async with open_service(config, backend_factory=backend_factory, clock=clock,
@@ -58,6 +64,19 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def report_schedule(app: web.Application) -> AsyncIterator[None]:
+        service = app[SERVICE]
+        store = await ReportStore.open(service.config.state_path)
+        try:
+            app[REPORTS] = ReportScheduler(service, store, clock=clock, sleep=report_sleep)
+            task = asyncio.create_task(app[REPORTS].loop(), name="reports")
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            await store.close()
 
     async def on_sighup(app: web.Application) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
@@ -79,6 +98,7 @@ def create_app(
             task.cancel()
 
     app.cleanup_ctx.append(collection)
+    app.cleanup_ctx.append(report_schedule)
     if config_path is not None:
         app.cleanup_ctx.append(on_sighup)
     return app

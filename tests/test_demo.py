@@ -2,6 +2,7 @@
 exporter, Prometheus with the shipped rules, Alertmanager, the receiver), and every
 dashboard query is run against that Prometheus."""
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -14,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -56,8 +58,28 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _read_pdf(pdf: Path, period: str, uptime: float) -> Path:
+    """Check the PDF's text (pdftotext) and picture its first page (pdftoppm)."""
+    pdftotext = require_binary("pdftotext", "/usr/bin/pdftotext")
+    pdftoppm = require_binary("pdftoppm", "/usr/bin/pdftoppm")
+    text = subprocess.run([pdftotext, "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, timeout=60, check=True).stdout
+    assert period in text
+    for vessel in FLEET:
+        assert vessel.name in text, vessel.name
+    assert f"{uptime * 100:.3f} %" in text  # 96.875 %, as the JSON API says
+    prefix = pdf.with_name("report-page-1")
+    subprocess.run([pdftoppm, "-png", "-r", "100", "-f", "1", "-l", "1", "-singlefile",
+                    str(pdf), str(prefix)], check=True, timeout=60)
+    picture = prefix.with_suffix(".png")
+    assert picture.stat().st_size > 10_000
+    return picture
+
+
 class Demo:
-    def __init__(self, proc: subprocess.Popen[str], log: Path, ports: dict[str, int]) -> None:
+    def __init__(self, proc: subprocess.Popen[str], log: Path, ports: dict[str, int],
+                 directory: Path) -> None:
+        self.directory = directory  # the demo's --dir
         self.proc = proc
         self.log = log
         self.ports = ports
@@ -94,7 +116,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True,
                                 cwd=directory,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    running = Demo(proc, log, ports)
+    running = Demo(proc, log, ports, directory / "state")
     try:
         deadline = time.monotonic() + 120
         while not re.search(r"waits? for approval", running.output()):
@@ -157,7 +179,7 @@ class TestDemo:
             r"(?m)^  (\w+)[^\n]*?http://127\.0\.0\.1:(\d+)(/\S*)", output)}
         assert {name: port for name, (port, _) in printed.items()} == {
             "console": demo.ports["exporter"], "approval": demo.ports["receiver"],
-            "metrics": demo.ports["exporter"],
+            "metrics": demo.ports["exporter"], "reports": demo.ports["exporter"],
             **{name: demo.ports[name] for name in ("prometheus", "alertmanager")}}
         assert next(iter(printed)) == "console" and printed["console"][1] == "/"
         for name, (port, path) in printed.items():
@@ -264,6 +286,64 @@ class TestDemo:
                 assert await page.get_attribute("#progress", "data-total") == str(len(FLEET))
             finally:
                 await browser.close()
+
+    async def test_last_months_report_in_chromium(self, demo: Demo, tmp_path: Path,
+                                                  record_property):
+        """The report page: pick last month, view it, download its PDF; the PDF's text
+        carries the vessels and the JSON API's figures, and its first page is kept as a
+        picture (its path is printed and recorded with the test)."""
+        chromium = require_binary("chromium", "/usr/bin/chromium")
+        require_binary("pdftotext", "/usr/bin/pdftotext")
+        base = f"http://127.0.0.1:{demo.ports['exporter']}"
+        today = datetime.now(UTC)
+        last = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        status, body = demo.get("exporter", f"/api/v1/reports?period={last}&format=json")
+        assert status == 200, body
+        report = json.loads(body)
+        [flapping] = [v for v in FLEET if v.scenario == "flapping"]
+        [ap] = [c for v in report["vessels"] if v["id"] == flapping.id
+                for c in v["components"] if c["name"] == "access_point"]
+        # The demo's history covers last month whole: ap-2 misses one ping in 16.
+        assert ap["figures"]["uptime"] == pytest.approx((1 + 15 / 16) / 2)
+        assert ap["figures"]["coverage"] == 1.0
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=chromium,
+                                                       args=CHROMIUM_FLAGS)
+            try:
+                context = await browser.new_context(viewport=CONSOLE_SIZES["wide"],
+                                                    accept_downloads=True)
+                page = await context.new_page()
+                await page.goto(f"{base}/")
+                await page.click("nav >> text=Reports")
+                await page.wait_for_url(f"{base}/reports")
+                # A bad timezone is named on the form, and nothing is shown.
+                await page.fill("input[name=timezone]", "Mars/Olympus")
+                await page.click("text=Show report")
+                await expect(page.locator("#timezone-error")).to_contain_text(
+                    "timezone: unknown timezone 'Mars/Olympus'")
+                assert await page.locator("iframe.report").count() == 0
+                await page.fill("input[name=timezone]", "UTC")
+                await page.select_option("select[name=period]", last)
+                await page.select_option("select[name=format]", "html")
+                await page.click("text=Show report")
+                await page.wait_for_url(re.compile(rf"period={last}"))
+                frame = page.frame_locator("iframe.report")
+                await expect(frame.locator("body")).to_contain_text(flapping.name)
+                await shoot(page, tmp_path / "reports-page.png")
+                async with page.expect_download() as download_info:
+                    await page.click("a[data-format=pdf]")
+                download = await download_info.value
+                assert download.suggested_filename == f"sla-report-{last}.pdf"
+                pdf = tmp_path / download.suggested_filename
+                await download.save_as(pdf)
+            finally:
+                await browser.close()
+        picture = await asyncio.to_thread(_read_pdf, pdf, last, ap["figures"]["uptime"])
+        record_property("report_first_page", str(picture))
+        print(f"the PDF's first page: {picture}")
+        # The schedule wrote last month's report too, in the formats the demo configures.
+        written = await asyncio.to_thread(os.listdir, demo.directory / "reports")
+        assert sorted(written) == [f"sla-report-{last}.csv", f"sla-report-{last}.pdf"]
 
     def test_ctrl_c_stops_every_process(self, demo: Demo):
         children = _children(demo.proc.pid)

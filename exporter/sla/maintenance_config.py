@@ -151,10 +151,11 @@ def _weekly(raw: Any, path: str) -> Weekly:
         raise ConfigError(f"{path}.duration", "must be longer than zero")
     seconds = duration(length, f"{path}.duration", 60.0, WEEK)
     return Weekly(Weekday(raw["day"]), int(match.group(1)), int(match.group(2)), seconds,
-                  _zone(raw["timezone"], f"{path}.timezone"))
+                  parse_zone(raw["timezone"], f"{path}.timezone"))
 
 
-def _zone(value: Any, path: str) -> str:
+def parse_zone(value: Any, path: str) -> str:
+    """An IANA time zone name that zoneinfo knows."""
     name = string(value, path)
     if len(name) > 64 or not _ZONE.match(name):
         raise ConfigError(path, f"unknown time zone {name[:64]!r}")

@@ -1,0 +1,249 @@
+"""The reports' one way into the ledger: each device's time summed into buckets.
+
+Narrow on purpose: a faster store only has to answer `tallies` (per device, the ledger's
+hours summed between cuts) and `cover` (how far each vessel's ledger reaches). Today it
+reads the stored days itself, one query per vessel, overlaid by the hours still in memory
+(as `ledger_db.hours()` does): a day wholly inside a bucket is summed column-wise from its
+packed form, other days hour by hour.
+
+A bucket's unobserved time is what its length leaves after up, down, maintenance and the
+time before the vessel's ledger starts ("unheld"). A cut that is not on a whole UTC hour
+splits its hour by share (the ledger holds no finer time); its outages go to the part
+holding most of it.
+"""
+
+import asyncio
+import bisect
+import struct
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import aiosqlite
+
+from .. import ledger_db
+from ..sla.hours import HOUR, Hour, Span
+from ..sla.ledger import Ledger
+
+DAY = 86400
+# A stored day: 24 hours as ledger_db packs them, unpacked in one call. A missing hour is
+# all 0xff bytes; its `up` reads 0xffff, which a real hour never holds (clamped below).
+_DAY = struct.Struct("<" + "HHHHHBIB" * 24)
+_MISSING = 0xFFFF
+
+
+@dataclass(slots=True)
+class Tally:
+    """A device's time in one bucket, in seconds, and its outages."""
+
+    up: float = 0.0
+    down: float = 0.0
+    maintenance: float = 0.0
+    unobserved: float = 0.0
+    unheld: float = 0.0
+    outages: int = 0  # outages that started in the bucket
+    longest: int = 0  # longest outage in progress in the bucket, whole length
+    estimated: bool = False
+
+    @property
+    def span(self) -> Span:
+        return Span(self.up, self.down, self.maintenance, self.unobserved, self.unheld)
+
+    def add(self, other: "Tally") -> None:
+        self.up += other.up
+        self.down += other.down
+        self.maintenance += other.maintenance
+        self.unobserved += other.unobserved
+        self.unheld += other.unheld
+        self.outages += other.outages
+        self.longest = max(self.longest, other.longest)
+        self.estimated = self.estimated or other.estimated
+
+
+@dataclass(frozen=True, slots=True)
+class Cover:
+    """How far a vessel's ledger reaches, and how its last collection went."""
+
+    held_from: float | None  # the ledger starts here; None: the vessel has no ledger yet
+    covered_until: float | None  # points up to here are folded into frozen hours
+    status: str | None  # the newest run's status for the vessel
+    last_success: float | None  # the newest collection that answered
+
+
+async def cover(db: aiosqlite.Connection, ledger: Ledger | None,
+                vessels: Iterable[str]) -> dict[str, Cover]:
+    wanted = list(vessels)
+    found: dict[str, Cover] = {}
+    async with db.execute("SELECT vessel, frozen_until, held_from FROM ledger_vessels") as c:
+        cursors = {str(v): (f, h) for v, f, h in await c.fetchall()}
+    async with db.execute("SELECT vessel, last_success FROM vessel_state") as c:
+        success = {str(v): s for v, s in await c.fetchall()}
+    async with db.execute("SELECT v.vessel, v.status FROM run_vessels v JOIN"
+                          " (SELECT vessel, MAX(run_id) AS run FROM run_vessels GROUP BY vessel)"
+                          " n ON v.vessel = n.vessel AND v.run_id = n.run") as c:
+        status = {str(v): str(s) for v, s in await c.fetchall()}
+    for vid in wanted:
+        frozen, held = cursors.get(vid, (None, None))
+        books = ledger.vessels.get(vid) if ledger is not None else None
+        if books is not None:  # memory is newer than the DB
+            frozen, held = books.frozen_until, books.held_from
+        last = success.get(vid)
+        found[vid] = Cover(
+            held_from=float(held) if isinstance(held, int | float) else None,
+            covered_until=float(frozen) if isinstance(frozen, int | float) else None,
+            status=status.get(vid),
+            last_success=float(last) if isinstance(last, int | float) else None)
+    return found
+
+
+async def tallies(db: aiosqlite.Connection, ledger: Ledger | None, vessel: str,
+                  addresses: Sequence[str], cuts: Sequence[float],
+                  held_from: float | None) -> dict[str, list[Tally]]:
+    """Per device address, a Tally for each bucket [cuts[i], cuts[i + 1]): stored days
+    (one query per vessel), overlaid by the hours a running exporter holds in memory."""
+    start, end = cuts[0], cuts[-1]
+    first_day, last_day = int(start // DAY), int(-(-end // DAY))
+    wanted = set(addresses)
+    stored: dict[str, list[tuple[int, bytes]]] = {a: [] for a in addresses}
+    async with db.execute("SELECT address, day, hours FROM ledger_days WHERE vessel = ? AND"
+                          " day >= ? AND day < ?", (vessel, first_day, last_day)) as c:
+        for address, day, blob in await c.fetchall():
+            if address in wanted and isinstance(day, int) and isinstance(blob, bytes):
+                stored[address].append((day, blob))
+    memory = _memory(ledger, vessel, addresses, first_day * 24, last_day * 24)
+    held = held_from if held_from is not None else end  # no ledger: nothing is held
+
+    def sums() -> dict[str, list[Tally]]:
+        return {a: _device(stored[a], memory.get(a, {}), cuts, held) for a in addresses}
+
+    return await asyncio.to_thread(sums)  # the arithmetic runs off the event loop
+
+
+def _memory(ledger: Ledger | None, vessel: str, addresses: Sequence[str], first: int,
+            last: int) -> dict[str, dict[int, Hour]]:
+    """The hours in memory, by address and hour number: newer than the stored ones."""
+    books = ledger.vessels.get(vessel) if ledger is not None else None
+    found: dict[str, dict[int, Hour]] = {}
+    if books is None:
+        return found
+    for address in addresses:
+        book = books.books.get(address)
+        if book is None:
+            continue
+        keys = [k for k in (*book.frozen, *book.fresh) if first <= k < last]
+        hours = {k: h for k in keys if (h := book.hour(k)) is not None}
+        if hours:
+            found[address] = hours
+    return found
+
+
+def _device(days: list[tuple[int, bytes]], memory: dict[int, Hour], cuts: Sequence[float],
+            held_from: float) -> list[Tally]:
+    out = [Tally() for _ in cuts[:-1]]
+    touched = {k // 24 for k in memory}
+    whole: dict[int, list[tuple[int, bytes]]] = {}  # bucket -> stored days wholly inside
+    for day, blob in days:
+        lo, hi = day * DAY, (day + 1) * DAY
+        i = bisect.bisect_right(cuts, lo) - 1
+        if 0 <= i < len(out) and cuts[i + 1] >= hi and day not in touched \
+                and len(blob) == _DAY.size:
+            whole.setdefault(i, []).append((day, blob))
+        else:
+            _hours(out, cuts, day, blob, memory)
+    for i, group in whole.items():
+        if not _columns(out[i], [blob for _, blob in group]):
+            for day, blob in group:
+                _hours(out, cuts, day, blob, memory)
+    for key, hour in memory.items():
+        _place(out, cuts, key * HOUR, hour)
+    _finish(out, cuts, held_from)
+    return out
+
+
+def _hours(out: list[Tally], cuts: Sequence[float], day: int, blob: bytes,
+           memory: dict[int, Hour]) -> None:
+    """A stored day hour by hour, leaving out the hours memory holds (newer)."""
+    try:
+        hours = ledger_db.unpack_day(blob)
+    except ValueError:
+        return  # written by another version: shown as not held
+    base = day * 24
+    for h, hour in enumerate(hours):
+        if hour is not None and base + h not in memory:
+            _place(out, cuts, (base + h) * HOUR, hour)
+
+
+def _columns(t: Tally, blobs: list[bytes]) -> bool:
+    """Stored days wholly inside one bucket, summed column by column from their packed
+    form; False (nothing added) when an hour is missing or the byte order is not theirs."""
+    if sys.byteorder != "little":
+        return False
+    raw = memoryview(b"".join(blobs))
+    words = raw.cast("H")
+    if _MISSING in words[0::8]:
+        return False
+    t.up += sum(words[0::8])
+    down = sum(words[1::8])
+    t.down += down
+    t.maintenance += sum(words[2::8])
+    t.outages += sum(raw[10::16])
+    t.estimated = t.estimated or any(raw[15::16])  # the one flag there is: estimated
+    if down:  # an hour's longest outage is set only with down time
+        step = _DAY.size // 2
+        for k, blob in enumerate(blobs):
+            if any(words[k * step + 1:(k + 1) * step:8]):
+                t.longest = max(t.longest, *_DAY.unpack(blob)[6::8])
+    return True
+
+
+def bucket(hours: dict[int, Hour], cuts: Sequence[float], held_from: float) -> list[Tally]:
+    """A device's hours (by hour start) summed between cuts."""
+    out = [Tally() for _ in cuts[:-1]]
+    for at, hour in hours.items():
+        _place(out, cuts, at, hour)
+    _finish(out, cuts, held_from)
+    return out
+
+
+def _place(out: list[Tally], cuts: Sequence[float], at: float, hour: Hour) -> None:
+    """Add the hour starting `at` to its bucket, or split by share between the buckets
+    it straddles; outside the cuts it is left out."""
+    if at + HOUR <= cuts[0] or at >= cuts[-1]:
+        return
+    i = bisect.bisect_right(cuts, at) - 1
+    if i >= 0 and cuts[i + 1] >= at + HOUR:  # the hour is wholly in bucket i
+        _add(out[i], hour, 1.0)
+        return
+    parts = []
+    for j in range(max(0, i), len(out)):
+        lo, hi = max(at, cuts[j]), min(at + HOUR, cuts[j + 1])
+        if lo >= at + HOUR:
+            break
+        if hi > lo:
+            parts.append((j, hi - lo))
+    inside = sum(share for _, share in parts)
+    most = max(parts, key=lambda p: p[1])[0] if parts else -1
+    for j, share in parts:
+        _add(out[j], hour, share / HOUR, counts=inside * 2 > HOUR and j == most)
+
+
+def _finish(out: list[Tally], cuts: Sequence[float], held_from: float) -> None:
+    """Unobserved time: what each bucket's length leaves after up, down, maintenance and
+    the time before the ledger starts (unheld), taken over the bucket, not hour by hour, so
+    the part of an interval that an hour gets more than its length (an interval change)
+    makes up for its neighbour's less."""
+    for i, t in enumerate(out):
+        lo, hi = cuts[i], cuts[i + 1]
+        t.unheld = max(0.0, min(hi, held_from) - lo)
+        t.unobserved = max(0.0, hi - lo - t.up - t.down - t.maintenance - t.unheld)
+
+
+def _add(t: Tally, hour: Hour, share: float, counts: bool = True) -> None:
+    """Add `share` of an hour, as `hours.window()` weighs a partial hour."""
+    t.up += hour.up * share
+    t.down += hour.down * share
+    t.maintenance += hour.maintenance * share
+    if counts:
+        t.outages += hour.outages
+        t.longest = max(t.longest, hour.longest)
+    t.estimated = t.estimated or hour.estimated
