@@ -3,8 +3,8 @@
 Narrow on purpose: a faster store only has to answer `tallies` (per device, the ledger's
 hours summed between cuts) and `cover` (how far each vessel's ledger reaches). Today it
 reads the stored days itself, one query per vessel, overlaid by the hours still in memory
-(as `ledger_db.hours()` does): a day wholly inside a bucket is summed column-wise from its
-packed form, other days hour by hour.
+(as `ledger_db.hours()` does): a day wholly inside a bucket is summed from its packed form
+in one unpack, other days hour by hour.
 
 A bucket's unobserved time is what its length leaves after up, down, maintenance and the
 time before the vessel's ledger starts ("unheld"). A cut that is not on a whole UTC hour
@@ -15,7 +15,6 @@ holding most of it.
 import asyncio
 import bisect
 import struct
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +29,11 @@ DAY = 86400
 # all 0xff bytes; its `up` reads 0xffff, which a real hour never holds (clamped below).
 _DAY = struct.Struct("<" + "HHHHHBIB" * 24)
 _MISSING = 0xFFFF
+
+# A stored day's totals: up, down, maintenance, outages, longest, estimated.
+DaySums = tuple[int, int, int, int, int, bool]
+_UNSEEN: DaySums = (-1, -1, -1, -1, -1, False)
+_SEEN_MAX = 10_000  # distinct days remembered for one vessel's read
 
 
 @dataclass(slots=True)
@@ -114,7 +118,10 @@ async def tallies(db: aiosqlite.Connection, ledger: Ledger | None, vessel: str,
     held = held_from if held_from is not None else end  # no ledger: nothing is held
 
     def sums() -> dict[str, list[Tally]]:
-        return {a: _device(stored[a], memory.get(a, {}), cuts, held) for a in addresses}
+        # Identical days (a device up all day on a regular grid) are summed once.
+        seen: dict[bytes, DaySums | None] = {}
+        return {a: _device(stored[a], memory.get(a, {}), cuts, held, seen)
+                for a in addresses}
 
     return await asyncio.to_thread(sums)  # the arithmetic runs off the event loop
 
@@ -138,22 +145,29 @@ def _memory(ledger: Ledger | None, vessel: str, addresses: Sequence[str], first:
 
 
 def _device(days: list[tuple[int, bytes]], memory: dict[int, Hour], cuts: Sequence[float],
-            held_from: float) -> list[Tally]:
+            held_from: float, seen: dict[bytes, DaySums | None]) -> list[Tally]:
     out = [Tally() for _ in cuts[:-1]]
     touched = {k // 24 for k in memory}
-    whole: dict[int, list[tuple[int, bytes]]] = {}  # bucket -> stored days wholly inside
     for day, blob in days:
         lo, hi = day * DAY, (day + 1) * DAY
         i = bisect.bisect_right(cuts, lo) - 1
-        if 0 <= i < len(out) and cuts[i + 1] >= hi and day not in touched \
-                and len(blob) == _DAY.size:
-            whole.setdefault(i, []).append((day, blob))
-        else:
-            _hours(out, cuts, day, blob, memory)
-    for i, group in whole.items():
-        if not _columns(out[i], [blob for _, blob in group]):
-            for day, blob in group:
-                _hours(out, cuts, day, blob, memory)
+        if 0 <= i < len(out) and cuts[i + 1] >= hi and day not in touched:
+            sums = seen.get(blob, _UNSEEN)
+            if sums is _UNSEEN:
+                sums = _day_sums(blob)
+                if len(seen) < _SEEN_MAX:
+                    seen[blob] = sums
+            if sums is not None:
+                t = out[i]
+                t.up += sums[0]
+                t.down += sums[1]
+                t.maintenance += sums[2]
+                t.outages += sums[3]
+                if sums[4] > t.longest:
+                    t.longest = sums[4]
+                t.estimated = t.estimated or sums[5]
+                continue
+        _hours(out, cuts, day, blob, memory)
     for key, hour in memory.items():
         _place(out, cuts, key * HOUR, hour)
     _finish(out, cuts, held_from)
@@ -173,27 +187,16 @@ def _hours(out: list[Tally], cuts: Sequence[float], day: int, blob: bytes,
             _place(out, cuts, (base + h) * HOUR, hour)
 
 
-def _columns(t: Tally, blobs: list[bytes]) -> bool:
-    """Stored days wholly inside one bucket, summed column by column from their packed
-    form; False (nothing added) when an hour is missing or the byte order is not theirs."""
-    if sys.byteorder != "little":
-        return False
-    raw = memoryview(b"".join(blobs))
-    words = raw.cast("H")
-    if _MISSING in words[0::8]:
-        return False
-    t.up += sum(words[0::8])
-    down = sum(words[1::8])
-    t.down += down
-    t.maintenance += sum(words[2::8])
-    t.outages += sum(raw[10::16])
-    t.estimated = t.estimated or any(raw[15::16])  # the one flag there is: estimated
-    if down:  # an hour's longest outage is set only with down time
-        step = _DAY.size // 2
-        for k, blob in enumerate(blobs):
-            if any(words[k * step + 1:(k + 1) * step:8]):
-                t.longest = max(t.longest, *_DAY.unpack(blob)[6::8])
-    return True
+def _day_sums(blob: bytes) -> DaySums | None:
+    """A stored day's 24 hours summed from its packed form in one unpack; None when an
+    hour is missing or the day is in another form (then it is read hour by hour)."""
+    if len(blob) != _DAY.size:
+        return None
+    values = _DAY.unpack(blob)
+    if _MISSING in values[0::8]:
+        return None
+    return (sum(values[0::8]), sum(values[1::8]), sum(values[2::8]), sum(values[5::8]),
+            max(values[6::8]), any(values[7::8]))  # the one flag there is: estimated
 
 
 def bucket(hours: dict[int, Hour], cuts: Sequence[float], held_from: float) -> list[Tally]:
