@@ -90,8 +90,9 @@ def config(path: Path, state: Path, vessels: int) -> Config:
     return load_config(path)
 
 
-async def once(cfg: Config, fmt: ReportFormat) -> tuple[float, float, int, float]:
-    period = parse_period(period=MONTH, start=None, end=None, timezone="UTC", now=NOW)
+async def once(cfg: Config, fmt: ReportFormat,
+               timezone: str = "UTC") -> tuple[float, float, int, float]:
+    period = parse_period(period=MONTH, start=None, end=None, timezone=timezone, now=NOW)
     cpu = time.process_time()  # every thread's: the DB reads and sums run in threads
     started = time.perf_counter()
     uri = f"{cfg.state_path.resolve().as_uri()}?mode=ro"
@@ -106,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--vessels", type=int, nargs="+", default=[66, 1000])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--timezone", default="UTC", help="the report's (default UTC)")
     parser.add_argument("--data", type=Path,
                         help="keep the seeded state DBs here and reuse them (default: a "
                              "temporary directory, removed after)")
@@ -122,11 +124,12 @@ def main() -> None:
             cfg = config(Path(tmp) / f"fleet-{vessels}.yml", state, vessels)
             formats = [ReportFormat.CSV] + ([ReportFormat.PDF] if vessels <= 100 else [])
             for fmt in formats:
-                runs = [asyncio.run(once(cfg, fmt)) for _ in range(args.runs)]
+                runs = [asyncio.run(once(cfg, fmt, args.timezone)) for _ in range(args.runs)]
                 build = statistics.median(r[0] for r in runs)
                 rendered = statistics.median(r[1] for r in runs)
                 cpu = statistics.median(r[3] for r in runs)
-                print(f"{vessels} vessels x {DEVICES} devices, {MONTH}, {fmt.value}: "
+                print(f"{vessels} vessels x {DEVICES} devices, {MONTH} {args.timezone}, "
+                      f"{fmt.value}: "
                       f"{build + rendered:.2f} s (build {build:.2f} s, render "
                       f"{rendered:.2f} s; CPU {cpu:.2f} s; {runs[0][2]:,} bytes; median of "
                       f"{args.runs}; load {os.getloadavg()[0]:.1f})", flush=True)

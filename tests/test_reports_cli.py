@@ -157,7 +157,10 @@ class TestStoredDays:
                                  [(d, ledger_db.pack_day(h)) for d, h in days.items()])
             for cuts in ([day0 * 86400.0, (day0 + 2) * 86400.0],  # packed sums only
                          [day0 * 86400.0, (day0 + 3) * 86400.0],  # a missing hour
-                         [day0 * 86400.0 + 5400, (day0 + 2) * 86400.0 + 1800]):  # edges
+                         [day0 * 86400.0 + 5400, (day0 + 2) * 86400.0 + 1800],  # edges
+                         # cuts on whole hours inside days: the days are summed in parts
+                         [day0 * 86400.0 + 7200, (day0 + 1) * 86400.0 + 12 * HOUR,
+                          (day0 + 2) * 86400.0 + 5 * HOUR]):
                 got = await tallies(db, None, "v", ["a"], cuts, held_from=0)
                 hours = {(d * 24 + i) * HOUR: h for d, hs in days.items()
                          for i, h in enumerate(hs) if h is not None}

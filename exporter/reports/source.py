@@ -3,8 +3,10 @@
 Narrow on purpose: a faster store only has to answer `tallies` (per device, the ledger's
 hours summed between cuts) and `cover` (how far each vessel's ledger reaches). Today it
 reads the stored days itself, one query per vessel, overlaid by the hours still in memory
-(as `ledger_db.hours()` does): a day wholly inside a bucket is summed from its packed form
-in one unpack, other days hour by hour.
+(as `ledger_db.hours()` does). A day is summed from its packed form in one unpack, in
+parts where cuts on whole hours fall inside it (a local day in Europe/Oslo takes 22 or 23
+hours of one UTC day and the rest of the next); days with a cut inside an hour or with
+hours in memory are read hour by hour.
 
 A bucket's unobserved time is what its length leaves after up, down, maintenance and the
 time before the vessel's ledger starts ("unheld"). A cut that is not on a whole UTC hour
@@ -14,6 +16,7 @@ holding most of it.
 
 import asyncio
 import bisect
+import itertools
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,7 +35,8 @@ _MISSING = 0xFFFF
 
 # A stored day's totals: up, down, maintenance, outages, longest, estimated.
 DaySums = tuple[int, int, int, int, int, bool]
-_UNSEEN: DaySums = (-1, -1, -1, -1, -1, False)
+Bounds = tuple[int, ...]  # the hours of a UTC day where a bucket's cut falls
+_UNSEEN: list[DaySums] = []
 _SEEN_MAX = 10_000  # distinct days remembered for one vessel's read
 
 
@@ -119,7 +123,7 @@ async def tallies(db: aiosqlite.Connection, ledger: Ledger | None, vessel: str,
 
     def sums() -> dict[str, list[Tally]]:
         # Identical days (a device up all day on a regular grid) are summed once.
-        seen: dict[bytes, DaySums | None] = {}
+        seen: dict[tuple[bytes, Bounds], list[DaySums] | None] = {}
         return {a: _device(stored[a], memory.get(a, {}), cuts, held, seen)
                 for a in addresses}
 
@@ -145,31 +149,39 @@ def _memory(ledger: Ledger | None, vessel: str, addresses: Sequence[str], first:
 
 
 def _device(days: list[tuple[int, bytes]], memory: dict[int, Hour], cuts: Sequence[float],
-            held_from: float, seen: dict[bytes, DaySums | None]) -> list[Tally]:
+            held_from: float, seen: dict[tuple[bytes, Bounds], list[DaySums] | None],
+            ) -> list[Tally]:
     out = [Tally() for _ in cuts[:-1]]
     touched = {k // 24 for k in memory}
     for day, blob in days:
         lo, hi = day * DAY, (day + 1) * DAY
-        i = bisect.bisect_right(cuts, lo) - 1
-        if 0 <= i < len(out) and cuts[i + 1] >= hi and day not in touched:
-            sums = seen.get(blob, _UNSEEN)
-            if sums is _UNSEEN:
-                sums = _day_sums(blob)
+        first = bisect.bisect_right(cuts, lo)
+        inside = cuts[first:bisect.bisect_left(cuts, hi, first)]  # cuts within the day
+        if day not in touched and all(c % HOUR == 0 for c in inside):
+            bounds = tuple(int(c - lo) // HOUR for c in inside)
+            key = (blob, bounds)
+            parts = seen.get(key, _UNSEEN)
+            if parts is _UNSEEN:
+                parts = _day_sums(blob, bounds)
                 if len(seen) < _SEEN_MAX:
-                    seen[blob] = sums
-            if sums is not None:
-                t = out[i]
-                t.up += sums[0]
-                t.down += sums[1]
-                t.maintenance += sums[2]
-                t.outages += sums[3]
-                if sums[4] > t.longest:
-                    t.longest = sums[4]
-                t.estimated = t.estimated or sums[5]
+                    seen[key] = parts
+            if parts is not None:
+                starts = (0, *bounds)
+                for k, sums in enumerate(parts):
+                    i = bisect.bisect_right(cuts, lo + starts[k] * HOUR) - 1
+                    if 0 <= i < len(out):
+                        t = out[i]
+                        t.up += sums[0]
+                        t.down += sums[1]
+                        t.maintenance += sums[2]
+                        t.outages += sums[3]
+                        if sums[4] > t.longest:
+                            t.longest = sums[4]
+                        t.estimated = t.estimated or sums[5]
                 continue
         _hours(out, cuts, day, blob, memory)
-    for key, hour in memory.items():
-        _place(out, cuts, key * HOUR, hour)
+    for key_, hour in memory.items():
+        _place(out, cuts, key_ * HOUR, hour)
     _finish(out, cuts, held_from)
     return out
 
@@ -187,16 +199,21 @@ def _hours(out: list[Tally], cuts: Sequence[float], day: int, blob: bytes,
             _place(out, cuts, (base + h) * HOUR, hour)
 
 
-def _day_sums(blob: bytes) -> DaySums | None:
-    """A stored day's 24 hours summed from its packed form in one unpack; None when an
-    hour is missing or the day is in another form (then it is read hour by hour)."""
+def _day_sums(blob: bytes, bounds: Bounds) -> list[DaySums] | None:
+    """A stored day's hours summed from its packed form in one unpack, in the parts that
+    `bounds` (hours of the day where a cut falls) make; None when an hour is missing or
+    the day is in another form (then it is read hour by hour)."""
     if len(blob) != _DAY.size:
         return None
     values = _DAY.unpack(blob)
     if _MISSING in values[0::8]:
         return None
-    return (sum(values[0::8]), sum(values[1::8]), sum(values[2::8]), sum(values[5::8]),
-            max(values[6::8]), any(values[7::8]))  # the one flag there is: estimated
+    out = []
+    for a, b in itertools.pairwise((0, *bounds, 24)):
+        part = values[a * 8:b * 8]
+        out.append((sum(part[0::8]), sum(part[1::8]), sum(part[2::8]), sum(part[5::8]),
+                    max(part[6::8], default=0), any(part[7::8])))  # the one flag: estimated
+    return out
 
 
 def bucket(hours: dict[int, Hour], cuts: Sequence[float], held_from: float) -> list[Tally]:
