@@ -4,9 +4,9 @@ Narrow on purpose: a faster store only has to answer `tallies` (per device, the 
 hours summed between cuts) and `cover` (how far each vessel's ledger reaches). Today it
 reads the stored days itself, one query per vessel, overlaid by the hours still in memory
 (as `ledger_db.hours()` does). A day is summed from its packed form in one unpack, in
-parts where cuts on whole hours fall inside it (a local day in Europe/Oslo takes 22 or 23
-hours of one UTC day and the rest of the next); days with a cut inside an hour or with
-hours in memory are read hour by hour.
+parts where cuts fall inside it (a local day in Europe/Oslo takes 22 or 23 hours of one
+UTC day and the rest of the next); an hour with a cut inside it is split by share; days
+with hours in memory are read hour by hour.
 
 A bucket's unobserved time is what its length leaves after up, down, maintenance and the
 time before the vessel's ledger starts ("unheld"). A cut that is not on a whole UTC hour
@@ -30,7 +30,8 @@ from ..sla.ledger import Ledger
 DAY = 86400
 # A stored day: 24 hours as ledger_db packs them, unpacked in one call. A missing hour is
 # all 0xff bytes; its `up` reads 0xffff, which a real hour never holds (clamped below).
-_DAY = struct.Struct("<" + "HHHHHBIB" * 24)
+_PACKED_HOUR = struct.Struct("<HHHHHBIB")
+_DAY = struct.Struct("<" + _PACKED_HOUR.format[1:] * 24)
 _MISSING = 0xFFFF
 
 # A stored day's totals: up, down, maintenance, outages, longest, estimated.
@@ -157,8 +158,13 @@ def _device(days: list[tuple[int, bytes]], memory: dict[int, Hour], cuts: Sequen
         lo, hi = day * DAY, (day + 1) * DAY
         first = bisect.bisect_right(cuts, lo)
         inside = cuts[first:bisect.bisect_left(cuts, hi, first)]  # cuts within the day
-        if day not in touched and all(c % HOUR == 0 for c in inside):
-            bounds = tuple(int(c - lo) // HOUR for c in inside)
+        if day not in touched:
+            # Parts between the hours where cuts fall; an hour with a cut inside it (an
+            # offset of :30) is a part of its own, split by share.
+            marks = {int(c - lo) // HOUR for c in inside}
+            split = {m for m in marks
+                     if any(lo + m * HOUR < c < lo + (m + 1) * HOUR for c in inside)}
+            bounds = tuple(sorted(marks | {m + 1 for m in split} - {0, 24}))
             key = (blob, bounds)
             parts = seen.get(key, _UNSEEN)
             if parts is _UNSEEN:
@@ -166,10 +172,14 @@ def _device(days: list[tuple[int, bytes]], memory: dict[int, Hour], cuts: Sequen
                 if len(seen) < _SEEN_MAX:
                     seen[key] = parts
             if parts is not None:
-                starts = (0, *bounds)
-                for k, sums in enumerate(parts):
-                    i = bisect.bisect_right(cuts, lo + starts[k] * HOUR) - 1
+                for k, a in enumerate((0, *bounds)):
+                    at = lo + a * HOUR
+                    if a in split:
+                        _place(out, cuts, at, _hour(blob, a))
+                        continue
+                    i = bisect.bisect_right(cuts, at) - 1
                     if 0 <= i < len(out):
+                        sums = parts[k]
                         t = out[i]
                         t.up += sums[0]
                         t.down += sums[1]
@@ -197,6 +207,13 @@ def _hours(out: list[Tally], cuts: Sequence[float], day: int, blob: bytes,
     for h, hour in enumerate(hours):
         if hour is not None and base + h not in memory:
             _place(out, cuts, (base + h) * HOUR, hour)
+
+
+def _hour(blob: bytes, index: int) -> Hour:
+    """One hour of a stored day in the packed form `_DAY` read (no hour missing)."""
+    up, down, held, up_n, down_n, outages, longest, flags = _PACKED_HOUR.unpack_from(
+        blob, index * _PACKED_HOUR.size)
+    return Hour(up, down, held, up_n, down_n, outages, longest, estimated=bool(flags))
 
 
 def _day_sums(blob: bytes, bounds: Bounds) -> list[DaySums] | None:
