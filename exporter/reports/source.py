@@ -125,7 +125,8 @@ async def tallies(db: aiosqlite.Connection, ledger: Ledger | None, vessel: str,
     def sums() -> dict[str, list[Tally]]:
         # Identical days (a device up all day on a regular grid) are summed once.
         seen: dict[tuple[bytes, Bounds], list[DaySums] | None] = {}
-        return {a: _device(stored[a], memory.get(a, {}), cuts, held, seen)
+        layouts: dict[int, Layout] = {}  # the same days for every device
+        return {a: _device(stored[a], memory.get(a, {}), cuts, held, seen, layouts)
                 for a in addresses}
 
     return await asyncio.to_thread(sums)  # the arithmetic runs off the event loop
@@ -149,47 +150,65 @@ def _memory(ledger: Ledger | None, vessel: str, addresses: Sequence[str], first:
     return found
 
 
+# How a UTC day falls into the buckets: where its parts start (hours of the day, after
+# the first), and per part its first hour, its bucket (-1: outside the cuts) and whether
+# it is one hour split by share (a cut inside the hour).
+Layout = tuple[Bounds, tuple[tuple[int, int, bool], ...]]
+
+
+def _layout(day: int, cuts: Sequence[float]) -> Layout:
+    lo, hi = day * DAY, (day + 1) * DAY
+    first = bisect.bisect_right(cuts, lo)
+    inside = cuts[first:bisect.bisect_left(cuts, hi, first)]  # cuts within the day
+    split: set[int] = set()
+    bounds: Bounds = ()
+    if inside:  # most days have none: a bucket holds them whole
+        marks = {int(c - lo) // HOUR for c in inside}
+        split = {m for m in marks
+                 if any(lo + m * HOUR < c < lo + (m + 1) * HOUR for c in inside)}
+        bounds = tuple(sorted(marks | {m + 1 for m in split} - {0, 24}))
+    last = len(cuts) - 2
+    parts = []
+    for a in (0, *bounds):
+        i = bisect.bisect_right(cuts, lo + a * HOUR) - 1
+        parts.append((a, i if 0 <= i <= last else -1, a in split))
+    return bounds, tuple(parts)
+
+
 def _device(days: list[tuple[int, bytes]], memory: dict[int, Hour], cuts: Sequence[float],
             held_from: float, seen: dict[tuple[bytes, Bounds], list[DaySums] | None],
-            ) -> list[Tally]:
+            layouts: dict[int, Layout]) -> list[Tally]:
     out = [Tally() for _ in cuts[:-1]]
     touched = {k // 24 for k in memory}
     for day, blob in days:
-        lo, hi = day * DAY, (day + 1) * DAY
-        first = bisect.bisect_right(cuts, lo)
-        inside = cuts[first:bisect.bisect_left(cuts, hi, first)]  # cuts within the day
-        if day not in touched:
-            # Parts between the hours where cuts fall; an hour with a cut inside it (an
-            # offset of :30) is a part of its own, split by share.
-            marks = {int(c - lo) // HOUR for c in inside}
-            split = {m for m in marks
-                     if any(lo + m * HOUR < c < lo + (m + 1) * HOUR for c in inside)}
-            bounds = tuple(sorted(marks | {m + 1 for m in split} - {0, 24}))
-            key = (blob, bounds)
-            parts = seen.get(key, _UNSEEN)
-            if parts is _UNSEEN:
-                parts = _day_sums(blob, bounds)
-                if len(seen) < _SEEN_MAX:
-                    seen[key] = parts
-            if parts is not None:
-                for k, a in enumerate((0, *bounds)):
-                    at = lo + a * HOUR
-                    if a in split:
-                        _place(out, cuts, at, _hour(blob, a))
-                        continue
-                    i = bisect.bisect_right(cuts, at) - 1
-                    if 0 <= i < len(out):
-                        sums = parts[k]
-                        t = out[i]
-                        t.up += sums[0]
-                        t.down += sums[1]
-                        t.maintenance += sums[2]
-                        t.outages += sums[3]
-                        if sums[4] > t.longest:
-                            t.longest = sums[4]
-                        t.estimated = t.estimated or sums[5]
-                continue
-        _hours(out, cuts, day, blob, memory)
+        if day in touched:
+            _hours(out, cuts, day, blob, memory)
+            continue
+        layout = layouts.get(day)
+        if layout is None:
+            layout = layouts[day] = _layout(day, cuts)
+        bounds, layout_parts = layout
+        key = (blob, bounds)
+        parts = seen.get(key, _UNSEEN)
+        if parts is _UNSEEN:
+            parts = _day_sums(blob, bounds)
+            if len(seen) < _SEEN_MAX:
+                seen[key] = parts
+        if parts is None:
+            _hours(out, cuts, day, blob, memory)
+            continue
+        for sums, (first_hour, i, split) in zip(parts, layout_parts, strict=True):
+            if split:
+                _place(out, cuts, day * DAY + first_hour * HOUR, _hour(blob, first_hour))
+            elif i >= 0:
+                t = out[i]
+                t.up += sums[0]
+                t.down += sums[1]
+                t.maintenance += sums[2]
+                t.outages += sums[3]
+                if sums[4] > t.longest:
+                    t.longest = sums[4]
+                t.estimated = t.estimated or sums[5]
     for key_, hour in memory.items():
         _place(out, cuts, key_ * HOUR, hour)
     _finish(out, cuts, held_from)
