@@ -31,6 +31,7 @@ from tests.report_truth import Plan, Truth, lines, plan, truth
 from tests.servers import InfluxServer
 
 VESSEL = "caledonia"
+ZONES = ("Europe/Oslo", "Asia/Kolkata")  # whole-hour offsets with DST; a half-hour one
 MINUTE = 60.0
 
 
@@ -102,12 +103,17 @@ def collected(influxd: InfluxServer, tmp_path_factory: pytest.TempPathFactory) -
                      "--output", str(out / f"month.{fmt}")]) == 0
     assert main(["report", "--config", str(down), "--period", p.month,
                  "--output", str(out / "down.json")]) == 0
+    for zone in ZONES:
+        assert main(["report", "--config", str(path), "--period", p.month, "--timezone", zone,
+                     "--output", str(out / f"{zone.replace('/', '-')}.json")]) == 0
     return Collected(p, path, down, metrics, rolling, out)
 
 
-def _truths(p: Plan) -> dict[str, Truth]:
+def _truths(p: Plan, start: float | None = None,
+            end: float | None = None) -> dict[str, Truth]:
     held = {"server": p.maintenance, "access_point": ()}
-    return {d.name: truth(d.points, held[d.component], p.start, p.end) for d in p.devices}
+    lo, hi = p.start if start is None else start, p.end if end is None else end
+    return {d.name: truth(d.points, held[d.component], lo, hi) for d in p.devices}
 
 
 def _combined(parts: list[Truth]) -> Truth:
@@ -195,6 +201,28 @@ class TestMonthAgainstGroundTruth:
         assert figures["ap-1"]["downtime"] == pytest.approx(
             truths["ap-1"].down + truths["ap-1"].unobserved(length), abs=MINUTE)
         assert doc["header"]["policy"]["unknown"] == "down"
+
+
+class TestTimezones:
+    @pytest.mark.parametrize("zone", ZONES)
+    def test_the_month_in_another_timezone_matches_the_raw_points(self, collected: Collected,
+                                                                  zone: str):
+        """Oslo's midnights are whole UTC hours; Kolkata's fall at 18:30 UTC, where the
+        ledger's hour is split by share: exact here, the devices being in one state
+        through those hours."""
+        doc = json.loads((collected.out / f"{zone.replace('/', '-')}.json").read_text())
+        period = doc["header"]["period"]
+        assert period["timezone"] == zone
+        assert doc["header"]["edges_weighed"] is (zone == "Asia/Kolkata")
+        start, end = period["start"], period["end"]
+        assert start != collected.plan.start
+        figures, truths = _figures(doc), _truths(collected.plan, start, end)
+        for name, t in truths.items():
+            _check(figures[name], t, end - start, 1)
+        _check(figures["server"], _combined([truths["srv-1"], truths["srv-2"]]),
+               end - start, 2)
+        days = len(next(c for c in doc["vessels"][0]["components"])["strip"])
+        assert days == round((end - start) / 86400)
 
 
 class TestRollingAgreesWithReport:

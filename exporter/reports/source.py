@@ -3,8 +3,10 @@
 Narrow on purpose: a faster store only has to answer `tallies` (per device, the ledger's
 hours summed between cuts) and `cover` (how far each vessel's ledger reaches). Today it
 reads the stored days itself, one query per vessel, overlaid by the hours still in memory
-(as `ledger_db.hours()` does): a day wholly inside a bucket is summed column-wise from its
-packed form, other days hour by hour.
+(as `ledger_db.hours()` does). A day is summed from its packed form in one unpack, in
+parts where cuts fall inside it (a local day in Europe/Oslo takes 22 or 23 hours of one
+UTC day and the rest of the next); an hour with a cut inside it is split by share; days
+with hours in memory are read hour by hour.
 
 A bucket's unobserved time is what its length leaves after up, down, maintenance and the
 time before the vessel's ledger starts ("unheld"). A cut that is not on a whole UTC hour
@@ -14,8 +16,8 @@ holding most of it.
 
 import asyncio
 import bisect
+import itertools
 import struct
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -28,8 +30,15 @@ from ..sla.ledger import Ledger
 DAY = 86400
 # A stored day: 24 hours as ledger_db packs them, unpacked in one call. A missing hour is
 # all 0xff bytes; its `up` reads 0xffff, which a real hour never holds (clamped below).
-_DAY = struct.Struct("<" + "HHHHHBIB" * 24)
+_PACKED_HOUR = struct.Struct("<HHHHHBIB")
+_DAY = struct.Struct("<" + _PACKED_HOUR.format[1:] * 24)
 _MISSING = 0xFFFF
+
+# A stored day's totals: up, down, maintenance, outages, longest, estimated.
+DaySums = tuple[int, int, int, int, int, bool]
+Bounds = tuple[int, ...]  # the hours of a UTC day where a bucket's cut falls
+_UNSEEN: list[DaySums] = []
+_SEEN_MAX = 10_000  # distinct days remembered for one vessel's read
 
 
 @dataclass(slots=True)
@@ -114,7 +123,11 @@ async def tallies(db: aiosqlite.Connection, ledger: Ledger | None, vessel: str,
     held = held_from if held_from is not None else end  # no ledger: nothing is held
 
     def sums() -> dict[str, list[Tally]]:
-        return {a: _device(stored[a], memory.get(a, {}), cuts, held) for a in addresses}
+        # Identical days (a device up all day on a regular grid) are summed once.
+        seen: dict[tuple[bytes, Bounds], list[DaySums] | None] = {}
+        layouts: dict[int, Layout] = {}  # the same days for every device
+        return {a: _device(stored[a], memory.get(a, {}), cuts, held, seen, layouts)
+                for a in addresses}
 
     return await asyncio.to_thread(sums)  # the arithmetic runs off the event loop
 
@@ -137,25 +150,67 @@ def _memory(ledger: Ledger | None, vessel: str, addresses: Sequence[str], first:
     return found
 
 
+# How a UTC day falls into the buckets: where its parts start (hours of the day, after
+# the first), and per part its first hour, its bucket (-1: outside the cuts) and whether
+# it is one hour split by share (a cut inside the hour).
+Layout = tuple[Bounds, tuple[tuple[int, int, bool], ...]]
+
+
+def _layout(day: int, cuts: Sequence[float]) -> Layout:
+    lo, hi = day * DAY, (day + 1) * DAY
+    first = bisect.bisect_right(cuts, lo)
+    inside = cuts[first:bisect.bisect_left(cuts, hi, first)]  # cuts within the day
+    split: set[int] = set()
+    bounds: Bounds = ()
+    if inside:  # most days have none: a bucket holds them whole
+        marks = {int(c - lo) // HOUR for c in inside}
+        split = {m for m in marks
+                 if any(lo + m * HOUR < c < lo + (m + 1) * HOUR for c in inside)}
+        bounds = tuple(sorted(marks | {m + 1 for m in split} - {0, 24}))
+    last = len(cuts) - 2
+    parts = []
+    for a in (0, *bounds):
+        i = bisect.bisect_right(cuts, lo + a * HOUR) - 1
+        parts.append((a, i if 0 <= i <= last else -1, a in split))
+    return bounds, tuple(parts)
+
+
 def _device(days: list[tuple[int, bytes]], memory: dict[int, Hour], cuts: Sequence[float],
-            held_from: float) -> list[Tally]:
+            held_from: float, seen: dict[tuple[bytes, Bounds], list[DaySums] | None],
+            layouts: dict[int, Layout]) -> list[Tally]:
     out = [Tally() for _ in cuts[:-1]]
     touched = {k // 24 for k in memory}
-    whole: dict[int, list[tuple[int, bytes]]] = {}  # bucket -> stored days wholly inside
     for day, blob in days:
-        lo, hi = day * DAY, (day + 1) * DAY
-        i = bisect.bisect_right(cuts, lo) - 1
-        if 0 <= i < len(out) and cuts[i + 1] >= hi and day not in touched \
-                and len(blob) == _DAY.size:
-            whole.setdefault(i, []).append((day, blob))
-        else:
+        if day in touched:
             _hours(out, cuts, day, blob, memory)
-    for i, group in whole.items():
-        if not _columns(out[i], [blob for _, blob in group]):
-            for day, blob in group:
-                _hours(out, cuts, day, blob, memory)
-    for key, hour in memory.items():
-        _place(out, cuts, key * HOUR, hour)
+            continue
+        layout = layouts.get(day)
+        if layout is None:
+            layout = layouts[day] = _layout(day, cuts)
+        bounds, layout_parts = layout
+        key = (blob, bounds)
+        parts = seen.get(key, _UNSEEN)
+        if parts is _UNSEEN:
+            parts = _day_sums(blob, bounds)
+            if len(seen) < _SEEN_MAX:
+                seen[key] = parts
+        if parts is None:
+            _hours(out, cuts, day, blob, memory)
+            continue
+        for sums, (first_hour, i, split) in zip(parts, layout_parts, strict=True):
+            if split:
+                _place(out, cuts, day * DAY + first_hour * HOUR, _hour(blob, first_hour))
+            elif i >= 0:
+                t = out[i]
+                t.up += sums[0]
+                t.down += sums[1]
+                t.maintenance += sums[2]
+                t.outages += sums[3]
+                if sums[4] > t.longest:
+                    t.longest = sums[4]
+                t.estimated = t.estimated or sums[5]
+    for key_, hour in memory.items():
+        _place(out, cuts, key_ * HOUR, hour)
     _finish(out, cuts, held_from)
     return out
 
@@ -173,27 +228,28 @@ def _hours(out: list[Tally], cuts: Sequence[float], day: int, blob: bytes,
             _place(out, cuts, (base + h) * HOUR, hour)
 
 
-def _columns(t: Tally, blobs: list[bytes]) -> bool:
-    """Stored days wholly inside one bucket, summed column by column from their packed
-    form; False (nothing added) when an hour is missing or the byte order is not theirs."""
-    if sys.byteorder != "little":
-        return False
-    raw = memoryview(b"".join(blobs))
-    words = raw.cast("H")
-    if _MISSING in words[0::8]:
-        return False
-    t.up += sum(words[0::8])
-    down = sum(words[1::8])
-    t.down += down
-    t.maintenance += sum(words[2::8])
-    t.outages += sum(raw[10::16])
-    t.estimated = t.estimated or any(raw[15::16])  # the one flag there is: estimated
-    if down:  # an hour's longest outage is set only with down time
-        step = _DAY.size // 2
-        for k, blob in enumerate(blobs):
-            if any(words[k * step + 1:(k + 1) * step:8]):
-                t.longest = max(t.longest, *_DAY.unpack(blob)[6::8])
-    return True
+def _hour(blob: bytes, index: int) -> Hour:
+    """One hour of a stored day in the packed form `_DAY` read (no hour missing)."""
+    up, down, held, up_n, down_n, outages, longest, flags = _PACKED_HOUR.unpack_from(
+        blob, index * _PACKED_HOUR.size)
+    return Hour(up, down, held, up_n, down_n, outages, longest, estimated=bool(flags))
+
+
+def _day_sums(blob: bytes, bounds: Bounds) -> list[DaySums] | None:
+    """A stored day's hours summed from its packed form in one unpack, in the parts that
+    `bounds` (hours of the day where a cut falls) make; None when an hour is missing or
+    the day is in another form (then it is read hour by hour)."""
+    if len(blob) != _DAY.size:
+        return None
+    values = _DAY.unpack(blob)
+    if _MISSING in values[0::8]:
+        return None
+    out = []
+    for a, b in itertools.pairwise((0, *bounds, 24)):
+        part = values[a * 8:b * 8]
+        out.append((sum(part[0::8]), sum(part[1::8]), sum(part[2::8]), sum(part[5::8]),
+                    max(part[6::8], default=0), any(part[7::8])))  # the one flag: estimated
+    return out
 
 
 def bucket(hours: dict[int, Hour], cuts: Sequence[float], held_from: float) -> list[Tally]:
