@@ -9,8 +9,10 @@ grid every hour gets exactly its own length; when the interval changes, an hour 
 part of an interval more or less than its length, which its neighbour has less or more.
 """
 
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 HOUR = 3600
 
@@ -163,11 +165,126 @@ class EdgeCount:
     up: int
 
 
+# Whole hours a window must hold before their running totals are kept: a 24 h window
+# walks its hours, which costs less than keeping totals for every device.
+RUN = 48
+
+
+class Hours(dict[int, Hour]):
+    """A book's frozen hours by hour number, noting which change, so that what is derived
+    from them is brought up to date instead of recomputed: running totals for the windows,
+    and the days packed for the state DB (kept by ledger_db)."""
+
+    __slots__ = ("_base", "_built", "_count", "_down", "_held", "_rest", "_top", "_up",
+                 "packed", "repack")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._base = self._top = 0
+        self._built = 0  # totals known, from _base on; 0: none yet
+        # Totals of the hours before _base + i, at index i (array: 8 bytes a number).
+        self._up, self._down, self._held = array("q"), array("q"), array("q")
+        self._rest, self._count = array("q"), array("q")
+        self.packed: dict[int, bytearray] = {}  # day -> its hours as the state DB holds them
+        self.repack: dict[int, set[int]] = {}  # day -> hours changed since it was packed
+
+    def _changed(self, key: int) -> None:
+        if self._built:
+            if key < self._base:
+                self._built = 0
+            else:
+                self._built = min(self._built, key - self._base + 1)
+                self._top = max(self._top, key)
+        day = key // 24
+        if day in self.packed:
+            self.repack.setdefault(day, set()).add(key)
+
+    def _reset(self) -> None:
+        self._built = 0
+        self.packed.clear()
+        self.repack.clear()
+
+    def __setitem__(self, key: int, hour: Hour) -> None:
+        super().__setitem__(key, hour)
+        self._changed(key)
+
+    def __delitem__(self, key: int) -> None:
+        super().__delitem__(key)
+        self._built = 0
+        self.packed.pop(key // 24, None)
+        self.repack.pop(key // 24, None)
+
+    def setdefault(self, key: int, default: Hour) -> Hour:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, *args: Any) -> Any:
+        self._reset()
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[int, Hour]:
+        self._reset()
+        return super().popitem()
+
+    def clear(self) -> None:
+        super().clear()
+        self._reset()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._reset()
+
+    def __ior__(self, other: Any) -> "Hours":  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def totals(self, lo: int, hi: int) -> tuple[int, int, int, int, int]:
+        """Up, down, maintenance, unobserved in held hours, and hours held, over the hour
+        numbers in [lo, hi); a change re-adds only the totals after it."""
+        if not self or hi <= lo:
+            return (0, 0, 0, 0, 0)
+        if not self._built:
+            self._base, self._top = min(self), max(self)
+            for a in (self._up, self._down, self._held, self._rest, self._count):
+                del a[:]
+                a.append(0)
+            self._built = 1
+        below, upto = self._at(lo), self._at(hi)
+        return (upto[0] - below[0], upto[1] - below[1], upto[2] - below[2],
+                upto[3] - below[3], upto[4] - below[4])
+
+    def _at(self, key: int) -> tuple[int, int, int, int, int]:
+        i = min(max(key - self._base, 0), self._top - self._base + 1)
+        arrays = (self._up, self._down, self._held, self._rest, self._count)
+        if i >= self._built:
+            for a in arrays:
+                del a[self._built:]
+            up, down, held = self._up[-1], self._down[-1], self._held[-1]
+            rest, count = self._rest[-1], self._count[-1]
+            get = self.get
+            for k in range(self._base + self._built - 1, self._base + i):
+                h = get(k)
+                if h is not None:
+                    up += h.up
+                    down += h.down
+                    held += h.maintenance
+                    rest += max(0, HOUR - h.up - h.down - h.maintenance)
+                    count += 1
+                self._up.append(up)
+                self._down.append(down)
+                self._held.append(held)
+                self._rest.append(rest)
+                self._count.append(count)
+            self._built = i + 1
+        return (self._up[i], self._down[i], self._held[i], self._rest[i], self._count[i])
+
+
 @dataclass(slots=True)
 class Book:
     """One device's hours: frozen ones and the recomputed part after them."""
 
-    frozen: dict[int, Hour] = field(default_factory=dict)
+    frozen: dict[int, Hour] = field(default_factory=Hours)
     fresh: dict[int, Hour] = field(default_factory=dict)  # hours after the frozen cursor
     carry: Carry = field(default_factory=Carry)
 
@@ -184,24 +301,53 @@ def window(book: Book, start: float, now: float, held_from: float,
     window starts in is weighed by `edge` when given, else by the share of it inside."""
     total = Span()
     first, last = int(start // HOUR), int(now // HOUR)
-    for key in range(first, last + 1):
-        lo, hi = max(key * HOUR, start), min((key + 1) * HOUR, now)
-        span = hi - lo
-        if span <= 0:
-            continue
-        unheld = max(0.0, min(hi, held_from) - lo)
-        hour = book.hour(key)
-        if hour is None:
-            total += Span(unobserved=span - unheld, unheld=unheld)
-            continue
-        if key == first and lo > key * HOUR:
-            part = _edge(hour, span, edge)
-        else:
-            part = Span(hour.up, hour.down, hour.maintenance)
-        rest = max(0.0, span - part.up - part.down - part.maintenance)
-        held_rest = max(0.0, rest - unheld)
-        total += Span(part.up, part.down, part.maintenance, held_rest, rest - held_rest)
+    if last - first - 1 < RUN:
+        for key in range(first, last + 1):
+            total += _hour(book, key, first, start, now, held_from, edge)
+        return total
+    if not isinstance(book.frozen, Hours):
+        book.frozen = Hours(book.frozen)
+    # The whole hours between the first and the last from running totals, in runs broken
+    # by those with fresh figures and the one the ledger starts within.
+    breaks = sorted({k for k in book.fresh if first < k < last}
+                    | ({int(held_from // HOUR)} if held_from % HOUR else set()))
+    # Hours before this one end before the ledger starts: their time is not held.
+    split = int(-(-held_from // HOUR))
+    total += _hour(book, first, first, start, now, held_from, edge)
+    lo = first + 1
+    for stop in [*(b for b in breaks if lo <= b < last), last]:
+        total += _whole(book.frozen, lo, min(stop, split), unheld=True)
+        total += _whole(book.frozen, max(lo, split), stop, unheld=False)
+        total += _hour(book, stop, first, start, now, held_from, edge)
+        lo = stop + 1
     return total
+
+
+def _whole(frozen: Hours, lo: int, hi: int, unheld: bool) -> Span:
+    if hi <= lo:
+        return Span()
+    up, down, held, rest, count = frozen.totals(lo, hi)
+    rest += (hi - lo - count) * HOUR
+    return Span(up, down, held, 0 if unheld else rest, rest if unheld else 0)
+
+
+def _hour(book: Book, key: int, first: int, start: float, now: float, held_from: float,
+          edge: EdgeCount | None) -> Span:
+    lo, hi = max(key * HOUR, start), min((key + 1) * HOUR, now)
+    span = hi - lo
+    if span <= 0:
+        return Span()
+    unheld = max(0.0, min(hi, held_from) - lo)
+    hour = book.hour(key)
+    if hour is None:
+        return Span(unobserved=span - unheld, unheld=unheld)
+    if key == first and lo > key * HOUR:
+        part = _edge(hour, span, edge)
+    else:
+        part = Span(hour.up, hour.down, hour.maintenance)
+    rest = max(0.0, span - part.up - part.down - part.maintenance)
+    held_rest = max(0.0, rest - unheld)
+    return Span(part.up, part.down, part.maintenance, held_rest, rest - held_rest)
 
 
 def _edge(hour: Hour, span: float, edge: EdgeCount | None) -> Span:

@@ -22,6 +22,7 @@ from .hours import (
     Carry,
     EdgeCount,
     Hour,
+    Hours,
     Maintenance,
     Span,
     estimate,
@@ -157,8 +158,10 @@ class Ledger:
         keep = int(min(now - longest, books.frozen_until - 2 * 86400)) // HOUR - 1
         for address, book in books.books.items():
             if book.frozen and min(book.frozen) < keep:
-                book.frozen = {k: h for k, h in book.frozen.items()
-                               if k >= keep or (vessel, address, k // 24) in self.dirty}
+                # In place: the days still held keep what was derived from them.
+                for k in [k for k in book.frozen
+                          if k < keep and (vessel, address, k // 24) not in self.dirty]:
+                    del book.frozen[k]
 
     def day(self, vessel: str, address: str, day: int) -> list[Hour | None] | None:
         """The 24 hours of a day held in memory, for writing; None if the vessel is gone."""
@@ -174,7 +177,7 @@ class Ledger:
                 replay_from: int | None = None) -> None:
         self.vessels[vessel] = VesselBooks(
             frozen_until=frozen_until, held_from=held_from,
-            books={a: Book(frozen=dict(hours.get(a, {})), carry=c) for a, c in carries.items()},
+            books={a: Book(frozen=Hours(hours.get(a, {})), carry=c) for a, c in carries.items()},
             replay_from=replay_from)
 
     def affected(self, vessel: VesselConfig, changed: Maintenance) -> dict[str, list[int]]:
