@@ -3,8 +3,10 @@
 import dataclasses
 import json
 import logging
+import math
 import sqlite3
-from collections.abc import Iterable, Mapping
+import struct
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -53,23 +55,72 @@ RUN_COLUMNS = "id, started_at, finished_at, duration_seconds, vessels_ok, vessel
 
 
 _DEVICE_FIELDS = tuple(f.name for f in dataclasses.fields(DeviceObservation))
+_OBSERVED = 1  # leads an observation stored packed: its format
+_HEAD = struct.Struct("<BI")  # format, length of the JSON header (addresses, windows)
+_TIMES = ("last_sample", "last_loss", "last_rtt", "last_reply", "first_sample")
+_FORMS: dict[tuple[int, int], struct.Struct] = {}
 
 
-def _observation_to_json(observation: VesselObservation) -> str:
-    # Not dataclasses.asdict: its deep copies cost ~0.4 s per 1,000 vessels on the loop.
-    return json.dumps({
-        address: {name: _plain(getattr(device, name)) for name in _DEVICE_FIELDS}
-        for address, device in observation.devices.items()
-    })
+def _form(devices: int, windows: int) -> struct.Struct:
+    # Per device: the five optional times (NaN: None), fresh, offset, then each window's
+    # up, down, maintenance, unobserved, unheld (NaN: the device has no such window).
+    key = (devices, windows)
+    form = _FORMS.get(key)
+    if form is None:
+        form = _FORMS[key] = struct.Struct("<" + ("5dBd" + "5d" * windows) * devices)
+    return form
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):  # window label -> Span
-        return {k: dataclasses.astuple(v) for k, v in value.items()}
-    return value
+def _pack_observation(observation: VesselObservation) -> bytes:
+    """A vessel's last state, packed by hand: 5,000 vessels x 20 devices as JSON cost a
+    run about a second of float formatting; as doubles, a tenth of that."""
+    devices = observation.devices
+    labels = list(dict.fromkeys(label for d in devices.values() for label in d.spans))
+    values: list[float] = []
+    for d in devices.values():
+        values.extend(NAN if t is None else t for t in
+                      (d.last_sample, d.last_loss, d.last_rtt, d.last_reply, d.first_sample))
+        values.append(d.fresh)
+        values.append(d.offset)
+        for label in labels:
+            span = d.spans.get(label)
+            values.extend(_NO_SPAN if span is None else (
+                span.up, span.down, span.maintenance, span.unobserved, span.unheld))
+    head = json.dumps({"devices": list(devices), "windows": labels}).encode()
+    return (_HEAD.pack(_OBSERVED, len(head)) + head
+            + _form(len(devices), len(labels)).pack(*values))
+
+
+NAN = float("nan")
+_NO_SPAN = (NAN,) * 5
+
+
+def _unpack_observation(blob: bytes) -> VesselObservation:
+    version, length = _HEAD.unpack_from(blob)
+    if version != _OBSERVED:
+        raise ValueError(f"unknown observation format {version}")
+    head = json.loads(blob[_HEAD.size:_HEAD.size + length])
+    addresses, labels = head["devices"], head["windows"]
+    if not all(isinstance(x, str) for x in (*addresses, *labels)):
+        raise ValueError("not an observation")
+    values = iter(_form(len(addresses), len(labels)).unpack(blob[_HEAD.size + length:]))
+    devices = {}
+    for address in addresses:
+        sample, loss, rtt, reply, first = (None if math.isnan(t) else t
+                                           for t in (next(values) for _ in _TIMES))
+        fresh, offset = bool(next(values)), next(values)
+        spans = {}
+        for label in labels:
+            figures = [next(values) for _ in range(5)]
+            if not math.isnan(figures[0]):
+                spans[label] = Span(*figures)
+        devices[address] = DeviceObservation(spans, sample, loss, rtt, reply, first, fresh,
+                                             offset)
+    return VesselObservation(devices=devices)
 
 
 def _observation_from_json(text: str) -> VesselObservation:
+    """A previous version's state, stored as JSON."""
     devices = {}
     for address, fields in json.loads(text).items():
         # Fields another version wrote and this one does not know are dropped.
@@ -170,14 +221,13 @@ class RunLog:
                 for v in run.vessels
             ],
         )
+        # Packed in the database's thread, as the rows are taken: observations are
+        # frozen, so the loop may go on meanwhile.
         await self._db.executemany(
             "INSERT OR REPLACE INTO vessel_state (vessel, last_success, observation)"
             " VALUES (?, ?, ?)",
-            [
-                (v.vessel, v.finished_at, _observation_to_json(v.observation))
-                for v in run.vessels
-                if v.observation is not None
-            ],
+            ((v.vessel, v.finished_at, _pack_observation(v.observation))
+             for v in list(run.vessels) if v.observation is not None),
         )
         await self._db.execute(
             "DELETE FROM runs WHERE started_at < ?", (run.started_at - retention,)
@@ -191,9 +241,13 @@ class RunLog:
             rows = await cursor.fetchall()
         states = []
         for row in rows:
+            stored = row["observation"]
             try:
-                observation = _observation_from_json(row["observation"])
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                if isinstance(stored, bytes):
+                    observation = _unpack_observation(stored)
+                else:
+                    observation = _observation_from_json(stored)
+            except (ValueError, TypeError, KeyError, AttributeError, struct.error) as exc:
                 log.warning("ignoring unreadable saved state of vessel %s: %r", row["vessel"], exc)
                 continue
             states.append((row["vessel"], row["last_success"], observation))
