@@ -12,6 +12,7 @@ part of an interval more or less than its length, which its neighbour has less o
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import accumulate, islice
 from typing import Any
 
 HOUR = 3600
@@ -175,13 +176,14 @@ class Hours(dict[int, Hour]):
     from them is brought up to date instead of recomputed: running totals for the windows,
     and the days packed for the state DB (kept by ledger_db)."""
 
-    __slots__ = ("_base", "_built", "_count", "_down", "_held", "_rest", "_top", "_up",
+    __slots__ = ("_base", "_built", "_count", "_down", "_held", "_low", "_rest", "_top", "_up",
                  "packed", "repack")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._base = self._top = 0
         self._built = 0  # totals known, from _base on; 0: none yet
+        self._low = 0  # the totals hold for ranges from here on (see _dropped)
         # Totals of the hours before _base + i, at index i (array: 8 bytes a number).
         self._up, self._down, self._held = array("q"), array("q"), array("q")
         self._rest, self._count = array("q"), array("q")
@@ -200,7 +202,7 @@ class Hours(dict[int, Hour]):
             self.repack.setdefault(day, set()).add(key)
 
     def _reset(self) -> None:
-        self._built = 0
+        self._built = self._low = 0
         self.packed.clear()
         self.repack.clear()
 
@@ -210,7 +212,12 @@ class Hours(dict[int, Hour]):
 
     def __delitem__(self, key: int) -> None:
         super().__delitem__(key)
-        self._built = 0
+        self._dropped(key)
+
+    def _dropped(self, key: int) -> None:
+        # Totals over hours after a dropped one differ from those before it by the same,
+        # so they still hold for any range above it; pruning drops the oldest hours.
+        self._low = max(self._low, key + 1)
         self.packed.pop(key // 24, None)
         self.repack.pop(key // 24, None)
 
@@ -219,9 +226,10 @@ class Hours(dict[int, Hour]):
             self[key] = default
         return self[key]
 
-    def pop(self, *args: Any) -> Any:
-        self._reset()
-        return super().pop(*args)
+    def pop(self, key: int, *default: Any) -> Any:
+        if key in self:
+            self._dropped(key)
+        return super().pop(key, *default)
 
     def popitem(self) -> tuple[int, Hour]:
         self._reset()
@@ -244,6 +252,8 @@ class Hours(dict[int, Hour]):
         numbers in [lo, hi); a change re-adds only the totals after it."""
         if not self or hi <= lo:
             return (0, 0, 0, 0, 0)
+        if lo < self._low:
+            self._built = self._low = 0
         if not self._built:
             self._base, self._top = min(self), max(self)
             for a in (self._up, self._down, self._held, self._rest, self._count):
@@ -260,22 +270,15 @@ class Hours(dict[int, Hour]):
         if i >= self._built:
             for a in arrays:
                 del a[self._built:]
-            up, down, held = self._up[-1], self._down[-1], self._held[-1]
-            rest, count = self._rest[-1], self._count[-1]
-            get = self.get
-            for k in range(self._base + self._built - 1, self._base + i):
-                h = get(k)
-                if h is not None:
-                    up += h.up
-                    down += h.down
-                    held += h.maintenance
-                    rest += max(0, HOUR - h.up - h.down - h.maintenance)
-                    count += 1
-                self._up.append(up)
-                self._down.append(down)
-                self._held.append(held)
-                self._rest.append(rest)
-                self._count.append(count)
+            hours = [self.get(k) for k in range(self._base + self._built - 1, self._base + i)]
+            ups = [0 if h is None else h.up for h in hours]
+            downs = [0 if h is None else h.down for h in hours]
+            helds = [0 if h is None else h.maintenance for h in hours]
+            rests = [0 if h is None else max(0, HOUR - h.up - h.down - h.maintenance)
+                     for h in hours]
+            counts = [0 if h is None else 1 for h in hours]
+            for a, values in zip(arrays, (ups, downs, helds, rests, counts), strict=True):
+                a.extend(islice(accumulate(values, initial=a[-1]), 1, None))
             self._built = i + 1
         return (self._up[i], self._down[i], self._held[i], self._rest[i], self._count[i])
 
