@@ -97,6 +97,7 @@ _ESTIMATED = 1
 # Per device: flags (last_up, and which of last, first, down_from are None), the three.
 _CARRY = struct.Struct("<Bqqq")
 _U16, _U32 = 0xFFFF, 0xFFFFFFFF
+_NONE_HELD = bytes(4)  # a section's mask of hours held, when it holds none
 
 
 class DaySum(NamedTuple):
@@ -264,11 +265,9 @@ async def write(db: aiosqlite.Connection, ledger: Ledger, now: float, retention:
     transaction, so a run and its ledger are stored together or not at all. The packed
     days are taken on the loop (memory changes under it), joined, compressed and summed
     in the database's thread."""
-    changed: dict[tuple[str, int], set[str]] = {}
-    for vessel, address, day in ledger.dirty:
-        changed.setdefault((vessel, day), set()).add(address)
+    dirty = ledger.dirty
     days: list[tuple[str, int, dict[str, bytes], bool]] = []
-    for (vessel, day), dirty in changed.items():
+    for vessel, day in {(vessel, day) for vessel, _, day in dirty}:
         books = ledger.vessels.get(vessel)
         if books is None:
             continue
@@ -278,13 +277,13 @@ async def write(db: aiosqlite.Connection, ledger: Ledger, now: float, retention:
         # dropped from memory, and its stored day is kept.
         trusted = books.replay_from is None and day > (books.frozen_until - 2 * DAY) // DAY
         sections: dict[str, bytes] = {}
-        if not trusted and not dirty.issuperset(books.books):
+        if not trusted and not all((vessel, a, day) in dirty for a in books.books):
             for row in await _rows(db, vessel, day, day, None):
                 sections.update((a, bytes(s)) for a, s in row.sections.items())
         for address, book in books.books.items():
-            if address in dirty or trusted:
+            if trusted or (vessel, address, day) in dirty:
                 section = _day_section(book.frozen, day)
-                if section[:_MASKS.size] == bytes(_MASKS.size):
+                if section.startswith(_NONE_HELD):
                     sections.pop(address, None)  # no hours: not stored
                 else:
                     sections[address] = section
@@ -574,12 +573,10 @@ async def days(db: aiosqlite.Connection, ledger: Ledger, vessel: str,
                 memory.setdefault(address, {})[day] = {
                     k: h for k in range(day * 24, day * 24 + 24)
                     if (h := book.hour(k)) is not None}
-    if any(d in memory.get(a, {}) for row in rows for a in wanted for d in (row.day,)):
-        # Those days' stored hours are needed under memory's.
-        needed = {d for m in memory.values() for d in m}
-        stored = {r.day: r for r in await _rows(db, vessel, min(needed), max(needed), wanted)}
-    else:
-        stored = {}
+    # Stored hours go under memory's on the days both have.
+    needed = {d for m in memory.values() for d in m} & {r.day for r in rows}
+    stored = {r.day: r for r in await _rows(db, vessel, min(needed), max(needed), wanted)
+              } if needed else {}
     return await asyncio.to_thread(_sum_days, rows, stored, memory, wanted, now)
 
 
