@@ -97,7 +97,8 @@ _ESTIMATED = 1
 # Per device: flags (last_up, and which of last, first, down_from are None), the three.
 _CARRY = struct.Struct("<Bqqq")
 _U16, _U32 = 0xFFFF, 0xFFFFFFFF
-_NONE_HELD = bytes(4)  # a section's mask of hours held, when it holds none
+_NONE_HELD = bytes(4)
+_NO_HOUR = bytes(_HOUR.size)  # a section's mask of hours held, when it holds none
 
 
 class DaySum(NamedTuple):
@@ -148,9 +149,19 @@ def _patch(section: bytearray, frozen: Mapping[int, Hour], keys: Iterable[int]) 
 
 def pack_section(frozen: Mapping[int, Hour], day: int) -> bytes:
     """A device's day as stored: its 24 hours, absent ones as zeros."""
-    section = bytearray(SECTION)
-    _patch(section, frozen, range(day * 24, day * 24 + 24))
-    return bytes(section)
+    held = estimated = 0
+    parts = []
+    get = frozen.get
+    for i in range(24):
+        h = get(day * 24 + i)
+        if h is None:
+            parts.append(_NO_HOUR)
+            continue
+        parts.append(_pack_hour(h))
+        held |= 1 << i
+        if h.estimated:
+            estimated |= 1 << i
+    return _MASKS.pack(held, estimated) + b"".join(parts)
 
 
 def _day_section(frozen: Mapping[int, Hour], day: int) -> bytes:
@@ -503,11 +514,16 @@ def _hours_in(rows: list[_Row], wanted: set[str], start: int,
               end: int) -> dict[str, dict[int, Hour]]:
     found: dict[str, dict[int, Hour]] = {a: {} for a in wanted}
     for row in rows:
+        base = row.day * DAY
         for address, section in row.sections.items():
             into = found[address]
-            for key, h in unpack_section(section, row.day).items():
-                if start <= key * HOUR < end:
-                    into[key * HOUR] = h
+            held, estimated = _MASKS.unpack_from(section)
+            packed = _HOUR.iter_unpack(section[_MASKS.size:SECTION])
+            for i, (up, down, kept, up_n, down_n, outages, longest) in enumerate(packed):
+                at = base + i * HOUR
+                if held >> i & 1 and start <= at < end:
+                    into[at] = Hour(up, down, kept, up_n, down_n, outages, longest,
+                                    bool(estimated >> i & 1))
     return found
 
 
