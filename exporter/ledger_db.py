@@ -94,8 +94,10 @@ _ROW = b"\x01"  # leads a row's hours: their format
 _OLD_HOUR = struct.Struct("<HHHHHBIB")
 _OLDER_HOUR = struct.Struct("<HHHHHBI")
 _ESTIMATED = 1
-# Per device: flags (last_up, and which of last, first, down_from are None), the three.
+# Per device: last_up, then last, first, down_from (_NULL: None).
 _CARRY = struct.Struct("<Bqqq")
+_NULL = -(1 << 63)  # no timestamp is that far back
+_CARRIES: dict[int, struct.Struct] = {}  # by device count: a vessel's in one call
 _U16, _U32 = 0xFFFF, 0xFFFFFFFF
 _NONE_HELD = bytes(4)
 _NO_HOUR = bytes(_HOUR.size)  # a section's mask of hours held, when it holds none
@@ -317,7 +319,7 @@ async def write(db: aiosqlite.Connection, ledger: Ledger, now: float, retention:
     cursors: list[tuple[str, int, int]] = []
     replays: list[tuple[str, int]] = []
     done: list[tuple[str]] = []
-    carries: list[tuple[str, list[str], list[tuple[int | None, bool, int | None, int | None]]]]
+    carries: list[tuple[str, list[str], list[tuple[bool, int | None, int | None, int | None]]]]
     carries = []
     for vid in ledger.cursors_dirty:
         books = ledger.vessels.get(vid)
@@ -329,12 +331,16 @@ async def write(db: aiosqlite.Connection, ledger: Ledger, now: float, retention:
         else:
             replays.append((vid, books.replay_from))
         carries.append((vid, list(books.books), [
-            (c.last, c.last_up, c.first, c.down_from)
+            (c.last_up, c.last, c.first, c.down_from)
             for c in (b.carry for b in books.books.values())]))
 
     def carry_rows() -> Iterator[tuple[str, str, bytes]]:
         for vid, addresses, values in carries:
-            yield vid, json.dumps(addresses), b"".join(_pack_carry(*v) for v in values)
+            form = _CARRIES.get(len(values))
+            if form is None:
+                form = _CARRIES[len(values)] = struct.Struct("<" + "Bqqq" * len(values))
+            yield vid, json.dumps(addresses), form.pack(
+                *[_NULL if x is None else x for v in values for x in v])
 
     await db.executemany("INSERT OR REPLACE INTO ledger_vessels (vessel, frozen_until,"
                          " held_from) VALUES (?, ?, ?)", cursors)
@@ -351,13 +357,6 @@ async def write(db: aiosqlite.Connection, ledger: Ledger, now: float, retention:
                          " (SELECT vessel FROM ledger_vessel_carries)")
 
 
-def _pack_carry(last: int | None, last_up: bool, first: int | None,
-                down_from: int | None) -> bytes:
-    flags = (last_up | (last is None) << 1 | (first is None) << 2
-             | (down_from is None) << 3)
-    return _CARRY.pack(flags, last or 0, first or 0, down_from or 0)
-
-
 def _unpack_carries(addresses: Any, blob: Any) -> dict[str, Carry]:
     if not isinstance(addresses, str) or not isinstance(blob, bytes):
         raise ValueError("not packed carries")
@@ -366,11 +365,11 @@ def _unpack_carries(addresses: Any, blob: Any) -> dict[str, Carry]:
             or len(blob) != len(names) * _CARRY.size):
         raise ValueError("not packed carries")
     carries = {}
-    for address, (flags, last, first, down_from) in zip(names, _CARRY.iter_unpack(blob),
-                                                         strict=True):
-        carries[address] = Carry(None if flags & 2 else last, bool(flags & 1),
-                                 None if flags & 4 else first,
-                                 None if flags & 8 else down_from)
+    for address, (up, last, first, down_from) in zip(names, _CARRY.iter_unpack(blob),
+                                                      strict=True):
+        carries[address] = Carry(None if last == _NULL else last, bool(up),
+                                 None if first == _NULL else first,
+                                 None if down_from == _NULL else down_from)
     return carries
 
 

@@ -14,7 +14,7 @@ from exporter.collector import RunResult, VesselResult
 from exporter.config import DeviceConfig, InfluxConfig, LedgerConfig, VesselConfig, Window
 from exporter.model import DeviceObservation, VesselObservation, VesselStatus
 from exporter.runlog import RunLog
-from exporter.sla.hours import HOUR, Book, Hour, Hours, Span, estimate, window
+from exporter.sla.hours import HOUR, Book, Carry, Hour, Hours, Span, estimate, window
 from exporter.sla.ledger import Ledger, VesselBooks
 from tests.test_ledger import old_pack_day
 
@@ -99,6 +99,22 @@ class TestVesselDays:
         found = await ledger_db.read(runlog.db, "v1", ["10.0.0.1"], (first + 30) * HOUR, T0)
         assert found == {"10.0.0.1": {k * HOUR: h for k, h in hours["v1"]["10.0.0.1"].items()
                                       if k >= first + 30}}
+
+    async def test_carries_and_cursors_come_back(self, runlog: RunLog):
+        ledger = ledger_with({"v1": {"a": {}, "b": {}, "c": {}}}, T0)
+        books = ledger.vessels["v1"].books
+        carries = {"a": Carry(T0 - 5, False, T0 - DAY, T0 - 65), "b": Carry(),
+                   "c": Carry(0, True, 0, None)}
+        for address, carry in carries.items():
+            books[address].carry = carry
+        ledger.vessels["v1"].replay_from = T0 - HOUR
+        await store(runlog, ledger, T0)
+        restored = Ledger(LedgerConfig(), WINDOWS)
+        assert await ledger_db.restore(runlog.db, restored, T0) == 0
+        back = restored.vessels["v1"]
+        assert {a: b.carry for a, b in back.books.items()} == carries
+        assert (back.frozen_until, back.held_from, back.replay_from) == (
+            T0, T0 - 40 * DAY, T0 - HOUR)
 
     async def test_day_totals_are_the_sums_of_the_hours(self, runlog: RunLog):
         rng = random.Random(2)
