@@ -9,10 +9,11 @@ grid every hour gets exactly its own length; when the interval changes, an hour 
 part of an interval more or less than its length, which its neighbour has less or more.
 """
 
+
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import accumulate, islice
+from itertools import accumulate, islice, pairwise
 from typing import Any
 
 HOUR = 3600
@@ -302,28 +303,46 @@ def window(book: Book, start: float, now: float, held_from: float,
            edge: EdgeCount | None = None) -> Span:
     """The time of (start, now] by state. Whole hours come from the book; the hour the
     window starts in is weighed by `edge` when given, else by the share of it inside."""
-    total = Span()
     first, last = int(start // HOUR), int(now // HOUR)
+    total, walk = _runs(book, first, last, held_from)
+    for key in walk:
+        lo, hi = max(key * HOUR, start), min((key + 1) * HOUR, now)
+        span = hi - lo
+        if span <= 0:
+            continue
+        unheld = max(0.0, min(hi, held_from) - lo)
+        hour = book.hour(key)
+        if hour is None:
+            total += Span(unobserved=span - unheld, unheld=unheld)
+            continue
+        if key == first and lo > key * HOUR:
+            part = _edge(hour, span, edge)
+        else:
+            part = Span(hour.up, hour.down, hour.maintenance)
+        rest = max(0.0, span - part.up - part.down - part.maintenance)
+        held_rest = max(0.0, rest - unheld)
+        total += Span(part.up, part.down, part.maintenance, held_rest, rest - held_rest)
+    return total
+
+
+def _runs(book: Book, first: int, last: int, held_from: float) -> tuple[Span, list[int]]:
+    """The whole hours strictly between `first` and `last` summed from the book's running
+    totals, and the hours left to walk one by one: the first and last, those with fresh
+    figures, and the one the ledger starts within. A short window walks all its hours."""
     if last - first - 1 < RUN:
-        for key in range(first, last + 1):
-            total += _hour(book, key, first, start, now, held_from, edge)
-        return total
+        return Span(), list(range(first, last + 1))
     if not isinstance(book.frozen, Hours):
         book.frozen = Hours(book.frozen)
-    # The whole hours between the first and the last from running totals, in runs broken
-    # by those with fresh figures and the one the ledger starts within.
-    breaks = sorted({k for k in book.fresh if first < k < last}
-                    | ({int(held_from // HOUR)} if held_from % HOUR else set()))
+    walk = sorted({first, last} | {k for k in book.fresh if first < k < last}
+                  | ({int(held_from // HOUR)} if held_from % HOUR else set()))
+    walk = [k for k in walk if first <= k <= last]
     # Hours before this one end before the ledger starts: their time is not held.
     split = int(-(-held_from // HOUR))
-    total += _hour(book, first, first, start, now, held_from, edge)
-    lo = first + 1
-    for stop in [*(b for b in breaks if lo <= b < last), last]:
-        total += _whole(book.frozen, lo, min(stop, split), unheld=True)
-        total += _whole(book.frozen, max(lo, split), stop, unheld=False)
-        total += _hour(book, stop, first, start, now, held_from, edge)
-        lo = stop + 1
-    return total
+    total = Span()
+    for lo, stop in pairwise(walk):
+        total += _whole(book.frozen, lo + 1, min(stop, split), unheld=True)
+        total += _whole(book.frozen, max(lo + 1, split), stop, unheld=False)
+    return total, walk
 
 
 def _whole(frozen: Hours, lo: int, hi: int, unheld: bool) -> Span:
@@ -332,25 +351,6 @@ def _whole(frozen: Hours, lo: int, hi: int, unheld: bool) -> Span:
     up, down, held, rest, count = frozen.totals(lo, hi)
     rest += (hi - lo - count) * HOUR
     return Span(up, down, held, 0 if unheld else rest, rest if unheld else 0)
-
-
-def _hour(book: Book, key: int, first: int, start: float, now: float, held_from: float,
-          edge: EdgeCount | None) -> Span:
-    lo, hi = max(key * HOUR, start), min((key + 1) * HOUR, now)
-    span = hi - lo
-    if span <= 0:
-        return Span()
-    unheld = max(0.0, min(hi, held_from) - lo)
-    hour = book.hour(key)
-    if hour is None:
-        return Span(unobserved=span - unheld, unheld=unheld)
-    if key == first and lo > key * HOUR:
-        part = _edge(hour, span, edge)
-    else:
-        part = Span(hour.up, hour.down, hour.maintenance)
-    rest = max(0.0, span - part.up - part.down - part.maintenance)
-    held_rest = max(0.0, rest - unheld)
-    return Span(part.up, part.down, part.maintenance, held_rest, rest - held_rest)
 
 
 def _edge(hour: Hour, span: float, edge: EdgeCount | None) -> Span:
