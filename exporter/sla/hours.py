@@ -9,7 +9,6 @@ grid every hour gets exactly its own length; when the interval changes, an hour 
 part of an interval more or less than its length, which its neighbour has less or more.
 """
 
-
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
