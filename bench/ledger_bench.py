@@ -7,7 +7,8 @@
             query design), the fleet cycle behind a 600 ms RTT (cold and warm), and a
             vessel's catch-up after 5 days unreachable
   ledger    the state DB alone: size per device-day, RunLog.record at 5,000 vessels x 20
-            devices, 30-day range reads for 1,000 vessels
+            devices, 30-day range reads for 1,000 vessels (hours, and day totals); and
+            Ledger.take for 66 vessels with 24h/7d/30d windows
 
 Run: ``python bench/ledger_bench.py seed|influx|ledger [--data DIR]``.
 """
@@ -563,17 +564,25 @@ def full_day(seed: int) -> list:
 
 
 async def fill_days(db, vessels, days: Sequence[int]) -> int:
-    """One row per device and day, day by day as the exporter writes them."""
+    """Every device's day, day by day, through the exporter's own write."""
     from exporter import ledger_db
+    from exporter.config import LedgerConfig, Window
+    from exporter.sla.hours import Book, Hours
+    from exporter.sla.ledger import Ledger, VesselBooks
 
     rows = 0
     for day in days:
-        batch = [(v.id, d.address, day, ledger_db.pack_day(full_day(n + day)))
-                 for v in vessels for n, d in enumerate(v.devices)]
-        await db.executemany("INSERT OR REPLACE INTO ledger_days (vessel, address, day, hours)"
-                             " VALUES (?, ?, ?, ?)", batch)
+        ledger = Ledger(LedgerConfig(), [Window("24h", 86400.0)])
+        for v in vessels:
+            ledger.vessels[v.id] = VesselBooks(
+                frozen_until=(day + 1) * 86400, held_from=days[0] * 86400,
+                books={d.address: Book(frozen=Hours(
+                    {day * 24 + h: hour for h, hour in enumerate(full_day(n + day))}))
+                    for n, d in enumerate(v.devices)})
+            ledger.dirty.update((v.id, d.address, day) for d in v.devices)
+        await ledger_db.write(db, ledger, (day + 1) * 86400, 400 * 86400, prune=False)
         await db.commit()
-        rows += len(batch)
+        rows += sum(len(v.devices) for v in vessels)
     return rows
 
 
@@ -600,8 +609,9 @@ async def size_and_reads(args, tmp: Path) -> dict:
         fill_s = time.perf_counter() - started
         await runlog.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         size = db_bytes(path)
-        async with runlog.db.execute("SELECT sum(length(vessel) + length(address) + 8"
-                                     " + length(hours)) FROM ledger_days") as c:
+        async with runlog.db.execute("SELECT sum(length(vessel) + 8 + length(addresses)"
+                                     " + length(sums) + length(hours))"
+                                     " FROM ledger_vessel_days") as c:
             (payload,) = await c.fetchone()
         # 30 days up to the current hour, as the console's history asks.
         end = int(time.time()) // HOUR * HOUR
@@ -618,10 +628,70 @@ async def size_and_reads(args, tmp: Path) -> dict:
             times.append(time.perf_counter() - t)
             hours += sum(len(h) for h in found.values())
         read_s = time.perf_counter() - started
+        # The same 30 whole days summed per device and day, as a period report reads them.
+        progress(f"reading 30 days for {args.read_vessels} vessels through ledger_db.days")
+        day_times: list[float] = []
+        summed = 0
+        started = time.perf_counter()
+        for v in vessels:
+            t = time.perf_counter()
+            found_days = await ledger_db.days(runlog.db, ledger, v.id,
+                                              [d.address for d in v.devices],
+                                              today - 29, today + 1)
+            day_times.append(time.perf_counter() - t)
+            summed += sum(len(d) for d in found_days.values())
+        days_s = time.perf_counter() - started
     finally:
         await runlog.close()
     return {"rows": rows, "fill_s": fill_s, "size": size, "payload": payload,
-            "read_s": read_s, "read_times": times, "hours": hours}
+            "read_s": read_s, "read_times": times, "hours": hours, "days_s": days_s,
+            "day_times": day_times, "days": summed}
+
+
+async def take_time(args) -> dict:
+    """Ledger.take for 66 vessels x 20 devices holding 30 days of hours, windows
+    24h/7d/30d, a 5-minute answer a cycle; whole hours summed from running totals, and
+    walked hour by hour as before them (hours.RUN beyond any window)."""
+    from exporter.config import Window
+    from exporter.sla import hours as hours_module
+    from exporter.sla.hours import HOUR, Carry
+    from exporter.sla.ledger import Ledger
+
+    vessels = plan_fleet(VESSELS, ["healthy"], DEVICES)
+    raw = fleet_config(vessels, unused_loopback_url(), unused_loopback_url(),
+                       windows=["24h", "7d", "30d"])
+    config = parse_config(raw)
+    windows = [Window("24h", 86400.0), Window("7d", 7 * 86400.0), Window("30d", 30 * 86400.0)]
+    results = {}
+    real_run = hours_module.RUN
+    for name, run in (("running totals", real_run), ("every hour (before)", 1 << 40)):
+        hours_module.RUN = run
+        start = int(time.time()) // 86400 * 86400 - 31 * 86400
+        now = float(start + 31 * 86400 + 7)
+        ledger = Ledger(config.ledger, windows)
+        for v in config.vessels:
+            book_hours = {d.address: {(start // HOUR) + k: h for day in range(31)
+                                      for k, h in enumerate(full_day(n + day), day * 24)}
+                          for n, d in enumerate(v.devices)}
+            frozen_until = int(now) - 600
+            ledger.restore(v.id, frozen_until, start,
+                           {d.address: Carry(frozen_until, True, start, None)
+                            for d in v.devices}, book_hours)
+        cycles = []
+        try:
+            for _ in range(args.take_cycles):
+                now += 300
+                t = time.perf_counter()
+                for v in config.vessels:
+                    ask = ledger.ask(v, now)
+                    grid = [(t_, True) for t_ in range(ask.since + 60 - ask.since % 60,
+                                                       int(now) + 1, 60)]
+                    ledger.take(v, ask, {d.address: grid for d in v.devices}, {}, now)
+                cycles.append(time.perf_counter() - t)
+        finally:
+            hours_module.RUN = real_run
+        results[name] = cycles
+    return results
 
 
 class InstantLedgerBackend:
@@ -701,6 +771,7 @@ async def record_time(args, tmp: Path) -> dict:
                 return result
 
             service.runlog.record = timed_record  # type: ignore[method-assign]
+            writes.clear()  # the start's (it stores the maintenance windows), not a run's
             for n in range(args.write_runs):
                 now[0] += 300
                 progress(f"run {n + 1} of {args.write_vessels} vessels")
@@ -722,6 +793,8 @@ async def ledger_phase(args: argparse.Namespace) -> None:
     loads.append(os.getloadavg()[0])
     record = await record_time(args, tmp)
     loads.append(os.getloadavg()[0])
+    takes = await take_time(args)
+    loads.append(os.getloadavg()[0])
     print()
     print(f"load average (1 min) during the phase: {', '.join(f'{x:.2f}' for x in loads)}")
     per = size["size"] / size["rows"]
@@ -739,6 +812,14 @@ async def ledger_phase(args: argparse.Namespace) -> None:
                 f"{median(times) * 1000:.1f} / {times[int(0.95 * len(times))] * 1000:.1f} / "
                 f"{times[-1] * 1000:.1f} ms", ""]))
     print(_row(["hours returned", f"{size['hours']:,}", ""]))
+    times = sorted(size["day_times"])
+    print(_row([f"30-day read, {args.read_vessels} vessels x {DEVICES} devices, day totals "
+                "(ledger_db.days, one call per vessel)", f"{size['days_s']:.2f} s",
+                f"{'PASS' if size['days_s'] < 5 else 'FAIL'} (well under 5 s)"]))
+    print(_row(["per vessel median / p95 / max",
+                f"{median(times) * 1000:.1f} / {times[int(0.95 * len(times))] * 1000:.1f} / "
+                f"{times[-1] * 1000:.1f} ms", ""]))
+    print(_row(["device-days returned", f"{size['days']:,}", ""]))
     print(f"\nRunLog.record, {args.write_vessels:,} vessels x {DEVICES} devices, "
           f"{args.history_days} earlier days stored")
     print(_row(["run", "days written", "cursors", "prune", "record", "of which ledger_db.write",
@@ -748,6 +829,13 @@ async def ledger_phase(args: argparse.Namespace) -> None:
                     f"{r['seconds']:.2f} s", f"{r['ledger_write']:.2f} s",
                     f"{'PASS' if r['seconds'] < RECORD_TARGET else 'FAIL'} (< 1 s)"]))
     print(f"state DB after the runs: {record['size'] / 1e6:.0f} MB")
+    print(f"\nLedger.take, {VESSELS} vessels x {DEVICES} devices, 30 days held, windows "
+          f"24h/7d/30d, {args.take_cycles} cycles")
+    print(_row(["whole hours", "first cycle", "median of the rest", "max of the rest"]))
+    for name, cycles in takes.items():
+        rest = cycles[1:] or cycles
+        print(_row([name, f"{cycles[0]:.3f} s", f"{median(rest):.3f} s",
+                    f"{max(rest):.3f} s"]))
 
 
 def main() -> int:
@@ -766,6 +854,8 @@ def main() -> int:
     parser.add_argument("--history-days", type=int, default=7,
                         help="ledger: earlier days stored before the timed runs")
     parser.add_argument("--write-runs", type=int, default=4)
+    parser.add_argument("--take-cycles", type=int, default=5,
+                        help="ledger: Ledger.take cycles with 24h/7d/30d windows")
     parser.add_argument("--cpu-cycles", type=int, default=5, help="cycles of each design")
     args = parser.parse_args()
     print(f"fleet-sla ledger benchmark, {args.phase}: Python {platform.python_version()}, "

@@ -107,18 +107,10 @@ def _row(start: int, hour: Hour | None, span: int, held: bool, open_: bool) -> d
             "held": held, "open": open_, "estimated": h.estimated}
 
 
-def document(q: LedgerQuery, days: list[tuple[int, bytes]], memory: Mapping[int, Hour],
+def document(q: LedgerQuery, stored: Mapping[int, Hour], memory: Mapping[int, Hour],
              held_from: int | None, frozen_until: int | None, now: float) -> bytes:
-    """The JSON answer; hours in memory (recent and open ones) win over stored ones."""
-    stored: dict[int, Hour] = {}
-    for day, blob in days:
-        try:
-            hours = ledger_db.unpack_day(blob)
-        except ValueError:
-            continue  # written by another version: shown as not held
-        for i, h in enumerate(hours):
-            if h is not None:
-                stored[day * 24 + i] = h
+    """The JSON answer; hours in memory (recent and open ones) win over stored ones; both
+    by hour number."""
     rows = []
     totals = Hour()
     for key in range(q.start // HOUR, q.end // HOUR):
@@ -148,11 +140,8 @@ def document(q: LedgerQuery, days: list[tuple[int, bytes]], memory: Mapping[int,
 
 async def answer(db: aiosqlite.Connection, ledger: Ledger, q: LedgerQuery,
                  now: float) -> bytes:
-    async with db.execute("SELECT day, hours FROM ledger_days WHERE vessel = ? AND address = ?"
-                          " AND day >= ? AND day < ?",
-                          (q.vessel.id, q.device.address, q.start // 86400,
-                           -(-q.end // 86400))) as cursor:
-        days = [(int(day), blob) for day, blob in await cursor.fetchall()]
+    found = await ledger_db.read(db, q.vessel.id, [q.device.address], q.start, q.end)
+    stored = {at // HOUR: h for at, h in found.get(q.device.address, {}).items()}
     books = ledger.vessels.get(q.vessel.id)
     memory: dict[int, Hour] = {}
     held_from = frozen_until = None
@@ -164,4 +153,4 @@ async def answer(db: aiosqlite.Connection, ledger: Ledger, q: LedgerQuery,
             for key in {*book.frozen, *book.fresh}:
                 if first <= key < last and (hour := book.hour(key)) is not None:
                     memory[key] = hour
-    return await asyncio.to_thread(document, q, days, memory, held_from, frozen_until, now)
+    return await asyncio.to_thread(document, q, stored, memory, held_from, frozen_until, now)

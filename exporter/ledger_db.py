@@ -1,29 +1,55 @@
-"""The ledger's tables in the state DB: a row per device per UTC day, 24 packed hours.
+"""The ledger's tables in the state DB: a row per vessel per UTC day, all its devices.
 
-A row per hour would cost about 30 bytes of key and record each; a day's 24 hours packed
-into one blob of 16 bytes each keep a device-day near 400 bytes on disk. Days written
-before hours had flags (15 bytes an hour) are read as they are.
+A run of 5,000 vessels x 20 devices writes every device's day: a row per vessel-day
+(5,000 rows, not 100,000) holds the devices' addresses, their day totals once the day is
+whole (what period reports read, without the hours), and the hours of all of them, 24 of
+16 bytes per device, zlib-compressed (a healthy day packs to a few bytes an hour). Each
+device's day is kept packed in memory between writes (`Hours.packed`), so a run packs only
+the hours that changed. Carries are one packed row per vessel.
+
+Rows of the previous version (a row per device-day in `ledger_days`, a carry row per
+device in `ledger_carry`) are read as they are, under the new rows: they age out with
+retention, nothing is converted at start.
 
 The maintenance windows the ledger was built with are stored too, so a window declared
 while the exporter was down is applied at the next start.
 """
 
+import asyncio
 import json
 import struct
-from collections.abc import Iterable
-from typing import Any
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import repeat
+from operator import add
+from typing import Any, NamedTuple
 
 import aiosqlite
 
-from .sla.hours import HOUR, Carry, Hour
+from .sla.hours import HOUR, Carry, Hour, Hours
 from .sla.ledger import Ledger
 from .sla.maintenance import MaintenanceSchedule
+
+DAY = 86400
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_vessels (
     vessel TEXT PRIMARY KEY,
     frozen_until INTEGER NOT NULL,
     held_from INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_vessel_carries (
+    vessel TEXT PRIMARY KEY,
+    addresses TEXT NOT NULL,
+    carries BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_vessel_days (
+    vessel TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    addresses TEXT NOT NULL,
+    sums BLOB,
+    hours BLOB NOT NULL,
+    PRIMARY KEY (vessel, day)
 );
 CREATE TABLE IF NOT EXISTS ledger_carry (
     vessel TEXT NOT NULL,
@@ -50,67 +76,251 @@ CREATE TABLE IF NOT EXISTS ledger_schedule (
     windows TEXT NOT NULL
 );
 """
+# ledger_vessel_days is a rowid table: its rows are a few KB before compression, too
+# long for a WITHOUT ROWID b-tree.
 
-# up, down, maintenance (s), up and down samples, outages started, longest outage (s),
-# flags. Seconds of one hour are clamped to 65535: only a sample_interval over 18 h could
-# exceed it.
-_HOUR = struct.Struct("<HHHHHBIB")
-_OLD_HOUR = struct.Struct("<HHHHHBI")  # before flags
+# Packed by hand: a struct per hour keeps a device-day at a fixed 392 bytes, sliced out
+# of the vessel's row without parsing the rest.
+# up, down, maintenance (s), up and down samples, outages started, longest outage (s).
+# Seconds of one hour are clamped to 65535: only a sample_interval over 18 h exceeds it.
+_HOUR = struct.Struct("<HHHHHHI")
+_MASKS = struct.Struct("<II")  # per device-day: hours held, hours estimated (bit = hour)
+SECTION = _MASKS.size + 24 * _HOUR.size
+# A device's whole day: up, down, maintenance, unobserved (s), up and down samples,
+# outages, longest outage (s), hours held, hours estimated.
+_SUM = struct.Struct("<8IBB")
+_ROW = b"\x01"  # leads a row's hours: their format
+# The previous version's device-day: 24 hours of 16 bytes (15 before flags), 0xff = none.
+_OLD_HOUR = struct.Struct("<HHHHHBIB")
+_OLDER_HOUR = struct.Struct("<HHHHHBI")
 _ESTIMATED = 1
-_U16, _U8, _U32 = 0xFFFF - 1, 0xFF, 0xFFFFFFFF
+# Per device: last_up, then last, first, down_from (_NULL: None).
+_CARRY = struct.Struct("<Bqqq")
+_NULL = -(1 << 63)  # no timestamp is that far back
+_CARRIES: dict[int, struct.Struct] = {}  # by device count: a vessel's in one call
+_U16, _U32 = 0xFFFF, 0xFFFFFFFF
+_NONE_HELD = bytes(4)
+_NO_HOUR = bytes(_HOUR.size)  # a section's mask of hours held, when it holds none
 
 
-def pack_day(hours: list[Hour | None]) -> bytes:
-    out = []
-    for h in hours:
+class DaySum(NamedTuple):
+    """A device's UTC day, summed over its hours (seconds, counts)."""
+
+    up: int
+    down: int
+    maintenance: int
+    unobserved: int  # of the day's time up to now: not held, or held without samples
+    up_samples: int
+    down_samples: int
+    outages: int  # down stretches started in the day
+    longest: int  # longest down stretch ending in the day
+    held: int  # hours the ledger has figures for
+    estimated: int  # of them, hours re-split by an estimate (see hours.estimate)
+
+
+# --- packing ---------------------------------------------------------------------------
+
+
+def _pack_hour(h: Hour) -> bytes:
+    try:
+        return _HOUR.pack(h.up, h.down, h.maintenance, h.up_samples, h.down_samples,
+                          h.outages, h.longest)
+    except struct.error:  # out of range: clamped, as only absurd settings get there
+        return _HOUR.pack(*(max(0, min(v, top)) for v, top in (
+            (h.up, _U16), (h.down, _U16), (h.maintenance, _U16), (h.up_samples, _U16),
+            (h.down_samples, _U16), (h.outages, _U16), (h.longest, _U32))))
+
+
+def _patch(section: bytearray, frozen: Mapping[int, Hour], keys: Iterable[int]) -> None:
+    held, estimated = _MASKS.unpack_from(section)
+    for key in keys:
+        i = key % 24
+        bit = 1 << i
+        h = frozen.get(key)
+        at = _MASKS.size + i * _HOUR.size
         if h is None:
-            out.append(b"\xff" * _HOUR.size)
+            section[at:at + _HOUR.size] = bytes(_HOUR.size)
+            held &= ~bit
+            estimated &= ~bit
             continue
-        out.append(_HOUR.pack(min(h.up, _U16), min(h.down, _U16), min(h.maintenance, _U16),
-                              min(h.up_samples, _U16), min(h.down_samples, _U16),
-                              min(h.outages, _U8), min(h.longest, _U32),
-                              _ESTIMATED if h.estimated else 0))
-    return b"".join(out)
+        section[at:at + _HOUR.size] = _pack_hour(h)
+        held |= bit
+        estimated = estimated | bit if h.estimated else estimated & ~bit
+    _MASKS.pack_into(section, 0, held, estimated)
+
+
+def pack_section(frozen: Mapping[int, Hour], day: int) -> bytes:
+    """A device's day as stored: its 24 hours, absent ones as zeros."""
+    held = estimated = 0
+    parts = []
+    get = frozen.get
+    for i in range(24):
+        h = get(day * 24 + i)
+        if h is None:
+            parts.append(_NO_HOUR)
+            continue
+        parts.append(_pack_hour(h))
+        held |= 1 << i
+        if h.estimated:
+            estimated |= 1 << i
+    return _MASKS.pack(held, estimated) + b"".join(parts)
+
+
+def _day_section(frozen: Mapping[int, Hour], day: int) -> bytes:
+    """The packed day, kept with the hours so a write packs only those that changed."""
+    if not isinstance(frozen, Hours):
+        return pack_section(frozen, day)
+    section = frozen.packed.get(day)
+    if section is None:
+        section = frozen.packed[day] = bytearray(pack_section(frozen, day))
+        frozen.repack.pop(day, None)
+    elif changed := frozen.repack.pop(day, None):
+        _patch(section, frozen, changed)
+    return bytes(section)
+
+
+def unpack_section(section: bytes | bytearray | memoryview, day: int) -> dict[int, Hour]:
+    """The hours a packed device-day holds, by hour number."""
+    held, estimated = _MASKS.unpack_from(section)
+    found = {}
+    packed = _HOUR.iter_unpack(memoryview(section)[_MASKS.size:SECTION])
+    for i, (up, down, kept, up_n, down_n, outages, longest) in enumerate(packed):
+        if held >> i & 1:
+            found[day * 24 + i] = Hour(up, down, kept, up_n, down_n, outages, longest,
+                                       estimated=bool(estimated >> i & 1))
+    return found
+
+
+def sum_section(section: bytes | bytearray | memoryview, spans: list[int] | None = None) -> DaySum:
+    """A packed device-day's totals; `spans` are its hours' lengths (all whole if None)."""
+    held, estimated = _MASKS.unpack_from(section)
+    up, down, kept, up_n, down_n, outages, longest = zip(
+        *_HOUR.iter_unpack(memoryview(section)[_MASKS.size:SECTION]), strict=True)
+    # Absent hours are zeros: wholly unobserved, as they should be.
+    used = list(map(add, map(add, up, down), kept))
+    if spans is None and max(used) <= HOUR:
+        unobserved = 24 * HOUR - sum(used)
+    else:
+        unobserved = sum(max(0, s - u) for s, u in zip(spans or repeat(HOUR), used, strict=False))
+    return DaySum(sum(up), sum(down), sum(kept), unobserved, sum(up_n), sum(down_n),
+                  sum(outages), max(longest), held.bit_count(), estimated.bit_count())
+
+
+def _old_section(blob: Any) -> bytes:
+    """A previous version's device-day as a section; ValueError if it is none."""
+    if not isinstance(blob, bytes):
+        raise ValueError("not a packed day")
+    form = next((f for f in (_OLD_HOUR, _OLDER_HOUR) if len(blob) == 24 * f.size), None)
+    if form is None:
+        raise ValueError("not a packed day")
+    hours: dict[int, Hour] = {}
+    for i, values in enumerate(form.iter_unpack(blob)):
+        if blob[i * form.size:(i + 1) * form.size] == b"\xff" * form.size:
+            continue  # an hour the ledger has nothing for
+        up, down, held, up_n, down_n, outages, longest, *flags = values
+        hours[i] = Hour(up, down, held, up_n, down_n, outages, longest,
+                        estimated=bool(flags and flags[0] & _ESTIMATED))
+    return pack_section(hours, 0)
 
 
 def unpack_day(blob: Any) -> list[Hour | None]:
-    """A stored day; anything but 24 packed hours (another version, damage) is ValueError."""
-    if not isinstance(blob, bytes):
-        raise ValueError("not a packed day")
-    form = next((f for f in (_HOUR, _OLD_HOUR) if len(blob) == 24 * f.size), None)
-    if form is None:
-        raise ValueError("not a packed day")
-    hours: list[Hour | None] = []
-    for i in range(24):
-        chunk = blob[i * form.size:(i + 1) * form.size]
-        if chunk == b"\xff" * form.size:
-            hours.append(None)  # an hour the ledger has nothing for
-            continue
-        up, down, held, up_n, down_n, outages, longest, *flags = form.unpack(chunk)
-        hours.append(Hour(up, down, held, up_n, down_n, outages, longest,
-                          estimated=bool(flags and flags[0] & _ESTIMATED)))
-    return hours
+    """A previous version's stored device-day; anything else is ValueError."""
+    hours = unpack_section(_old_section(blob), 0)
+    return [hours.get(i) for i in range(24)]
+
+
+class _Row(NamedTuple):
+    day: int
+    sections: dict[str, memoryview]  # address -> packed device-day
+    sums: dict[str, DaySum] | None  # when the row holds the whole day
+
+
+def _row(day: Any, addresses: Any, sums: Any, hours: Any, wanted: set[str] | None,
+         with_hours: bool = True) -> _Row:
+    """A stored vessel-day; anything else (another version, damage) is ValueError."""
+    if not isinstance(day, int) or not isinstance(addresses, str):
+        raise ValueError("not a vessel-day")
+    names = json.loads(addresses)
+    if not isinstance(names, list) or not all(isinstance(a, str) for a in names):
+        raise ValueError("not a vessel-day")
+    totals = None
+    if sums is not None:
+        if not isinstance(sums, bytes) or len(sums) != len(names) * _SUM.size:
+            raise ValueError("not a vessel-day")
+        totals = {a: DaySum._make(t) for a, t in zip(names, _SUM.iter_unpack(sums),
+                                                     strict=True)
+                  if wanted is None or a in wanted}
+    sections: dict[str, memoryview] = {}
+    if with_hours or totals is None:
+        if not isinstance(hours, bytes) or hours[:1] != _ROW:
+            raise ValueError("not a vessel-day")
+        try:
+            raw = memoryview(zlib.decompress(hours[1:]))
+        except zlib.error as exc:
+            raise ValueError("not a vessel-day") from exc
+        if len(raw) != len(names) * SECTION:
+            raise ValueError("not a vessel-day")
+        sections = {a: raw[n * SECTION:(n + 1) * SECTION] for n, a in enumerate(names)
+                    if wanted is None or a in wanted}
+    return _Row(day, sections, totals)
 
 
 async def create(db: aiosqlite.Connection) -> None:
     await db.executescript(SCHEMA)
 
 
+# --- writing ---------------------------------------------------------------------------
+
+
 async def write(db: aiosqlite.Connection, ledger: Ledger, now: float, retention: float,
                 prune: bool) -> None:
     """Write the days and cursors changed since the last write; inside the caller's
-    transaction, so a run and its ledger are stored together or not at all."""
-    rows = []
-    for vessel, address, day in ledger.dirty:
-        hours = ledger.day(vessel, address, day)
-        if hours is not None:
-            rows.append((vessel, address, day, pack_day(hours)))
-    await db.executemany("INSERT OR REPLACE INTO ledger_days (vessel, address, day, hours)"
-                         " VALUES (?, ?, ?, ?)", rows)
+    transaction, so a run and its ledger are stored together or not at all. The packed
+    days are taken on the loop (memory changes under it), joined, compressed and summed
+    in the database's thread."""
+    dirty = ledger.dirty
+    days: list[tuple[str, int, dict[str, bytes], bool]] = []
+    for vessel, day in {(vessel, day) for vessel, _, day in dirty}:
+        books = ledger.vessels.get(vessel)
+        if books is None:
+            continue
+        # Memory holds every device's hours from two days before the frozen cursor on
+        # (restore and prune keep them): a device that did not change there is written as
+        # memory has it. Before that, or while a rewind is replayed, it may have been
+        # dropped from memory, and its stored day is kept.
+        trusted = books.replay_from is None and day > (books.frozen_until - 2 * DAY) // DAY
+        sections: dict[str, bytes] = {}
+        if not trusted and not all((vessel, a, day) in dirty for a in books.books):
+            for row in await _rows(db, vessel, day, day, None):
+                sections.update((a, bytes(s)) for a, s in row.sections.items())
+        for address, book in books.books.items():
+            if trusted or (vessel, address, day) in dirty:
+                section = _day_section(book.frozen, day)
+                if section.startswith(_NONE_HELD):
+                    sections.pop(address, None)  # no hours: not stored
+                else:
+                    sections[address] = section
+        whole = books.frozen_until >= (day + 1) * DAY
+        if whole:
+            for book in books.books.values():  # written: not packed again but to amend
+                if isinstance(book.frozen, Hours):
+                    book.frozen.packed.pop(day, None)
+        days.append((vessel, day, sections, whole))
+
+    def rows() -> Iterator[tuple[str, int, str, bytes | None, bytes]]:
+        for vessel, day, sections, whole in days:
+            packed = list(sections.values())
+            sums = b"".join(_SUM.pack(*sum_section(s)) for s in packed) if whole else None
+            yield (vessel, day, json.dumps(list(sections)), sums,
+                   _ROW + zlib.compress(b"".join(packed), 1))
+
+    await db.executemany("INSERT OR REPLACE INTO ledger_vessel_days (vessel, day, addresses,"
+                         " sums, hours) VALUES (?, ?, ?, ?, ?)", rows())
     cursors: list[tuple[str, int, int]] = []
     replays: list[tuple[str, int]] = []
     done: list[tuple[str]] = []
-    carries: list[tuple[str, str, int | None, int, int | None, int | None]] = []
+    carries: list[tuple[str, list[str], list[tuple[bool, int | None, int | None, int | None]]]]
+    carries = []
     for vid in ledger.cursors_dirty:
         books = ledger.vessels.get(vid)
         if books is None:
@@ -120,18 +330,97 @@ async def write(db: aiosqlite.Connection, ledger: Ledger, now: float, retention:
             done.append((vid,))
         else:
             replays.append((vid, books.replay_from))
-        carries.extend((vid, a, b.carry.last, int(b.carry.last_up), b.carry.first,
-                        b.carry.down_from) for a, b in books.books.items())
+        carries.append((vid, list(books.books), [
+            (c.last_up, c.last, c.first, c.down_from)
+            for c in (b.carry for b in books.books.values())]))
+
+    def carry_rows() -> Iterator[tuple[str, str, bytes]]:
+        for vid, addresses, values in carries:
+            form = _CARRIES.get(len(values))
+            if form is None:
+                form = _CARRIES[len(values)] = struct.Struct("<" + "Bqqq" * len(values))
+            yield vid, json.dumps(addresses), form.pack(
+                *[_NULL if x is None else x for v in values for x in v])
+
     await db.executemany("INSERT OR REPLACE INTO ledger_vessels (vessel, frozen_until,"
                          " held_from) VALUES (?, ?, ?)", cursors)
-    await db.executemany("INSERT OR REPLACE INTO ledger_carry (vessel, address, last, last_up,"
-                         " first, down_from) VALUES (?, ?, ?, ?, ?, ?)", carries)
+    await db.executemany("INSERT OR REPLACE INTO ledger_vessel_carries (vessel, addresses,"
+                         " carries) VALUES (?, ?, ?)", carry_rows())
     await db.executemany("DELETE FROM ledger_replay WHERE vessel = ?", done)
     await db.executemany("INSERT OR REPLACE INTO ledger_replay (vessel, replay_from)"
                          " VALUES (?, ?)", replays)
-    if prune:  # a full scan: done once a day
-        await db.execute("DELETE FROM ledger_days WHERE day < ?",
-                         (int((now - retention) // 86400),))
+    if prune:  # full scans: done once a day
+        oldest = int((now - retention) // DAY)
+        await db.execute("DELETE FROM ledger_vessel_days WHERE day < ?", (oldest,))
+        await db.execute("DELETE FROM ledger_days WHERE day < ?", (oldest,))
+        await db.execute("DELETE FROM ledger_carry WHERE vessel IN"
+                         " (SELECT vessel FROM ledger_vessel_carries)")
+
+
+def _unpack_carries(addresses: Any, blob: Any) -> dict[str, Carry]:
+    if not isinstance(addresses, str) or not isinstance(blob, bytes):
+        raise ValueError("not packed carries")
+    names = json.loads(addresses)
+    if (not isinstance(names, list) or not all(isinstance(a, str) for a in names)
+            or len(blob) != len(names) * _CARRY.size):
+        raise ValueError("not packed carries")
+    carries = {}
+    for address, (up, last, first, down_from) in zip(names, _CARRY.iter_unpack(blob),
+                                                      strict=True):
+        carries[address] = Carry(None if last == _NULL else last, bool(up),
+                                 None if first == _NULL else first,
+                                 None if down_from == _NULL else down_from)
+    return carries
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+async def _rows(db: aiosqlite.Connection, vessel: str, first: int, last: int,
+                wanted: set[str] | None, with_hours: bool = True) -> list[_Row]:
+    """The vessel's stored days in [first, last], oldest first; a previous version's rows
+    under this one's (a device-day in both is this one's)."""
+    rows, _ = await _read_rows(db, vessel, first, last, wanted, with_hours)
+    return rows
+
+
+async def _read_rows(db: aiosqlite.Connection, vessel: str, first: int, last: int,
+                     wanted: set[str] | None, with_hours: bool) -> tuple[list[_Row], int]:
+    column = "hours" if with_hours else "CASE WHEN sums IS NULL THEN hours END"
+    async with db.execute(f"SELECT day, addresses, sums, {column} FROM ledger_vessel_days"
+                          " WHERE vessel = ? AND day >= ? AND day <= ? ORDER BY day",
+                          (vessel, first, last)) as c:
+        new = await c.fetchall()
+    async with db.execute("SELECT day, address, hours FROM ledger_days WHERE vessel = ? AND"
+                          " day >= ? AND day <= ?", (vessel, first, last)) as c:
+        old = await c.fetchall()
+    return await asyncio.to_thread(_decode, new, old, wanted, with_hours)
+
+
+def _decode(new: Iterable[Any], old: Iterable[Any], wanted: set[str] | None,
+            with_hours: bool) -> tuple[list[_Row], int]:
+    skipped = 0
+    found: dict[int, _Row] = {}
+    for day, addresses, sums, blob in new:
+        try:
+            found[day] = _row(day, addresses, sums, blob, wanted, with_hours)
+        except ValueError:
+            skipped += 1
+    for day, address, blob in old:
+        if not isinstance(day, int) or (wanted is not None and address not in wanted):
+            continue
+        row = found.get(day)
+        if row is not None and (address in row.sections or (row.sums or {}).get(address)):
+            continue
+        try:
+            section = memoryview(_old_section(blob))
+        except ValueError:
+            skipped += 1
+            continue
+        if row is None:
+            row = found[day] = _Row(day, {}, None)
+        row.sections[address] = section
+    return [found[d] for d in sorted(found)], skipped
 
 
 async def restore(db: aiosqlite.Connection, ledger: Ledger, now: float) -> int:
@@ -146,31 +435,39 @@ async def restore(db: aiosqlite.Connection, ledger: Ledger, now: float) -> int:
         if not (isinstance(frozen_until, int) and isinstance(held_from, int)):
             skipped += 1
             continue
-        carries: dict[str, Carry] = {}
-        async with db.execute("SELECT address, last, last_up, first, down_from FROM"
-                              " ledger_carry WHERE vessel = ?", (vessel,)) as c:
-            for address, last, last_up, first, down_from in await c.fetchall():
-                values = (last, first, down_from)
-                if not all(v is None or isinstance(v, int) for v in values):
-                    skipped += 1
-                    continue
-                carries[address] = Carry(last, bool(last_up), first, down_from)
-        since = int(min(now - longest, frozen_until - 2 * 86400) // 86400)
-        hours: dict[str, dict[int, Hour]] = {}
-        async with db.execute("SELECT address, day, hours FROM ledger_days WHERE vessel = ?"
-                              " AND day >= ?", (vessel, since)) as c:
-            for address, day, blob in await c.fetchall():
-                try:
-                    day_hours = unpack_day(blob)
-                except ValueError:
-                    skipped += 1
-                    continue
-                book = hours.setdefault(address, {})
-                for i, h in enumerate(day_hours):
-                    if h is not None:
-                        book[day * 24 + i] = h
+        carries: dict[str, Carry] | None = None
+        async with db.execute("SELECT addresses, carries FROM ledger_vessel_carries WHERE"
+                              " vessel = ?", (vessel,)) as c:
+            row = await c.fetchone()
+        if row is not None:
+            try:
+                carries = _unpack_carries(row[0], row[1])
+            except ValueError:
+                skipped += 1
+        if carries is None:  # a previous version's rows
+            carries = {}
+            async with db.execute("SELECT address, last, last_up, first, down_from FROM"
+                                  " ledger_carry WHERE vessel = ?", (vessel,)) as c:
+                for address, last, last_up, first, down_from in await c.fetchall():
+                    values = (last, first, down_from)
+                    if not all(v is None or isinstance(v, int) for v in values):
+                        skipped += 1
+                        continue
+                    carries[address] = Carry(last, bool(last_up), first, down_from)
+        since = int(min(now - longest, frozen_until - 2 * DAY) // DAY)
+        rows, bad = await _read_rows(db, vessel, since, 1 << 40, None, True)
+        skipped += bad
+        hours = await asyncio.to_thread(_unpack_rows, rows)
         ledger.restore(vessel, frozen_until, held_from, carries, hours, replays.get(vessel))
     return skipped
+
+
+def _unpack_rows(rows: list[_Row]) -> dict[str, dict[int, Hour]]:
+    hours: dict[str, dict[int, Hour]] = {}
+    for row in rows:
+        for address, section in row.sections.items():
+            hours.setdefault(address, {}).update(unpack_section(section, row.day))
+    return hours
 
 
 async def load(db: aiosqlite.Connection, ledger: Ledger, vessel: str, day: int) -> None:
@@ -179,20 +476,11 @@ async def load(db: aiosqlite.Connection, ledger: Ledger, vessel: str, day: int) 
     books = ledger.vessels.get(vessel)
     if books is None:
         return
-    async with db.execute("SELECT address, day, hours FROM ledger_days WHERE vessel = ?"
-                          " AND day >= ?", (vessel, day)) as c:
-        rows = await c.fetchall()
-    for address, stored, blob in rows:
-        book = books.books.get(address)
-        try:
-            day_hours = unpack_day(blob)
-        except ValueError:
-            continue
-        if book is None:
-            continue
-        for i, h in enumerate(day_hours):
-            if h is not None:
-                book.frozen.setdefault(stored * 24 + i, h)
+    rows = await _rows(db, vessel, day, 1 << 40, set(books.books))
+    for address, stored in (await asyncio.to_thread(_unpack_rows, rows)).items():
+        frozen = books.books[address].frozen
+        for key, h in stored.items():
+            frozen.setdefault(key, h)
 
 
 async def read_schedule(db: aiosqlite.Connection) -> MaintenanceSchedule | None:
@@ -216,22 +504,44 @@ async def write_schedule(db: aiosqlite.Connection, schedule: MaintenanceSchedule
 async def read(db: aiosqlite.Connection, vessel: str, addresses: Iterable[str], start: int,
                end: int) -> dict[str, dict[int, Hour]]:
     """Stored hours in [start, end) by device address and hour start."""
+    wanted = set(addresses)
+    rows = await _rows(db, vessel, start // DAY, end // DAY, wanted)
+    return await asyncio.to_thread(_hours_in, rows, wanted, start, end)
+
+
+def _hours_in(rows: list[_Row], wanted: set[str], start: int,
+              end: int) -> dict[str, dict[int, Hour]]:
+    found: dict[str, dict[int, Hour]] = {a: {} for a in wanted}
+    for row in rows:
+        base = row.day * DAY
+        for address, section in row.sections.items():
+            into = found[address]
+            held, estimated = _MASKS.unpack_from(section)
+            packed = _HOUR.iter_unpack(section[_MASKS.size:SECTION])
+            for i, (up, down, kept, up_n, down_n, outages, longest) in enumerate(packed):
+                at = base + i * HOUR
+                if held >> i & 1 and start <= at < end:
+                    into[at] = Hour(up, down, kept, up_n, down_n, outages, longest,
+                                    bool(estimated >> i & 1))
+    return found
+
+
+def _memory(ledger: Ledger, vessel: str, addresses: Iterable[str],
+            start: int, end: int) -> dict[str, dict[int, Hour]]:
+    """Each device's hours in [start, end) held in memory, by hour start."""
     found: dict[str, dict[int, Hour]] = {}
+    books = ledger.vessels.get(vessel)
+    if books is None:
+        return found
     for address in addresses:
-        async with db.execute("SELECT day, hours FROM ledger_days WHERE vessel = ? AND"
-                              " address = ? AND day >= ? AND day <= ?",
-                              (vessel, address, start // 86400, end // 86400)) as c:
-            rows = await c.fetchall()
-        hours = found.setdefault(address, {})
-        for day, blob in rows:
-            try:
-                day_hours = unpack_day(blob)
-            except ValueError:
-                continue  # written by another version: shown as not held
-            for i, h in enumerate(day_hours):
-                at = (day * 24 + i) * HOUR
-                if h is not None and start <= at < end:
-                    hours[at] = h
+        book = books.books.get(address)
+        if book is None:
+            continue
+        into = found.setdefault(address, {})
+        for key in {*book.frozen, *book.fresh}:
+            at = key * HOUR
+            if start <= at < end and (hour := book.hour(key)) is not None:
+                into[at] = hour
     return found
 
 
@@ -241,15 +551,76 @@ async def hours(db: aiosqlite.Connection, ledger: Ledger, vessel: str,
     still in memory (recent and open ones, not yet written or still changing)."""
     wanted = list(addresses)
     found = await read(db, vessel, wanted, start, end)
+    for address, memory in _memory(ledger, vessel, wanted, start, end).items():
+        found.setdefault(address, {}).update(memory)
+    return found
+
+
+async def days(db: aiosqlite.Connection, ledger: Ledger, vessel: str,
+               addresses: Iterable[str], start_day: int, end_day: int,
+               now: float | None = None) -> dict[str, dict[int, DaySum]]:
+    """Each device's UTC days in [start_day, end_day) (day numbers: epoch seconds // 86400)
+    summed, by day number: stored totals of whole days, and days with hours not yet
+    written or still open summed from stored hours overlaid by memory, as `hours` does.
+    With `now`, the day it falls in counts up to it and later days are left out. A device
+    with no hours on a day has no entry for it: the day was wholly unobserved.
+
+    For a range that starts or ends inside a day, read its edge hours with `hours`."""
+    wanted = set(addresses)
+    if now is not None:
+        end_day = min(end_day, int(now // DAY) + 1)
+    if end_day <= start_day:
+        return {a: {} for a in wanted}
+    rows = await _rows(db, vessel, start_day, end_day - 1, wanted, with_hours=False)
+    # Memory differs from the rows on days not written yet (changed, open hours).
+    memory: dict[str, dict[int, dict[int, Hour]]] = {}
     books = ledger.vessels.get(vessel)
     if books is not None:
+        open_days = {(a, d) for v, a, d in ledger.dirty if v == vessel and a in wanted}
         for address in wanted:
             book = books.books.get(address)
             if book is None:
                 continue
-            into = found.setdefault(address, {})
-            for key in {*book.frozen, *book.fresh}:
-                at = key * HOUR
-                if start <= at < end and (hour := book.hour(key)) is not None:
-                    into[at] = hour
+            open_days.update((address, k // 24) for k in book.fresh)
+        for address, day in open_days:
+            if start_day <= day < end_day:
+                book = books.books[address]
+                memory.setdefault(address, {})[day] = {
+                    k: h for k in range(day * 24, day * 24 + 24)
+                    if (h := book.hour(k)) is not None}
+    # Stored hours go under memory's on the days both have.
+    needed = {d for m in memory.values() for d in m} & {r.day for r in rows}
+    stored = {r.day: r for r in await _rows(db, vessel, min(needed), max(needed), wanted)
+              } if needed else {}
+    return await asyncio.to_thread(_sum_days, rows, stored, memory, wanted, now)
+
+
+def _sum_days(rows: list[_Row], stored: Mapping[int, _Row],
+              memory: Mapping[str, Mapping[int, Mapping[int, Hour]]], wanted: set[str],
+              now: float | None) -> dict[str, dict[int, DaySum]]:
+    found: dict[str, dict[int, DaySum]] = {a: {} for a in wanted}
+
+    def spans(day: int) -> list[int] | None:
+        if now is None or (day + 1) * DAY <= now:
+            return None
+        return [max(0, min(HOUR, int(now) - (day * 24 + i) * HOUR)) for i in range(24)]
+
+    for row in rows:
+        current = spans(row.day)
+        for address in wanted:
+            total = row.sums.get(address) if row.sums is not None else None
+            if total is not None and current is None:
+                found[address][row.day] = total
+            elif (section := row.sections.get(address)) is not None:
+                found[address][row.day] = sum_section(section, current)
+    for address, by_day in memory.items():
+        for day, hours in by_day.items():
+            below = stored.get(day)
+            under = below.sections.get(address) if below is not None else None
+            merged = bytearray(under if under is not None else bytes(SECTION))
+            both = dict(unpack_section(merged, day))
+            both.update(hours)
+            _patch(merged, both, hours)
+            if _MASKS.unpack_from(merged)[0]:
+                found[address][day] = sum_section(merged, spans(day))
     return found

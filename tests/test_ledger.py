@@ -319,11 +319,27 @@ class TestEstimates:
 
 
 class TestStoredDays:
-    def test_the_flag_is_stored_and_days_written_before_it_still_read(self):
+    def test_a_packed_day_keeps_every_figure_and_the_flag(self):
+        hours = {3: Hour(up=10, down=20, maintenance=30, up_samples=1, down_samples=2,
+                         outages=1, longest=20, estimated=True),
+                 23: Hour(up=3600, up_samples=60)}
+        section = ledger_db.pack_section(hours, 0)
+        assert len(section) == ledger_db.SECTION
+        assert ledger_db.unpack_section(section, 0) == hours
+        assert ledger_db.unpack_section(ledger_db.pack_section(hours, 0), 0) == hours
+        moved = {k + 24 * 5: h for k, h in hours.items()}
+        assert ledger_db.unpack_section(ledger_db.pack_section(moved, 5), 5) == moved
+
+    def test_figures_out_of_range_are_clamped_not_an_error(self):
+        hours = {0: Hour(up=70000, longest=1 << 40)}
+        [back] = ledger_db.unpack_section(ledger_db.pack_section(hours, 0), 0).values()
+        assert (back.up, back.longest) == (0xFFFF, 0xFFFFFFFF)
+
+    def test_days_of_the_previous_versions_are_still_read(self):
         day: list[Hour | None] = [None] * 24
         day[3] = Hour(up=10, down=20, maintenance=30, up_samples=1, down_samples=2,
                       outages=1, longest=20, estimated=True)
-        assert ledger_db.unpack_day(ledger_db.pack_day(day)) == day
+        assert ledger_db.unpack_day(old_pack_day(day)) == day
         old = struct.Struct("<HHHHHBI")
         blob = b"".join(b"\xff" * old.size if i != 3 else old.pack(10, 20, 30, 1, 2, 1, 20)
                         for i in range(24))
@@ -332,3 +348,25 @@ class TestStoredDays:
         assert ledger_db.unpack_day(blob) == day
         with pytest.raises(ValueError):
             ledger_db.unpack_day(blob[:-1])
+
+    def test_a_days_sum_is_the_sum_of_its_hours(self):
+        hours = {0: Hour(up=3000, down=600, up_samples=50, down_samples=10, outages=1,
+                         longest=600),
+                 1: Hour(up=3700, up_samples=61),  # an interval change gave it more
+                 5: Hour(maintenance=1200, up=1200, up_samples=20, estimated=True)}
+        total = ledger_db.sum_section(ledger_db.pack_section(hours, 0))
+        assert total == ledger_db.DaySum(
+            up=7900, down=600, maintenance=1200, unobserved=0 + 0 + 1200 + 21 * 3600,
+            up_samples=131, down_samples=10, outages=1, longest=600, held=3, estimated=1)
+        # Up to 01:30: hour 1 counts half an hour, later ones nothing.
+        spans = [3600, 1800] + [0] * 22
+        part = ledger_db.sum_section(ledger_db.pack_section(hours, 0), spans)
+        assert part.unobserved == 0
+
+
+def old_pack_day(hours: list[Hour | None]) -> bytes:
+    """A device-day as the previous version stored it (16 bytes an hour, 0xff: none)."""
+    form = struct.Struct("<HHHHHBIB")
+    return b"".join(b"\xff" * form.size if h is None else form.pack(
+        h.up, h.down, h.maintenance, h.up_samples, h.down_samples, h.outages, h.longest,
+        1 if h.estimated else 0) for h in hours)

@@ -12,6 +12,8 @@ part of an interval more or less than its length, which its neighbour has less o
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import accumulate, islice, pairwise
+from typing import Any
 
 HOUR = 3600
 
@@ -276,11 +278,128 @@ class Profile:
         self.through = min(self.through, after)
 
 
+# Whole hours a window must hold before their running totals are kept: a 24 h window
+# walks its hours, which costs less than keeping totals for every device.
+RUN = 48
+
+
+class Hours(dict[int, Hour]):
+    """A book's frozen hours by hour number, noting which change, so that what is derived
+    from them is brought up to date instead of recomputed: running totals for the windows,
+    and the days packed for the state DB (kept by ledger_db)."""
+
+    __slots__ = ("_base", "_built", "_count", "_down", "_held", "_low", "_rest", "_top", "_up",
+                 "packed", "repack")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._base = self._top = 0
+        self._built = 0  # totals known, from _base on; 0: none yet
+        self._low = 0  # the totals hold for ranges from here on (see _dropped)
+        # Totals of the hours before _base + i, at index i (array: 8 bytes a number).
+        self._up, self._down, self._held = array("q"), array("q"), array("q")
+        self._rest, self._count = array("q"), array("q")
+        self.packed: dict[int, bytearray] = {}  # day -> its hours as the state DB holds them
+        self.repack: dict[int, set[int]] = {}  # day -> hours changed since it was packed
+
+    def _changed(self, key: int) -> None:
+        if self._built:
+            if key < self._base:
+                self._built = 0
+            else:
+                self._built = min(self._built, key - self._base + 1)
+                self._top = max(self._top, key)
+        day = key // 24
+        if day in self.packed:
+            self.repack.setdefault(day, set()).add(key)
+
+    def _reset(self) -> None:
+        self._built = self._low = 0
+        self.packed.clear()
+        self.repack.clear()
+
+    def __setitem__(self, key: int, hour: Hour) -> None:
+        super().__setitem__(key, hour)
+        self._changed(key)
+
+    def __delitem__(self, key: int) -> None:
+        super().__delitem__(key)
+        self._dropped(key)
+
+    def _dropped(self, key: int) -> None:
+        # Totals over hours after a dropped one differ from those before it by the same,
+        # so they still hold for any range above it; pruning drops the oldest hours.
+        self._low = max(self._low, key + 1)
+        self.packed.pop(key // 24, None)
+        self.repack.pop(key // 24, None)
+
+    def setdefault(self, key: int, default: Hour) -> Hour:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, key: int, *default: Any) -> Any:
+        if key in self:
+            self._dropped(key)
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[int, Hour]:
+        self._reset()
+        return super().popitem()
+
+    def clear(self) -> None:
+        super().clear()
+        self._reset()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._reset()
+
+    def __ior__(self, other: Any) -> "Hours":  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def totals(self, lo: int, hi: int) -> tuple[int, int, int, int, int]:
+        """Up, down, maintenance, unobserved in held hours, and hours held, over the hour
+        numbers in [lo, hi); a change re-adds only the totals after it."""
+        if not self or hi <= lo:
+            return (0, 0, 0, 0, 0)
+        if lo < self._low:
+            self._built = self._low = 0
+        if not self._built:
+            self._base, self._top = min(self), max(self)
+            for a in (self._up, self._down, self._held, self._rest, self._count):
+                del a[:]
+                a.append(0)
+            self._built = 1
+        below, upto = self._at(lo), self._at(hi)
+        return (upto[0] - below[0], upto[1] - below[1], upto[2] - below[2],
+                upto[3] - below[3], upto[4] - below[4])
+
+    def _at(self, key: int) -> tuple[int, int, int, int, int]:
+        i = min(max(key - self._base, 0), self._top - self._base + 1)
+        arrays = (self._up, self._down, self._held, self._rest, self._count)
+        if i >= self._built:
+            for a in arrays:
+                del a[self._built:]
+            hours = [self.get(k) for k in range(self._base + self._built - 1, self._base + i)]
+            ups = [0 if h is None else h.up for h in hours]
+            downs = [0 if h is None else h.down for h in hours]
+            helds = [0 if h is None else h.maintenance for h in hours]
+            rests = [0 if h is None else max(0, HOUR - h.up - h.down - h.maintenance)
+                     for h in hours]
+            counts = [0 if h is None else 1 for h in hours]
+            for a, values in zip(arrays, (ups, downs, helds, rests, counts), strict=True):
+                a.extend(islice(accumulate(values, initial=a[-1]), 1, None))
+            self._built = i + 1
+        return (self._up[i], self._down[i], self._held[i], self._rest[i], self._count[i])
+
+
 @dataclass(slots=True)
 class Book:
     """One device's hours: frozen ones and the recomputed part after them."""
 
-    frozen: dict[int, Hour] = field(default_factory=dict)
+    frozen: dict[int, Hour] = field(default_factory=Hours)
     fresh: dict[int, Hour] = field(default_factory=dict)  # hours after the frozen cursor
     carry: Carry = field(default_factory=Carry)
     profile: Profile = field(default_factory=Profile)
@@ -296,9 +415,9 @@ def window(book: Book, start: float, now: float, held_from: float,
            edge: EdgeCount | None = None) -> Span:
     """The time of (start, now] by state. Whole hours come from the book; the hour the
     window starts in is weighed by `edge` when given, else by the share of it inside."""
-    total = Span()
     first, last = int(start // HOUR), int(now // HOUR)
-    for key in range(first, last + 1):
+    total, walk = _runs(book, first, last, held_from)
+    for key in walk:
         lo, hi = max(key * HOUR, start), min((key + 1) * HOUR, now)
         span = hi - lo
         if span <= 0:
@@ -316,6 +435,34 @@ def window(book: Book, start: float, now: float, held_from: float,
         held_rest = max(0.0, rest - unheld)
         total += Span(part.up, part.down, part.maintenance, held_rest, rest - held_rest)
     return total
+
+
+def _runs(book: Book, first: int, last: int, held_from: float) -> tuple[Span, list[int]]:
+    """The whole hours strictly between `first` and `last` summed from the book's running
+    totals, and the hours left to walk one by one: the first and last, those with fresh
+    figures, and the one the ledger starts within. A short window walks all its hours."""
+    if last - first - 1 < RUN:
+        return Span(), list(range(first, last + 1))
+    if not isinstance(book.frozen, Hours):
+        book.frozen = Hours(book.frozen)
+    walk = sorted({first, last} | {k for k in book.fresh if first < k < last}
+                  | ({int(held_from // HOUR)} if held_from % HOUR else set()))
+    walk = [k for k in walk if first <= k <= last]
+    # Hours before this one end before the ledger starts: their time is not held.
+    split = int(-(-held_from // HOUR))
+    total = Span()
+    for lo, stop in pairwise(walk):
+        total += _whole(book.frozen, lo + 1, min(stop, split), unheld=True)
+        total += _whole(book.frozen, max(lo + 1, split), stop, unheld=False)
+    return total, walk
+
+
+def _whole(frozen: Hours, lo: int, hi: int, unheld: bool) -> Span:
+    if hi <= lo:
+        return Span()
+    up, down, held, rest, count = frozen.totals(lo, hi)
+    rest += (hi - lo - count) * HOUR
+    return Span(up, down, held, 0 if unheld else rest, rest if unheld else 0)
 
 
 def _edge(hour: Hour, span: float, edge: EdgeCount | None) -> Span:

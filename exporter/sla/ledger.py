@@ -24,6 +24,7 @@ from .hours import (
     Carry,
     EdgeCount,
     Hour,
+    Hours,
     Maintenance,
     Profile,
     Span,
@@ -169,9 +170,10 @@ class Ledger:
             if book is not None and profile.through == books.frozen_until:
                 book.profile = profile
 
-    def profiles(self, vessel: str) -> dict[str, Profile]:
+    def saved_profiles(self, vessel: str) -> dict[str, list[int]]:
+        """Each device's profile as the state DB keeps it: a copy, taken on the loop."""
         books = self.vessels.get(vessel)
-        return {} if books is None else {a: b.profile for a, b in books.books.items()}
+        return {} if books is None else {a: b.profile.pack() for a, b in books.books.items()}
 
     def take(self, vessel: VesselConfig, ask: Ask,
              points: Mapping[str, Sequence[tuple[int, bool]]],
@@ -237,8 +239,10 @@ class Ledger:
         keep = int(min(now - longest, books.frozen_until - 2 * 86400)) // HOUR - 1
         for address, book in books.books.items():
             if book.frozen and min(book.frozen) < keep:
-                book.frozen = {k: h for k, h in book.frozen.items()
-                               if k >= keep or (vessel, address, k // 24) in self.dirty}
+                # In place: the days still held keep what was derived from them.
+                for k in [k for k in book.frozen
+                          if k < keep and (vessel, address, k // 24) not in self.dirty]:
+                    del book.frozen[k]
 
     def day(self, vessel: str, address: str, day: int) -> list[Hour | None] | None:
         """The 24 hours of a day held in memory, for writing; None if the vessel is gone."""
@@ -256,7 +260,7 @@ class Ledger:
             frozen_until=frozen_until, held_from=held_from,
             # Empty profiles until remember() brings the saved ones: without them the edge
             # of the 24 h window is asked of the server until new profiles reach it.
-            books={a: Book(frozen=dict(hours.get(a, {})), carry=c,
+            books={a: Book(frozen=Hours(hours.get(a, {})), carry=c,
                            profile=Profile(since=frozen_until, through=frozen_until))
                    for a, c in carries.items()},
             replay_from=replay_from)
