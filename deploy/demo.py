@@ -256,7 +256,7 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
     except SeedError as exc:
         say(f"seeding failed: {exc}")
         return 1
-    rows = seed_ledger(directory / "exporter.db", vessels, anchor)
+    rows = asyncio.run(seed_ledger(directory / "exporter.db", vessels, anchor))
     say(f"seeded {points:,} points in {time.monotonic() - started:.0f} s, and the ledger "
         f"from {iso_day(history_start(anchor))} to {iso_day(history_end(anchor))} "
         f"({rows:,} device-days)")

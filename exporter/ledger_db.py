@@ -483,6 +483,12 @@ async def load(db: aiosqlite.Connection, ledger: Ledger, vessel: str, day: int) 
             frozen.setdefault(key, h)
 
 
+async def cursors(db: aiosqlite.Connection) -> dict[str, tuple[Any, Any]]:
+    """Each vessel's stored cursor and ledger start (unchecked: callers check the types)."""
+    async with db.execute("SELECT vessel, frozen_until, held_from FROM ledger_vessels") as c:
+        return {str(v): (f, h) for v, f, h in await c.fetchall()}
+
+
 async def read_schedule(db: aiosqlite.Connection) -> MaintenanceSchedule | None:
     """The windows the stored ledger was built with; None when not known (a first start,
     a DB from before they were stored, or a row another version wrote)."""
@@ -526,11 +532,11 @@ def _hours_in(rows: list[_Row], wanted: set[str], start: int,
     return found
 
 
-def _memory(ledger: Ledger, vessel: str, addresses: Iterable[str],
+def _memory(ledger: Ledger | None, vessel: str, addresses: Iterable[str],
             start: int, end: int) -> dict[str, dict[int, Hour]]:
     """Each device's hours in [start, end) held in memory, by hour start."""
     found: dict[str, dict[int, Hour]] = {}
-    books = ledger.vessels.get(vessel)
+    books = ledger.vessels.get(vessel) if ledger is not None else None
     if books is None:
         return found
     for address in addresses:
@@ -545,7 +551,7 @@ def _memory(ledger: Ledger, vessel: str, addresses: Iterable[str],
     return found
 
 
-async def hours(db: aiosqlite.Connection, ledger: Ledger, vessel: str,
+async def hours(db: aiosqlite.Connection, ledger: Ledger | None, vessel: str,
                 addresses: Iterable[str], start: int, end: int) -> dict[str, dict[int, Hour]]:
     """Each device's hours in [start, end), by hour start: stored ones, overlaid by those
     still in memory (recent and open ones, not yet written or still changing)."""
@@ -556,7 +562,7 @@ async def hours(db: aiosqlite.Connection, ledger: Ledger, vessel: str,
     return found
 
 
-async def days(db: aiosqlite.Connection, ledger: Ledger, vessel: str,
+async def days(db: aiosqlite.Connection, ledger: Ledger | None, vessel: str,
                addresses: Iterable[str], start_day: int, end_day: int,
                now: float | None = None) -> dict[str, dict[int, DaySum]]:
     """Each device's UTC days in [start_day, end_day) (day numbers: epoch seconds // 86400)
@@ -574,8 +580,8 @@ async def days(db: aiosqlite.Connection, ledger: Ledger, vessel: str,
     rows = await _rows(db, vessel, start_day, end_day - 1, wanted, with_hours=False)
     # Memory differs from the rows on days not written yet (changed, open hours).
     memory: dict[str, dict[int, dict[int, Hour]]] = {}
-    books = ledger.vessels.get(vessel)
-    if books is not None:
+    books = ledger.vessels.get(vessel) if ledger is not None else None
+    if ledger is not None and books is not None:
         open_days = {(a, d) for v, a, d in ledger.dirty if v == vessel and a in wanted}
         for address in wanted:
             book = books.books.get(address)

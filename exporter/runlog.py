@@ -177,6 +177,18 @@ def _observation_from_json(text: str) -> VesselObservation:
     return VesselObservation(devices=devices)
 
 
+async def last_outcomes(db: aiosqlite.Connection) -> tuple[dict[str, Any], dict[str, str]]:
+    """Each vessel's newest successful collection and newest run status, for readers that
+    open the state DB without a RunLog (reports); the types are the caller's to check."""
+    async with db.execute("SELECT vessel, last_success FROM vessel_state") as c:
+        success = {str(v): s for v, s in await c.fetchall()}
+    async with db.execute("SELECT v.vessel, v.status FROM run_vessels v JOIN"
+                          " (SELECT vessel, MAX(run_id) AS run FROM run_vessels GROUP BY vessel)"
+                          " n ON v.vessel = n.vessel AND v.run_id = n.run") as c:
+        status = {str(v): str(s) for v, s in await c.fetchall()}
+    return success, status
+
+
 class RunLog:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db

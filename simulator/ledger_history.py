@@ -8,14 +8,16 @@ younger, the flapping device's rhythm divides a day), so one day is worked out p
 and stored for every day.
 """
 
-import contextlib
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiosqlite
+
 from exporter import ledger_db
+from exporter.config import LedgerConfig, Window
 from exporter.sla.hours import HOUR, Carry, Hour
+from exporter.sla.ledger import Ledger
 
 from .scenarios import DAY, EMPTY_SCENARIOS, OFFSET, Vessel, _rule
 
@@ -103,37 +105,38 @@ def carry(vessel: Vessel, address: str, anchor: int, interval: int = 60) -> Carr
                  down_from=None if last[1] else down_from)
 
 
-def seed_ledger(path: Path, vessels: Sequence[Vessel], anchor: int, interval: int = 60) -> int:
+async def seed_ledger(path: Path, vessels: Sequence[Vessel], anchor: int,
+                      interval: int = 60) -> int:
     """Write the fleet's history from `history_start` to `history_end` into the state DB
-    at `path` (created if need be), before the exporter first starts; returns the rows.
+    at `path` (created if need be), before the exporter first starts; returns the
+    device-days written. Written through the ledger's own store (`ledger_db.write`), so it
+    is in the form the exporter keeps.
 
     Each vessel's ledger then starts at the history's start and is frozen up to its end:
     the exporter reads the rest from InfluxDB. A vessel whose InfluxDB does not exist
     (scenario unreachable) gets no ledger, as it never answered.
     """
     start, end = history_start(anchor), history_end(anchor)
-    rows: list[tuple[str, str, int, bytes]] = []
-    cursors: list[tuple[str, int, int]] = []
-    carries: list[tuple[str, str, int | None, int, int | None, int | None]] = []
+    ledger = Ledger(LedgerConfig(), [Window("24h", DAY)])
+    written = 0
     for vessel in vessels:
         if vessel.scenario == "unreachable":
             continue
-        cursors.append((vessel.id, end, start))
-        if vessel.scenario in EMPTY_SCENARIOS:
-            continue  # answers, but holds no pings: its hours are unobserved
-        for address, hours in steady_day(vessel, anchor, interval).items():
-            blob = ledger_db.pack_day(list[Hour | None](hours))
-            rows.extend((vessel.id, address, day, blob)
-                        for day in range(start // DAY, end // DAY))
-            if (kept := carry(vessel, address, anchor, interval)) is not None:
-                carries.append((vessel.id, address, kept.last, int(kept.last_up), kept.first,
-                                kept.down_from))
-    with contextlib.closing(sqlite3.connect(path)) as db, db:
-        db.executescript(ledger_db.SCHEMA)
-        db.executemany("INSERT OR REPLACE INTO ledger_days (vessel, address, day, hours)"
-                       " VALUES (?, ?, ?, ?)", rows)
-        db.executemany("INSERT OR REPLACE INTO ledger_vessels (vessel, frozen_until,"
-                       " held_from) VALUES (?, ?, ?)", cursors)
-        db.executemany("INSERT OR REPLACE INTO ledger_carry (vessel, address, last, last_up,"
-                       " first, down_from) VALUES (?, ?, ?, ?, ?, ?)", carries)
-    return len(rows)
+        carries: dict[str, Carry] = {}
+        hours: dict[str, dict[int, Hour]] = {}
+        if vessel.scenario not in EMPTY_SCENARIOS:  # else it answers, but holds no pings
+            for address, day_hours in steady_day(vessel, anchor, interval).items():
+                hours[address] = {day * 24 + i: h for day in range(start // DAY, end // DAY)
+                                  for i, h in enumerate(day_hours)}
+                written += end // DAY - start // DAY
+                kept = carry(vessel, address, anchor, interval)
+                carries[address] = kept if kept is not None else Carry()
+        ledger.restore(vessel.id, end, start, carries, hours)
+        ledger.dirty.update((vessel.id, address, day) for address in carries
+                            for day in range(start // DAY, end // DAY))
+        ledger.cursors_dirty.add(vessel.id)
+    async with aiosqlite.connect(path) as db:
+        await ledger_db.create(db)
+        await ledger_db.write(db, ledger, end, LedgerConfig().retention, prune=False)
+        await db.commit()
+    return written

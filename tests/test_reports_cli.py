@@ -141,6 +141,7 @@ class TestStoredDays:
 
         from exporter import ledger_db
         from exporter.reports.source import tallies
+        from tests.test_ledger import old_pack_day
 
         day0 = 20_000
         plain = [Hour(up=3600, up_samples=60) for _ in range(24)]
@@ -154,7 +155,7 @@ class TestStoredDays:
         async with aiosqlite.connect(tmp_path / "s.db") as db:
             await ledger_db.create(db)
             await db.executemany("INSERT INTO ledger_days VALUES ('v', 'a', ?, ?)",
-                                 [(d, ledger_db.pack_day(h)) for d, h in days.items()])
+                                 [(d, old_pack_day(h)) for d, h in days.items()])
             for cuts in ([day0 * 86400.0, (day0 + 2) * 86400.0],  # packed sums only
                          [day0 * 86400.0, (day0 + 3) * 86400.0],  # a missing hour
                          [day0 * 86400.0 + 5400, (day0 + 2) * 86400.0 + 1800],  # edges

@@ -60,7 +60,7 @@ async def fleet(tmp_path: Path, exporter):
     """Factory: an exporter over the seeded November, with `reports` as its section."""
 
     async def start(reports: dict[str, Any] | None = None, clock: Clock | None = None):
-        seed_ledger(tmp_path / "state.db", VESSELS, int(NOW))
+        await seed_ledger(tmp_path / "state.db", VESSELS, int(NOW))
         path = write(tmp_path / "fleet.yml", reports)
         return await exporter(path, clock=clock or Clock(NOW), sleep=Ticks(),
                               report_sleep=Hold())
@@ -368,10 +368,10 @@ class TestSchedule:
         assert proc.stdout + proc.stderr == ""
 
 
-def test_the_seeded_history_is_what_the_config_expects(tmp_path: Path):
+async def test_the_seeded_history_is_what_the_config_expects(tmp_path: Path):
     """The demo's ledger history: from November 1 to the midnight before the last five
     days, every vessel but the unreachable one."""
-    rows = seed_ledger(tmp_path / "s.db", plan_fleet(11), int(NOW))
+    rows = await seed_ledger(tmp_path / "s.db", plan_fleet(11), int(NOW))
     with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as db:
         cursors = dict((v, (f, h)) for v, f, h in db.execute("SELECT * FROM ledger_vessels"))
     start = datetime(2026, 11, 1, tzinfo=UTC).timestamp()

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from exporter import ledger_db
+from exporter import runlog as runlog_module
 from exporter.collector import RunResult, VesselResult
 from exporter.config import DeviceConfig, InfluxConfig, LedgerConfig, VesselConfig, Window
 from exporter.model import DeviceObservation, VesselObservation, VesselStatus
 from exporter.runlog import RunLog
-from exporter.sla.hours import HOUR, Book, Carry, Hour, Hours, Span, estimate, window
+from exporter.sla.hours import HOUR, Book, Carry, Hour, Hours, Profile, Span, estimate, window
 from exporter.sla.ledger import Ledger, VesselBooks
 from tests.test_ledger import old_pack_day
 
@@ -238,7 +239,7 @@ class TestPreviousVersion:
             again = await ledger_db.read(runlog.db, "v1", ["a", "b"], first * HOUR, T0)
             assert again["a"][first * HOUR] == Hour(up=7, up_samples=1)
             assert again["b"] == {k * HOUR: h for k, h in hours["b"].items()}
-            [(_, _, observation)] = list(await runlog.last_states())
+            [(_, _, observation, _)] = list(await runlog.last_states())
             assert observation.devices["a"].spans["24h"] == Span(1, 2, 3, 4, 5)
         finally:
             await runlog.close()
@@ -260,7 +261,7 @@ class TestLastStates:
         await runlog.record(run, retention=86400)
         await runlog.db.execute("INSERT INTO vessel_state VALUES ('v2', 1, x'01ffff')")
         await runlog.db.commit()
-        states = {v: (t, o) for v, t, o in await runlog.last_states()}
+        states = {v: (t, o) for v, t, o, _ in await runlog.last_states()}
         assert states == {"v1": (T0 + 1, observation)}
 
 
@@ -335,3 +336,21 @@ def test_a_packed_row_is_rejected_when_its_parts_disagree():
                        None)
     with pytest.raises(ValueError):
         ledger_db._row(0, '["a"]', struct.pack("<I", 1), b"\x01", None)
+
+
+class TestSavedProfiles:
+    def test_profiles_ride_in_the_packed_state_and_a_state_without_them_has_none(self) -> None:
+        profile = Profile(since=T0, through=T0)
+        profile.add([(T0 + 60 * i, i != 7) for i in range(1, 30)], T0 + 1800)
+        observation = VesselObservation(devices={
+            "10.0.0.1": DeviceObservation(spans={}, last_sample=T0 + 1740),
+            "10.0.0.2": DeviceObservation(spans={})})
+        blob = runlog_module._pack_observation(observation, {"10.0.0.1": profile.pack()})
+        restored, profiles = runlog_module._unpack_observation(blob)
+        assert restored == observation
+        assert list(profiles) == ["10.0.0.1"]
+        assert profiles["10.0.0.1"].pack() == profile.pack()
+        assert profiles["10.0.0.1"].count(T0 + 300, T0 + 900) == profile.count(T0 + 300, T0 + 900)
+        _, none = runlog_module._unpack_observation(
+            runlog_module._pack_observation(observation, {}))
+        assert none == {}
