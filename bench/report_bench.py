@@ -30,12 +30,13 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
 from exporter import ledger_db  # noqa: E402
-from exporter.config import Config, load_config  # noqa: E402
+from exporter.config import Config, LedgerConfig, Window, load_config  # noqa: E402
 from exporter.reports.build import build_report  # noqa: E402
-from exporter.reports.formats import ReportFormat, render  # noqa: E402
+from exporter.reports.formats import SHOWS_STRIPS, ReportFormat, render  # noqa: E402
 from exporter.reports.period import parse_period  # noqa: E402
 from exporter.runlog import RunLog  # noqa: E402
-from exporter.sla.hours import Hour  # noqa: E402
+from exporter.sla.hours import Carry, Hour  # noqa: E402
+from exporter.sla.ledger import Ledger  # noqa: E402
 from simulator.fleetconfig import write_fleet_config  # noqa: E402
 
 DEVICES = 20
@@ -50,32 +51,39 @@ def progress(message: str) -> None:
     print(f"... {message}", file=sys.stderr, flush=True)
 
 
-UP_DAY = ledger_db.pack_day([Hour(up=3600, up_samples=60) for _ in range(24)])
+UP_HOUR = Hour(up=3600, up_samples=60)
 
 
-def rough_day(rng: random.Random) -> bytes:
+def rough_day(rng: random.Random) -> list[Hour]:
     """A day with one hour partly down: each one different, as real outages are."""
-    hours = [Hour(up=3600, up_samples=60) for _ in range(24)]
+    hours = [UP_HOUR] * 24
     down = rng.randrange(1, 3600)
     hours[rng.randrange(24)] = Hour(up=3600 - down, down=down, up_samples=60 - down // 60,
                                     down_samples=down // 60 + 1, outages=1, longest=down)
-    return ledger_db.pack_day(hours)
+    return hours
 
 
 async def seed(path: Path, vessels: int) -> None:
+    """The ledger as the exporter writes it (`ledger_db.write`), vessel by vessel."""
     log = await RunLog.open(path)
-    await log.close()
     rng = random.Random(15)
-    async with aiosqlite.connect(path) as db:
-        held = FIRST_DAY * 86400 - 86400
-        await db.executemany("INSERT INTO ledger_vessels VALUES (?, ?, ?)",
-                             [(f"v{v:04d}", int(NOW) - 600, held) for v in range(vessels)])
+    held = FIRST_DAY * 86400 - 86400
+    days = range(FIRST_DAY, LAST_DAY)
+    try:
         for v in range(vessels):
-            rows = [(f"v{v:04d}", f"10.0.{d}.1", day,
-                     UP_DAY if rng.random() < 0.7 else rough_day(rng))
-                    for d in range(DEVICES) for day in range(FIRST_DAY, LAST_DAY)]
-            await db.executemany("INSERT INTO ledger_days VALUES (?, ?, ?, ?)", rows)
-        await db.commit()
+            vid = f"v{v:04d}"
+            ledger = Ledger(LedgerConfig(), [Window("24h", 86400)])
+            addresses = [f"10.0.{d}.1" for d in range(DEVICES)]
+            hours = {a: {day * 24 + i: h for day in days for i, h in enumerate(
+                         [UP_HOUR] * 24 if rng.random() < 0.7 else rough_day(rng))}
+                     for a in addresses}
+            ledger.restore(vid, int(NOW) - 600, held, {a: Carry() for a in addresses}, hours)
+            ledger.dirty.update((vid, a, day) for a in addresses for day in days)
+            ledger.cursors_dirty.add(vid)
+            await ledger_db.write(log.db, ledger, NOW, 400 * 86400, prune=False)
+            await log.db.commit()
+    finally:
+        await log.close()
 
 
 def config(path: Path, state: Path, vessels: int) -> Config:
@@ -97,7 +105,8 @@ async def once(cfg: Config, fmt: ReportFormat,
     started = time.perf_counter()
     uri = f"{cfg.state_path.resolve().as_uri()}?mode=ro"
     async with aiosqlite.connect(uri, uri=True) as db:
-        report = await build_report(db, None, cfg, cfg.maintenance, period, None, NOW)
+        report = await build_report(db, None, cfg, cfg.maintenance, period, None, NOW,
+                                    strips=fmt in SHOWS_STRIPS)
     built = time.perf_counter()
     data = await asyncio.to_thread(render, report, fmt)
     return built - started, time.perf_counter() - built, len(data), time.process_time() - cpu

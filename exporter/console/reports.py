@@ -22,7 +22,7 @@ from multidict import MultiMapping
 from ..appkeys import REPORTS, SERVICE
 from ..config import Config
 from ..reports.build import build_report
-from ..reports.formats import MEDIA_TYPES, ReportFormat, filename, render
+from ..reports.formats import MEDIA_TYPES, SHOWS_STRIPS, ReportFormat, filename, render
 from ..reports.model import Report
 from ..reports.period import Period, ReportError, parse_period, zone
 from .pages import CONSOLE
@@ -115,7 +115,8 @@ async def _build(request: web.Request, ask: Ask) -> Report:
     service = request.app[SERVICE]
     config = service.config
     return await build_report(service.runlog.db, service.ledger, config, config.maintenance,
-                              ask.period, ask.vessels, service.clock())
+                              ask.period, ask.vessels, service.clock(),
+                              strips=ask.format in SHOWS_STRIPS)
 
 
 def _json_error(exc: ReportError) -> web.HTTPBadRequest:

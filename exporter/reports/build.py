@@ -50,13 +50,15 @@ def strip_cuts(period: Period) -> list[float]:
 
 async def build_report(db: aiosqlite.Connection, ledger: Ledger | None, config: Config,
                        schedule: MaintenanceSchedule, period: Period,
-                       vessels: Sequence[str] | None, now: float) -> Report:
+                       vessels: Sequence[str] | None, now: float,
+                       strips: bool = True) -> Report:
     """The report of `period` for `vessels` (None: all); ReportError("vessel", ...) names
     an unknown one. `ledger` is the running exporter's (its recent hours are newer than the
-    DB's), or None to read the DB alone."""
+    DB's), or None to read the DB alone. Without `strips` (a format that does not show
+    them) the period is one bucket: the same figures, a fraction of the work."""
     chosen = choose(config, vessels)
     before = previous(period)
-    cuts = strip_cuts(period)
+    cuts = strip_cuts(period) if strips else [period.start, period.end]
     covers = await source.cover(db, ledger, [v.id for v in chosen])
     reports: list[VesselReport] = []
     for vessel in chosen:
@@ -101,7 +103,7 @@ def vessel_report(vessel: VesselConfig, now_t: Mapping[str, list[source.Tally]],
         strip = tuple(
             cell([now_t[d.address][k] for d in devices], cuts[k], cuts[k + 1], objective,
                  vessel.unknown)
-            for k in range(len(cuts) - 1))
+            for k in range(len(cuts) - 1)) if len(cuts) > 2 else ()
         prev = combine([total(prev_t[d.address], before.seconds) for d in devices],
                        before.seconds,
                        objective, vessel.unknown)

@@ -18,7 +18,7 @@ import aiosqlite
 
 from ..config import Config, ConfigError, load_config
 from .build import build_report
-from .formats import ReportFormat, filename, render
+from .formats import SHOWS_STRIPS, ReportFormat, filename, render
 from .model import Report
 from .period import ReportError, parse_period, zone
 
@@ -63,7 +63,7 @@ async def make(config: Config, args: argparse.Namespace, now: float) -> Report:
         raise FileNotFoundError(f"state database {path} not found: has the exporter run?")
     async with aiosqlite.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
         return await build_report(db, None, config, config.maintenance, period,
-                                  args.vessel, now)
+                                  args.vessel, now, strips=_format(args) in SHOWS_STRIPS)
 
 
 def _write(data: bytes, output: str | None) -> None:

@@ -17,6 +17,10 @@ class ReportFormat(StrEnum):
     JSON = "json"
 
 
+# The formats that show the strips; the others' reports are built without them.
+SHOWS_STRIPS = frozenset({ReportFormat.HTML, ReportFormat.PDF, ReportFormat.XLSX,
+                          ReportFormat.JSON})
+
 MEDIA_TYPES: Mapping[ReportFormat, str] = {
     ReportFormat.HTML: "text/html; charset=utf-8",
     ReportFormat.CSV: "text/csv; charset=utf-8",

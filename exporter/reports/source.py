@@ -104,15 +104,28 @@ async def tallies(db: aiosqlite.Connection, ledger: Ledger | None, vessel: str,
             hours.setdefault(address, {}).update(found)
     held = held_from if held_from is not None else end  # no ledger: nothing is held
 
+    buckets: dict[int, list[int]] = {}
+    for day, i in whole.items():
+        buckets.setdefault(i, []).append(day)
+
     def sums() -> dict[str, list[Tally]]:
         out: dict[str, list[Tally]] = {}
         for address in addresses:
             tallies = out[address] = [Tally() for _ in cuts[:-1]]
             by_day = totals.get(address, {})
-            for day, i in whole.items():
-                total = by_day.get(day)
-                if total is not None:
-                    _add_day(tallies[i], total)
+            for i, days in buckets.items():
+                found = [s for d in days if (s := by_day.get(d)) is not None]
+                if not found:
+                    continue
+                # Column by column in C: a month of 1,000 vessels is 1.2 M device-days.
+                columns = list(zip(*found, strict=True))
+                tally = tallies[i]
+                tally.up += sum(columns[0])
+                tally.down += sum(columns[1])
+                tally.maintenance += sum(columns[2])
+                tally.outages += sum(columns[6])
+                tally.longest = max(tally.longest, *columns[7])
+                tally.estimated = tally.estimated or any(columns[9])
             for at, hour in hours.get(address, {}).items():
                 _place(tallies, cuts, at, hour)
             _finish(tallies, cuts, held)
@@ -140,15 +153,6 @@ def _ranges(days: Sequence[int]) -> list[tuple[int, int]]:
         else:
             runs.append((day, day + 1))
     return runs
-
-
-def _add_day(t: Tally, day: ledger_db.DaySum) -> None:
-    t.up += day.up
-    t.down += day.down
-    t.maintenance += day.maintenance
-    t.outages += day.outages
-    t.longest = max(t.longest, day.longest)
-    t.estimated = t.estimated or bool(day.estimated)
 
 
 def bucket(hours: dict[int, Hour], cuts: Sequence[float], held_from: float) -> list[Tally]:
