@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -79,12 +80,16 @@ def _stamp(ts: float) -> str:
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    # A temporary name of its own (not one per process): two writers of one report, a
+    # scheduled one and another, must not rename each other's file away.
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    temporary = Path(name)
     try:
-        with open(temporary, "wb") as out:
+        with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)  # as open() would make it, not mkstemp's 0600
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)

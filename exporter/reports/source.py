@@ -94,38 +94,36 @@ async def tallies(db: aiosqlite.Connection, ledger: Ledger | None, vessel: str,
     start, end = cuts[0], cuts[-1]
     first_day, last_day = int(start // DAY), int(-(-end // DAY))
     layouts = {day: _bucket_of(day, cuts) for day in range(first_day, last_day)}
-    whole = {day: i for day, i in layouts.items() if i is not None and i >= 0}
     split = [day for day, i in layouts.items() if i is None]
-    totals = await ledger_db.days(db, ledger, vessel, addresses, first_day, last_day)
+    # Each bucket's whole days are consecutive: one span each.
+    spans: dict[int, tuple[int, int]] = {}
+    for day, i in layouts.items():
+        if i is not None and i >= 0:
+            lo, _ = spans.get(i, (day, day))
+            spans[i] = (lo, day + 1)
+    order = sorted(spans)
+    totals = await ledger_db.span_totals(db, ledger, vessel, addresses,
+                                         [spans[i] for i in order])
     hours: dict[str, dict[int, Hour]] = {}
-    for lo, hi in _ranges(split):
+    for lo, hi in ledger_db.runs(split):
         for address, found in (await ledger_db.hours(db, ledger, vessel, addresses,
                                                      lo * DAY, hi * DAY)).items():
             hours.setdefault(address, {}).update(found)
     held = held_from if held_from is not None else end  # no ledger: nothing is held
 
-    buckets: dict[int, list[int]] = {}
-    for day, i in whole.items():
-        buckets.setdefault(i, []).append(day)
-
     def sums() -> dict[str, list[Tally]]:
         out: dict[str, list[Tally]] = {}
         for address in addresses:
             tallies = out[address] = [Tally() for _ in cuts[:-1]]
-            by_day = totals.get(address, {})
-            for i, days in buckets.items():
-                found = [s for d in days if (s := by_day.get(d)) is not None]
-                if not found:
-                    continue
-                # Column by column in C: a month of 1,000 vessels is 1.2 M device-days.
-                columns = list(zip(*found, strict=True))
-                tally = tallies[i]
-                tally.up += sum(columns[0])
-                tally.down += sum(columns[1])
-                tally.maintenance += sum(columns[2])
-                tally.outages += sum(columns[6])
-                tally.longest = max(tally.longest, *columns[7])
-                tally.estimated = tally.estimated or any(columns[9])
+            for i, total in zip(order, totals.get(address, ()), strict=False):
+                if total is not None:
+                    tally = tallies[i]
+                    tally.up += total.up
+                    tally.down += total.down
+                    tally.maintenance += total.maintenance
+                    tally.outages += total.outages
+                    tally.longest = max(tally.longest, total.longest)
+                    tally.estimated = tally.estimated or bool(total.estimated)
             for at, hour in hours.get(address, {}).items():
                 _place(tallies, cuts, at, hour)
             _finish(tallies, cuts, held)
@@ -142,17 +140,6 @@ def _bucket_of(day: int, cuts: Sequence[float]) -> int | None:
     if i + 1 < len(cuts) and cuts[i + 1] < hi:
         return None
     return i if 0 <= i < len(cuts) - 1 else -1
-
-
-def _ranges(days: Sequence[int]) -> list[tuple[int, int]]:
-    """Sorted day numbers as [first, last + 1) runs of consecutive days."""
-    runs: list[tuple[int, int]] = []
-    for day in sorted(days):
-        if runs and runs[-1][1] == day:
-            runs[-1] = (runs[-1][0], day + 1)
-        else:
-            runs.append((day, day + 1))
-    return runs
 
 
 def bucket(hours: dict[int, Hour], cuts: Sequence[float], held_from: float) -> list[Tally]:
