@@ -630,6 +630,10 @@ async def span_totals(db: aiosqlite.Connection, ledger: Ledger | None, vessel: s
     if ledger is not None and books is not None:
         recent = {d for v, _, d in ledger.dirty if v == vessel}
         recent.update(k // 24 for b in books.books.values() for k in b.fresh)
+    # A previous version's rows may hold devices a newer row lacks: `days` merges them.
+    async with db.execute("SELECT DISTINCT day FROM ledger_days WHERE vessel = ? AND"
+                          " day >= ? AND day < ?", (vessel, first, last)) as c:
+        recent.update(d for (d,) in await c.fetchall() if isinstance(d, int))
     async with db.execute("SELECT day, addresses, sums FROM ledger_vessel_days WHERE"
                           " vessel = ? AND day >= ? AND day < ? AND sums IS NOT NULL",
                           (vessel, first, last)) as c:

@@ -79,6 +79,11 @@ def _stamp(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+# Read once: os.umask() can only be read by setting it, process-wide.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def _write_atomically(target: Path, data: bytes) -> None:
     # A temporary name of its own (not one per process): two writers of one report, a
     # scheduled one and another, must not rename each other's file away.
@@ -89,7 +94,7 @@ def _write_atomically(target: Path, data: bytes) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)  # as open() would make it, not mkstemp's 0600
+        os.chmod(temporary, 0o666 & ~_UMASK)  # as open() would make it, not mkstemp's 0600
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
@@ -97,13 +102,17 @@ def _write_atomically(target: Path, data: bytes) -> None:
 
 def _keep_earlier(target: Path, written_at: float) -> Path:
     """Move the file now at `target` aside, named with the time it was written."""
-    kept = target.with_name(f"{target.stem}.{_stamp(written_at)}{target.suffix}")
     n = 1
-    while kept.exists():
-        n += 1
-        kept = target.with_name(f"{target.stem}.{_stamp(written_at)}-{n}{target.suffix}")
-    os.replace(target, kept)
-    return kept
+    while True:
+        suffix = "" if n == 1 else f"-{n}"
+        kept = target.with_name(f"{target.stem}.{_stamp(written_at)}{suffix}{target.suffix}")
+        try:
+            # A link fails where a name is taken, so two writers never both take one; the
+            # new file then replaces `target`, which is never missing meanwhile.
+            os.link(target, kept)
+            return kept
+        except FileExistsError:
+            n += 1
 
 
 @dataclass(slots=True)

@@ -60,6 +60,7 @@ _OBSERVED = b"\x01"  # leads an observation stored packed: its format (then zlib
 _HEAD = struct.Struct("<I")  # length of the JSON header (addresses, windows)
 _TIMES = ("last_sample", "last_loss", "last_rtt", "last_reply", "first_sample")
 _FORMS: dict[tuple[int, int], struct.Struct] = {}
+_PER_DEVICE, _PER_WINDOW = struct.calcsize("<5dBd"), struct.calcsize("<5d")
 
 
 def _form(devices: int, windows: int) -> struct.Struct:
@@ -122,15 +123,26 @@ def _unpack_observation(blob: bytes) -> tuple[VesselObservation, dict[str, Profi
     except zlib.error as exc:
         raise ValueError("not an observation") from exc
     (length,) = _HEAD.unpack_from(blob)
-    head = json.loads(blob[_HEAD.size:_HEAD.size + length])
-    addresses, labels = head["devices"], head["windows"]
-    if not all(isinstance(x, str) for x in (*addresses, *labels)):
+    try:
+        head = json.loads(blob[_HEAD.size:_HEAD.size + length])
+    except RecursionError as exc:  # nesting no writer makes
+        raise ValueError("not an observation") from exc
+    if not isinstance(head, dict):
+        raise ValueError("not an observation")
+    addresses, labels = head.get("devices"), head.get("windows")
+    if (not isinstance(addresses, list) or not isinstance(labels, list)
+            or not all(isinstance(x, str) for x in (*addresses, *labels))):
+        raise ValueError("not an observation")
+    start = _HEAD.size + length
+    # Checked before a struct of that size is made: the header is read from disk.
+    if len(addresses) * (_PER_DEVICE + _PER_WINDOW * len(labels)) > len(blob) - start:
         raise ValueError("not an observation")
     form = _form(len(addresses), len(labels))
-    start = _HEAD.size + length
     values = iter(form.unpack(blob[start:start + form.size]))
     rest = blob[start + form.size:]
-    numbers = struct.unpack(f"<{len(rest) // 8}q", rest[:len(rest) // 8 * 8])
+    if len(rest) % 8:
+        raise ValueError("not an observation: a profile is cut short")
+    numbers = struct.unpack(f"<{len(rest) // 8}q", rest)
     devices = {}
     for address in addresses:
         sample, loss, rtt, reply, first = (None if math.isnan(t) else t
@@ -146,13 +158,19 @@ def _unpack_observation(blob: bytes) -> tuple[VesselObservation, dict[str, Profi
     profiles: dict[str, Profile] = {}
     at = 0
     for address in addresses:
-        if at >= len(numbers):
+        if not numbers:
             break  # none saved: the server counts the edge until new ones reach it
+        if at >= len(numbers):
+            raise ValueError("not an observation: a device has no profile count")
         count = numbers[at]
+        if count < 0 or at + 1 + count > len(numbers):
+            raise ValueError("not an observation: a profile's count is wrong")
         profile = Profile.unpack(list(numbers[at + 1:at + 1 + count]))
-        at += 1 + max(0, count)
+        at += 1 + count
         if profile is not None:
             profiles[address] = profile
+    if at != len(numbers):
+        raise ValueError("not an observation: numbers after the profiles")
     return VesselObservation(devices=devices), profiles
 
 

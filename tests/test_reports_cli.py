@@ -118,9 +118,24 @@ class TestBuckets:
         before, after = bucket(hours, [-1800.0, 1800.0, 5400.0], held_from=-7200)
         assert (before.up, before.down) == (1500.0, 300.0)
         assert (after.up, after.down) == (1500.0, 300.0)
-        # An outage is counted once, in the part holding most of the hour: a tie goes
-        # to the earlier part.
+        # An outage is counted once, in the part holding the hour's middle.
         assert before.outages + after.outages == 1
+
+    def test_an_hour_cut_in_half_by_the_periods_edge_is_counted_in_one_period_only(self):
+        """Asia/Kolkata's midnight is 18:30 UTC: a month ends and the next starts in the
+        middle of an hour. Its outage belongs to exactly one of them, the same one
+        whether that month is the report's or the period before the next report."""
+        edge = 20_000 * 86400 + 18 * HOUR + 1800
+        hour = Hour(up=1800, down=1800, up_samples=30, down_samples=30, outages=1,
+                    longest=1800)
+        hours = {edge - 1800: hour}
+        (ending,) = bucket(hours, [edge - 30 * 86400, edge], held_from=0)
+        before, starting = bucket(hours, [edge - 30 * 86400, edge, edge + 30 * 86400],
+                                  held_from=0)
+        (alone,) = bucket(hours, [edge, edge + 30 * 86400], held_from=0)
+        assert ending.outages == before.outages
+        assert starting.outages == alone.outages
+        assert ending.outages + alone.outages == 1
 
     def test_time_without_hours_is_unobserved_or_before_the_ledger(self):
         (t,) = bucket({HOUR: Hour(up=3600)}, [0.0, 4 * HOUR], held_from=HOUR)

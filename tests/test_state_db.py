@@ -5,6 +5,7 @@ totals, window totals) agree with summing every hour."""
 import random
 import sqlite3
 import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -354,3 +355,64 @@ class TestSavedProfiles:
         _, none = runlog_module._unpack_observation(
             runlog_module._pack_observation(observation, {}))
         assert none == {}
+
+
+class TestSpanTotals:
+    async def test_a_device_held_only_in_a_previous_versions_row_counts_as_days_counts_it(
+            self, tmp_path: Path) -> None:
+        runlog = await RunLog.open(tmp_path / "state.db")
+        try:
+            day = T0 // DAY - 3
+            h = Hour(up=3000, down=600, up_samples=50, down_samples=10, outages=1, longest=600)
+            await store(runlog, ledger_with({"v": {"a": {day * 24 + i: h for i in range(24)}}},
+                                            T0), T0)
+            await runlog.db.execute("INSERT INTO ledger_days VALUES ('v', 'b', ?, ?)",
+                                    (day, old_pack_day([h] * 24)))
+            await runlog.db.commit()
+            days = await ledger_db.days(runlog.db, None, "v", ["a", "b"], day, day + 1)
+            spans = await ledger_db.span_totals(runlog.db, None, "v", ["a", "b"],
+                                                [(day, day + 1)])
+            assert spans["b"][0] == days["b"][day]
+            assert spans["a"][0] == days["a"][day]
+        finally:
+            await runlog.close()
+
+
+class TestHostileSavedState:
+    @pytest.mark.parametrize("blob", [
+        b"\x01" + zlib.compress(struct.pack("<I", 100_000) + b"[" * 100_000),
+        b"\x01" + zlib.compress(struct.pack("<I", 27) + b'{"devices":"ab","windows":[]}'),
+    ], ids=["deep-header", "devices-not-a-list"])
+    async def test_an_unreadable_header_is_skipped_not_a_crash(self, tmp_path: Path,
+                                                              blob: bytes) -> None:
+        runlog = await RunLog.open(tmp_path / "state.db")
+        try:
+            await runlog.db.execute("INSERT INTO vessel_state VALUES ('v', 1, ?)", (blob,))
+            await runlog.db.commit()
+            assert list(await runlog.last_states()) == []
+        finally:
+            await runlog.close()
+
+    def packed(self, numbers: list[int], tail: bytes = b"") -> bytes:
+        observation = VesselObservation(devices={
+            "a": DeviceObservation(spans={}), "b": DeviceObservation(spans={})})
+        blob = runlog_module._pack_observation(observation, {})
+        raw = zlib.decompress(blob[1:])
+        return blob[:1] + zlib.compress(
+            raw[:-16] + struct.pack(f"<{len(numbers)}q", *numbers) + tail)
+
+    @pytest.mark.parametrize("numbers,tail", [
+        ([-1, 5, 100, 200, 100, 10, 11], b""),  # a negative count
+        ([9, 5, 100, 200, 100, 10], b""),  # more than is there
+        ([0, 0], b"\x01\x02\x03"),  # bytes that are no number
+        ([0, 0, 7], b""),  # numbers left over
+    ], ids=["negative", "short", "ragged", "left-over"])
+    def test_a_damaged_profile_trailer_is_refused_not_given_to_another_device(
+            self, numbers: list[int], tail: bytes) -> None:
+        with pytest.raises((ValueError, struct.error)):
+            runlog_module._unpack_observation(self.packed(numbers, tail))
+
+    def test_the_packing_helper_makes_what_the_writer_makes(self) -> None:
+        # The trailer above replaces the two zero counts the writer appends.
+        observation, profiles = runlog_module._unpack_observation(self.packed([0, 0]))
+        assert set(observation.devices) == {"a", "b"} and profiles == {}

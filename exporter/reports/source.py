@@ -10,7 +10,7 @@ Both overlay the hours a running exporter still holds in memory.
 A bucket's unobserved time is what its length leaves after up, down, maintenance and the
 time before the vessel's ledger starts ("unheld"). A cut that is not on a whole UTC hour
 splits its hour by share (the ledger holds no finer time); its outages go to the part
-holding most of it.
+holding its middle.
 """
 
 import asyncio
@@ -167,10 +167,11 @@ def _place(out: list[Tally], cuts: Sequence[float], at: float, hour: Hour) -> No
             break
         if hi > lo:
             parts.append((j, hi - lo))
-    inside = sum(share for _, share in parts)
-    most = max(parts, key=lambda p: p[1])[0] if parts else -1
+    # Its outages go to the bucket holding its middle (a cut there: the later one), so
+    # an hour a period's edge halves is counted in one period, whichever report reads it.
+    owner = bisect.bisect_right(cuts, at + HOUR / 2) - 1
     for j, share in parts:
-        _add(out[j], hour, share / HOUR, counts=inside * 2 > HOUR and j == most)
+        _add(out[j], hour, share / HOUR, counts=j == owner)
 
 
 def _finish(out: list[Tally], cuts: Sequence[float], held_from: float) -> None:
