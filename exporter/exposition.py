@@ -13,12 +13,16 @@ per-family blocks and reassembled, so that:
 """
 
 import asyncio
+import re
 import time
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from prometheus_client import generate_latest
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from .config import Window
 from .fleet import FleetSnapshot, VesselState
@@ -41,10 +45,65 @@ SLICE_SECONDS = 0.005  # longest stretch of formatting before scrapes get a turn
 Template = list[bytes | tuple[bytes, tuple[Outage, ...]]]
 
 
+_LEGACY_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+_LEGACY_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+_go_float: Callable[[float], str] = floatToGoString  # the library's, typed
+
+
+class _One:
+    """One family as a collector, for generate_latest."""
+
+    def __init__(self, metric: Metric) -> None:
+        self._metric = metric
+
+    def collect(self) -> Iterable[Metric]:
+        yield self._metric
+
+
+def _escaped(value: str) -> str:
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+    return value
+
+
+def text_format(collector: Collector) -> bytes:
+    """generate_latest's text, byte for byte, written here for plain gauges: they are
+    nearly every sample of a run's render, and prometheus_client validates and escapes
+    every name of every sample (about 10 µs a sample; this takes a third of that). Any
+    other family (a counter, a timestamp, a name that is not a legacy one) is left to
+    generate_latest."""
+    out: list[str] = []
+    valid: dict[tuple[str, ...], bool] = {}
+    for metric in collector.collect():
+        doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        lines = [f"# HELP {metric.name} {doc}\n# TYPE {metric.name} gauge\n"]
+        plain = metric.type == "gauge" and _LEGACY_NAME.match(metric.name) is not None
+        for s in metric.samples if plain else ():
+            labels = s.labels
+            keys = tuple(sorted(labels))
+            ok = valid.get(keys)
+            if ok is None:
+                ok = valid[keys] = all(_LEGACY_LABEL.match(k) for k in keys)
+            if not ok or s.timestamp is not None or s.name != metric.name:
+                plain = False
+                break
+            value = _go_float(s.value)
+            if keys:
+                pairs = ",".join([f'{k}="{_escaped(labels[k])}"' for k in keys])
+                lines.append(f"{s.name}{{{pairs}}} {value}\n")
+            else:
+                lines.append(f"{s.name} {value}\n")
+        if plain:
+            out.extend(lines)
+        else:
+            out.append(generate_latest(_One(metric)).decode())
+    return "".join(out).encode()
+
+
 def _blocks(collector: Collector) -> dict[str, tuple[bytes, bytes]]:
-    """generate_latest output cut per family: name -> (HELP and TYPE lines, samples)."""
+    """The text cut per family: name -> (HELP and TYPE lines, samples)."""
     blocks: dict[str, tuple[bytes, bytes]] = {}
-    text = b"\n" + generate_latest(collector)
+    text = b"\n" + text_format(collector)
     # Sample lines never start with "#" (label values escape newlines), so this cut is safe.
     for chunk in text.split(b"\n# HELP ")[1:]:
         name = chunk[: chunk.index(b" ")].decode()

@@ -417,6 +417,10 @@ def window(book: Book, start: float, now: float, held_from: float,
     window starts in is weighed by `edge` when given, else by the share of it inside."""
     first, last = int(start // HOUR), int(now // HOUR)
     total, walk = _runs(book, first, last, held_from)
+    # Summed in locals, in the order Span.__add__ would: this runs for every hour of
+    # every device's 24 h window each cycle.
+    up, down, held, unobserved, not_held = (total.up, total.down, total.maintenance,
+                                            total.unobserved, total.unheld)
     for key in walk:
         lo, hi = max(key * HOUR, start), min((key + 1) * HOUR, now)
         span = hi - lo
@@ -425,16 +429,22 @@ def window(book: Book, start: float, now: float, held_from: float,
         unheld = max(0.0, min(hi, held_from) - lo)
         hour = book.hour(key)
         if hour is None:
-            total += Span(unobserved=span - unheld, unheld=unheld)
+            unobserved += span - unheld
+            not_held += unheld
             continue
         if key == first and lo > key * HOUR:
             part = _edge(hour, span, edge)
+            p_up, p_down, p_held = part.up, part.down, part.maintenance
         else:
-            part = Span(hour.up, hour.down, hour.maintenance)
-        rest = max(0.0, span - part.up - part.down - part.maintenance)
+            p_up, p_down, p_held = hour.up, hour.down, hour.maintenance
+        rest = max(0.0, span - p_up - p_down - p_held)
         held_rest = max(0.0, rest - unheld)
-        total += Span(part.up, part.down, part.maintenance, held_rest, rest - held_rest)
-    return total
+        up += p_up
+        down += p_down
+        held += p_held
+        unobserved += held_rest
+        not_held += rest - held_rest
+    return Span(up, down, held, unobserved, not_held)
 
 
 def _runs(book: Book, first: int, last: int, held_from: float) -> tuple[Span, list[int]]:
