@@ -73,3 +73,18 @@ async def receiver(tmp_path: Path, aiohttp_client) -> Callable[..., Awaitable[Te
                                                         **options))
 
     return start
+
+
+# Pictures a test keeps for people to look at (record_property("picture: …", path)),
+# named at the end of the run, passed tests included.
+PICTURE = "picture: "
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    kept = [(r.nodeid, name[len(PICTURE):], value)
+            for r in terminalreporter.getreports("passed")
+            for name, value in r.user_properties if name.startswith(PICTURE)]
+    if kept:
+        terminalreporter.section("pictures kept")
+        for nodeid, what, path in kept:
+            terminalreporter.write_line(f"{what}: {path} ({nodeid})")

@@ -339,7 +339,7 @@ class TestDemo:
             finally:
                 await browser.close()
         picture = await asyncio.to_thread(_read_pdf, pdf, last, ap["figures"]["uptime"])
-        record_property("report_first_page", str(picture))
+        record_property("picture: the report PDF's first page", str(picture))
         print(f"the PDF's first page: {picture}")
         # The schedule wrote last month's report too, in the formats the demo configures.
         written = await asyncio.to_thread(os.listdir, demo.directory / "reports")
