@@ -346,7 +346,7 @@ class TestSavedProfiles:
         observation = VesselObservation(devices={
             "10.0.0.1": DeviceObservation(spans={}, last_sample=T0 + 1740),
             "10.0.0.2": DeviceObservation(spans={})})
-        blob = runlog_module._pack_observation(observation, {"10.0.0.1": profile.pack()})
+        blob = runlog_module._pack_observation(observation, {"10.0.0.1": profile.packed_bytes()})
         restored, profiles = runlog_module._unpack_observation(blob)
         assert restored == observation
         assert list(profiles) == ["10.0.0.1"]

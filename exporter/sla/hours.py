@@ -9,6 +9,7 @@ grid every hour gets exactly its own length; when the interval changes, an hour 
 part of an interval more or less than its length, which its neighbour has less or more.
 """
 
+import sys
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -252,6 +253,15 @@ class Profile:
     def pack(self) -> list[int]:
         """For the state DB: since, through, then the runs."""
         return [self.since, self.through, *self.runs]
+
+    def packed_bytes(self) -> bytes:
+        """`pack()` as little-endian int64s, made in C: a run copies 100,000 of these on
+        the event loop."""
+        numbers = array("q", (self.since, self.through))
+        numbers.extend(self.runs)
+        if sys.byteorder == "big":
+            numbers.byteswap()
+        return numbers.tobytes()
 
     @classmethod
     def unpack(cls, values: object) -> "Profile | None":

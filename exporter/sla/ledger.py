@@ -170,10 +170,11 @@ class Ledger:
             if book is not None and profile.through == books.frozen_until:
                 book.profile = profile
 
-    def saved_profiles(self, vessel: str) -> dict[str, list[int]]:
+    def saved_profiles(self, vessel: str) -> dict[str, bytes]:
         """Each device's profile as the state DB keeps it: a copy, taken on the loop."""
         books = self.vessels.get(vessel)
-        return {} if books is None else {a: b.profile.pack() for a, b in books.books.items()}
+        return {} if books is None else {a: b.profile.packed_bytes()
+                                         for a, b in books.books.items()}
 
     def take(self, vessel: VesselConfig, ask: Ask,
              points: Mapping[str, Sequence[tuple[int, bool]]],
