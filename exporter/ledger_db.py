@@ -167,10 +167,8 @@ def pack_section(frozen: Mapping[int, Hour], day: int) -> bytes:
     return _MASKS.pack(held, estimated) + b"".join(parts)
 
 
-def _day_section(frozen: Mapping[int, Hour], day: int) -> bytes:
+def _day_section(frozen: Hours, day: int) -> bytes:
     """The packed day, kept with the hours so a write packs only those that changed."""
-    if not isinstance(frozen, Hours):
-        return pack_section(frozen, day)
     section = frozen.packed.get(day)
     if section is None:
         section = frozen.packed[day] = bytearray(pack_section(frozen, day))
@@ -314,8 +312,7 @@ async def write(db: aiosqlite.Connection, ledger: Ledger, now: float, retention:
         whole = books.frozen_until >= (day + 1) * DAY
         if whole:
             for book in books.books.values():  # written: not packed again but to amend
-                if isinstance(book.frozen, Hours):
-                    book.frozen.packed.pop(day, None)
+                book.frozen.packed.pop(day, None)
         days.append((vessel, day, sections, whole))
 
     def rows() -> Iterator[tuple[str, int, str, bytes | None, bytes]]:
@@ -589,27 +586,32 @@ async def days(db: aiosqlite.Connection, ledger: Ledger | None, vessel: str,
     if end_day <= start_day:
         return {a: {} for a in wanted}
     rows = await _rows(db, vessel, start_day, end_day - 1, wanted, with_hours=False)
-    # Memory differs from the rows on days not written yet (changed, open hours).
     memory: dict[str, dict[int, dict[int, Hour]]] = {}
     books = ledger.vessels.get(vessel) if ledger is not None else None
-    if ledger is not None and books is not None:
-        open_days = {(a, d) for v, a, d in ledger.dirty if v == vessel and a in wanted}
-        for address in wanted:
-            book = books.books.get(address)
-            if book is None:
-                continue
-            open_days.update((address, k // 24) for k in book.fresh)
-        for address, day in open_days:
-            if start_day <= day < end_day:
-                book = books.books[address]
-                memory.setdefault(address, {})[day] = {
-                    k: h for k in range(day * 24, day * 24 + 24)
-                    if (h := book.hour(k)) is not None}
+    for address, day in _open_days(ledger, vessel, wanted):
+        if books is not None and start_day <= day < end_day:
+            book = books.books[address]
+            memory.setdefault(address, {})[day] = {
+                k: h for k in range(day * 24, day * 24 + 24) if (h := book.hour(k)) is not None}
     # Stored hours go under memory's on the days both have.
     needed = {d for m in memory.values() for d in m} & {r.day for r in rows}
     stored = {r.day: r for r in await _rows(db, vessel, min(needed), max(needed), wanted)
               } if needed else {}
     return await asyncio.to_thread(_sum_days, rows, stored, memory, wanted, now)
+
+
+def _open_days(ledger: Ledger | None, vessel: str, wanted: set[str]) -> set[tuple[str, int]]:
+    """The (device, day) pairs where memory differs from the stored rows: days not written
+    yet (changed hours) and days with open hours."""
+    books = ledger.vessels.get(vessel) if ledger is not None else None
+    if ledger is None or books is None:
+        return set()
+    found = {(a, d) for v, a, d in ledger.dirty if v == vessel and a in wanted}
+    for address in wanted:
+        book = books.books.get(address)
+        if book is not None:
+            found.update((address, k // 24) for k in book.fresh)
+    return found
 
 
 async def span_totals(db: aiosqlite.Connection, ledger: Ledger | None, vessel: str,
@@ -625,11 +627,7 @@ async def span_totals(db: aiosqlite.Connection, ledger: Ledger | None, vessel: s
     if not spans:
         return out
     first, last = min(a for a, _ in spans), max(b for _, b in spans)
-    recent: set[int] = set()
-    books = ledger.vessels.get(vessel) if ledger is not None else None
-    if ledger is not None and books is not None:
-        recent = {d for v, _, d in ledger.dirty if v == vessel}
-        recent.update(k // 24 for b in books.books.values() for k in b.fresh)
+    recent = {day for _, day in _open_days(ledger, vessel, set(wanted))}
     # A previous version's rows may hold devices a newer row lacks: `days` merges them.
     async with db.execute("SELECT DISTINCT day FROM ledger_days WHERE vessel = ? AND"
                           " day >= ? AND day < ?", (vessel, first, last)) as c:

@@ -6,11 +6,12 @@ keeps its own connection to the state DB: its short writes never land inside a c
 run's transaction on the run log's connection.
 """
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
+
+from . import state_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS report_files (
@@ -43,17 +44,11 @@ class ReportStore:
 
     @classmethod
     async def open(cls, path: Path) -> "ReportStore":
-        if not path.parent.is_dir():
-            raise sqlite3.OperationalError(f"directory {path.parent} does not exist")
-        db = await aiosqlite.connect(path)
-        try:
+        async def setup(db: aiosqlite.Connection) -> None:
             await db.execute("PRAGMA busy_timeout=10000")
             await db.executescript(SCHEMA)
-            await db.commit()
-        except BaseException:
-            await db.close()
-            raise
-        return cls(db)
+
+        return cls(await state_db.connect(path, setup))
 
     async def close(self) -> None:
         await self._db.close()

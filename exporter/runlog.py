@@ -4,7 +4,6 @@ import dataclasses
 import json
 import logging
 import math
-import sqlite3
 import struct
 import zlib
 from collections.abc import Iterable, Mapping
@@ -13,7 +12,7 @@ from typing import Any
 
 import aiosqlite
 
-from . import ledger_db
+from . import ledger_db, state_db
 from .collector import RunResult
 from .model import DeviceObservation, VesselObservation
 from .sla.hours import Profile, Span
@@ -173,14 +172,6 @@ def _unpack_observation(blob: bytes) -> tuple[VesselObservation, dict[str, Profi
     return VesselObservation(devices=devices), profiles
 
 
-def _profiles_from_json(text: str) -> dict[str, Profile]:
-    profiles = {}
-    for address, fields in json.loads(text).items():
-        if (profile := Profile.unpack(fields.get("profile"))) is not None:
-            profiles[address] = profile
-    return profiles
-
-
 def _observation_from_json(text: str) -> VesselObservation:
     """A previous version's state, stored as JSON."""
     devices = {}
@@ -217,22 +208,14 @@ class RunLog:
 
     @classmethod
     async def open(cls, path: Path | str) -> "RunLog":
-        folder = Path(path).parent
-        if not folder.is_dir():
-            # Checked here: a failed connect leaves aiosqlite's worker thread behind.
-            raise sqlite3.OperationalError(f"directory {folder} does not exist")
-        db = await aiosqlite.connect(path)
-        try:
+        async def setup(db: aiosqlite.Connection) -> None:
             db.row_factory = aiosqlite.Row
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.executescript(SCHEMA)
             await ledger_db.create(db)
-            await db.commit()
-        except BaseException:
-            await db.close()
-            raise
-        return cls(db)
+
+        return cls(await state_db.connect(path, setup))
 
     async def close(self) -> None:
         await self._db.close()
@@ -325,9 +308,8 @@ class RunLog:
             try:
                 if isinstance(stored, bytes):
                     observation, profiles = _unpack_observation(stored)
-                else:
-                    observation = _observation_from_json(stored)
-                    profiles = _profiles_from_json(stored)
+                else:  # a previous version's JSON: it kept no profiles
+                    observation, profiles = _observation_from_json(stored), {}
             except (ValueError, TypeError, KeyError, AttributeError, struct.error) as exc:
                 log.warning("ignoring unreadable saved state of vessel %s: %r", row["vessel"], exc)
                 continue

@@ -409,10 +409,16 @@ class Hours(dict[int, Hour]):
 class Book:
     """One device's hours: frozen ones and the recomputed part after them."""
 
-    frozen: dict[int, Hour] = field(default_factory=Hours)
+    frozen: Hours = field(default_factory=Hours)
     fresh: dict[int, Hour] = field(default_factory=dict)  # hours after the frozen cursor
     carry: Carry = field(default_factory=Carry)
     profile: Profile = field(default_factory=Profile)
+
+    def __post_init__(self) -> None:
+        # Given plain hours (a test, a restore), they become Hours here, once, so the
+        # window sums and the state DB's packing can count on what Hours keeps.
+        if not isinstance(self.frozen, Hours):
+            self.frozen = Hours(self.frozen)
 
     def hour(self, key: int) -> Hour | None:
         frozen, fresh = self.frozen.get(key), self.fresh.get(key)
@@ -463,8 +469,6 @@ def _runs(book: Book, first: int, last: int, held_from: float) -> tuple[Span, li
     figures, and the one the ledger starts within. A short window walks all its hours."""
     if last - first - 1 < RUN:
         return Span(), list(range(first, last + 1))
-    if not isinstance(book.frozen, Hours):
-        book.frozen = Hours(book.frozen)
     walk = sorted({first, last} | {k for k in book.fresh if first < k < last}
                   | ({int(held_from // HOUR)} if held_from % HOUR else set()))
     walk = [k for k in walk if first <= k <= last]

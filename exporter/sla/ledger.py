@@ -66,7 +66,7 @@ class VesselBooks:
     newest: dict[str, DeviceObservation] = field(default_factory=dict)
 
 
-# (vessel, address, day number) -> the day's 24 hours, for the state DB.
+# (vessel, address, day number): a device-day changed in memory, for the state DB.
 DayKey = tuple[str, str, int]
 
 
@@ -244,15 +244,6 @@ class Ledger:
                 for k in [k for k in book.frozen
                           if k < keep and (vessel, address, k // 24) not in self.dirty]:
                     del book.frozen[k]
-
-    def day(self, vessel: str, address: str, day: int) -> list[Hour | None] | None:
-        """The 24 hours of a day held in memory, for writing; None if the vessel is gone."""
-        books = self.vessels.get(vessel)
-        book = books.books.get(address) if books is not None else None
-        if book is None:
-            return None
-        base = day * 24
-        return [book.frozen.get(base + h) for h in range(24)]
 
     def restore(self, vessel: str, frozen_until: int, held_from: int,
                 carries: Mapping[str, Carry], hours: Mapping[str, Mapping[int, Hour]],
