@@ -1,6 +1,7 @@
 """Helpers shared by the exporter tests: config files and scraped metrics."""
 
 import asyncio
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -8,6 +9,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.appkeys import SERVICE
+from tests.servers import require_binary
 
 DEVICES = [
     {"address": "10.10.1.5", "component": "access_point", "name": "ap-bridge"},
@@ -103,3 +105,12 @@ async def scrape(client: Any) -> Metrics:
     response = await client.get("/metrics")
     assert response.status == 200
     return Metrics(await response.text())
+
+
+def assert_promtool_clean(text: str) -> None:
+    """`promtool check metrics` finds nothing to say about the exposition `text`."""
+    promtool = require_binary("promtool", "/usr/bin/promtool")
+    proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout + proc.stderr == ""

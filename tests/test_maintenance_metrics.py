@@ -2,7 +2,6 @@
 downtime ages that leave maintenance out, to the second between runs and across reloads."""
 
 import asyncio
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,7 @@ from typing import Any
 import pytest
 
 from tests.fake_influx import DeviceFacts
-from tests.helpers import Clock, Metrics, Ticks, scrape, vessel, write_config
-from tests.servers import require_binary
+from tests.helpers import Clock, Metrics, Ticks, assert_promtool_clean, scrape, vessel, write_config
 
 T0 = 1_800_000_000.0
 DOWN = DeviceFacts(up=1000, result_code=1, loss=100.0, rtt_ms=None,
@@ -109,12 +107,7 @@ class TestInForce:
         _, _, client = await fleet([window("aurora-drydock", T0 - 60, T0 + 600),
                                     window("later", T0 + 3600, T0 + 7200)], clock)
         text = (await scrape(client)).text
-        promtool = require_binary("promtool", "/usr/bin/promtool")
-        proc = await asyncio.to_thread(
-            subprocess.run, [promtool, "check", "metrics"], input=text,
-            capture_output=True, text=True, timeout=60, check=False)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert proc.stdout + proc.stderr == ""
+        await asyncio.to_thread(assert_promtool_clean, text)
 
 
 class TestBetweenRuns:
