@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -31,7 +32,7 @@ from .report_store import ReportStore, Written
 from .reports.build import build_report
 from .reports.formats import ReportFormat, filename, render
 from .reports.model import Report
-from .reports.period import ReportError, parse_period
+from .reports.period import ReportError, closed_months, parse_period
 from .service import CollectionService
 
 log = logging.getLogger(__name__)
@@ -47,15 +48,12 @@ Render = Callable[[Report, ReportFormat], bytes]
 def due_months(now: float, reports: ReportsConfig, count: int = RECHECK_MONTHS) -> list[str]:
     """The newest `count` months, oldest first, closed in the schedule's timezone at least
     `grace` before `now` ("2026-11")."""
-    tz = ZoneInfo(reports.timezone)
-    local = datetime.fromtimestamp(now, tz)
-    year, month = local.year, local.month
     out: list[str] = []
-    for _ in range(count + 2):  # the current month, maybe the last one in its grace
-        end = datetime(year, month, 1, tzinfo=tz).timestamp()
-        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    # The newest two closed months may still be in their grace (up to 31 d, after a
+    # February): two more are looked at.
+    for label, end in islice(closed_months(now, ZoneInfo(reports.timezone)), count + 2):
         if end + reports.grace <= now:
-            out.append(f"{year:04d}-{month:02d}")
+            out.append(label)
             if len(out) == count:
                 break
     return out[::-1]

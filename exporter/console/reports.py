@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -24,7 +25,7 @@ from ..config import Config
 from ..reports.build import build_report
 from ..reports.formats import MEDIA_TYPES, SHOWS_STRIPS, ReportFormat, filename, render
 from ..reports.model import Report
-from ..reports.period import Period, ReportError, parse_period, zone
+from ..reports.period import Period, ReportError, closed_months, parse_period, zone
 from .pages import CONSOLE
 
 MAX_TEXT = 64  # longest period, from, to or timezone taken
@@ -146,20 +147,10 @@ async def report_api(request: web.Request) -> web.Response:
 # --- the page -----------------------------------------------------------------------
 
 
-def _months_back(now: float, tz: ZoneInfo, count: int) -> list[str]:
-    local = datetime.fromtimestamp(now, tz)
-    year, month = local.year, local.month
-    out = []
-    for _ in range(count):
-        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-        out.append(f"{year:04d}-{month:02d}")
-    return out
-
-
 def period_choices(now: float, timezone: str) -> list[tuple[str, list[str]]]:
     """The closed months, quarters and years the form offers, newest first."""
     tz = ZoneInfo(timezone)
-    months = _months_back(now, tz, 13)
+    months = [label for label, _ in islice(closed_months(now, tz), 13)]
     local = datetime.fromtimestamp(now, tz)
     quarter, year = (local.month - 1) // 3 + 1, local.year
     quarters = []

@@ -6,6 +6,7 @@ served by weighing its hour by the share of it inside the period: see docs/repor
 """
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -53,6 +54,17 @@ def zone(timezone: str) -> ZoneInfo:
 
 def _local(year: int, month: int, tz: ZoneInfo) -> float:
     return datetime(year, month, 1, tzinfo=tz).timestamp()
+
+
+def closed_months(now: float, tz: ZoneInfo) -> Iterator[tuple[str, float]]:
+    """The months closed by `now` in `tz`, newest first, with when each ended:
+    ("2026-11", 2026-12-01T00:00 local), then ("2026-10", ...), without end."""
+    local = datetime.fromtimestamp(now, tz)
+    year, month = local.year, local.month
+    while True:
+        end = _local(year, month, tz)
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+        yield f"{year:04d}-{month:02d}", end
 
 
 def _months(year: int, month: int, count: int, tz: ZoneInfo) -> tuple[float, float]:
