@@ -358,7 +358,8 @@ class CatchupRequest:
 
 
 async def catch_up(influx: KeptInflux, vessel, tmp: Path) -> list[CatchupRequest]:
-    from exporter.sla.hours import HOUR, Carry
+    from exporter.sla.hour import HOUR
+    from exporter.sla.hours import Carry
 
     proxy = await Helper.start(BENCH / "latency_proxy.py", "--target", influx.url,
                                "--rtt", "0")
@@ -556,7 +557,7 @@ RECORD_TARGET = 1.0  # seconds
 
 def full_day(seed: int) -> list:
     """24 hours of a healthy device sampled every minute, with an outage now and then."""
-    from exporter.sla.hours import Hour
+    from exporter.sla.hour import Hour
 
     hours = []
     for h in range(24):
@@ -597,7 +598,7 @@ async def size_and_reads(args, tmp: Path) -> dict:
     from exporter import ledger_db
     from exporter.config import LedgerConfig, Window
     from exporter.runlog import RunLog
-    from exporter.sla.hours import HOUR
+    from exporter.sla.hour import HOUR
     from exporter.sla.ledger import Ledger
 
     vessels = plan_fleet(args.read_vessels, ["healthy"], DEVICES)
@@ -657,7 +658,8 @@ async def take_time(args) -> dict:
     walked hour by hour as before them (hours.RUN beyond any window)."""
     from exporter.config import Window
     from exporter.sla import hours as hours_module
-    from exporter.sla.hours import HOUR, Carry
+    from exporter.sla.hour import HOUR
+    from exporter.sla.hours import Carry
     from exporter.sla.ledger import Ledger
 
     vessels = plan_fleet(VESSELS, ["healthy"], DEVICES)

@@ -35,7 +35,8 @@ from exporter.reports.build import build_report  # noqa: E402
 from exporter.reports.formats import SHOWS_STRIPS, ReportFormat, render  # noqa: E402
 from exporter.reports.period import parse_period  # noqa: E402
 from exporter.runlog import RunLog  # noqa: E402
-from exporter.sla.hours import Carry, Hour  # noqa: E402
+from exporter.sla.hour import Hour  # noqa: E402
+from exporter.sla.hours import Carry  # noqa: E402
 from exporter.sla.ledger import Ledger  # noqa: E402
 from simulator.fleetconfig import write_fleet_config  # noqa: E402
 

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from . import ledger_db
 from .config import DeviceConfig, VesselConfig
-from .sla.hours import HOUR, Hour
+from .sla.hour import HOUR, Hour
 from .sla.ledger import Ledger
 
 MAX_DAYS = 400

@@ -4,8 +4,8 @@ A run of 5,000 vessels x 20 devices writes every device's day: a row per vessel-
 (5,000 rows, not 100,000) holds the devices' addresses, their day totals once the day is
 whole (what period reports read, without the hours), and the hours of all of them, 24 of
 16 bytes per device, zlib-compressed (a healthy day packs to a few bytes an hour). Each
-device's day is kept packed in memory between writes (`Hours.packed`), so a run packs only
-the hours that changed. Carries are one packed row per vessel.
+device's day is held packed in memory too (`Hours`, in the form of `sla/hour.py`), so a
+run copies the days that changed and packs nothing. Carries are one packed row per vessel.
 
 Rows of the previous version (a row per device-day in `ledger_days`, a carry row per
 device in `ledger_carry`) are read as they are, under the new rows: they age out with
@@ -27,7 +27,8 @@ from typing import Any, NamedTuple
 
 import aiosqlite
 
-from .sla.hours import HOUR, Carry, Hour, Hours
+from .sla.hour import EMPTY, FORM, HOUR, MASKS, SECTION, Hour, pack, put, unpack
+from .sla.hours import Carry, Hours
 from .sla.ledger import Ledger
 from .sla.maintenance import MaintenanceSchedule
 
@@ -80,13 +81,6 @@ CREATE TABLE IF NOT EXISTS ledger_schedule (
 # ledger_vessel_days is a rowid table: its rows are a few KB before compression, too
 # long for a WITHOUT ROWID b-tree.
 
-# Packed by hand: a struct per hour keeps a device-day at a fixed 392 bytes, sliced out
-# of the vessel's row without parsing the rest.
-# up, down, maintenance (s), up and down samples, outages started, longest outage (s).
-# Seconds of one hour are clamped to 65535: only a sample_interval over 18 h exceeds it.
-_HOUR = struct.Struct("<HHHHHHI")
-_MASKS = struct.Struct("<II")  # per device-day: hours held, hours estimated (bit = hour)
-SECTION = _MASKS.size + 24 * _HOUR.size
 # A device's whole day: up, down, maintenance, unobserved (s), up and down samples,
 # outages, longest outage (s), hours held, hours estimated.
 _SUM = struct.Struct("<8IBB")
@@ -99,9 +93,6 @@ _ESTIMATED = 1
 _CARRY = struct.Struct("<Bqqq")
 _NULL = -(1 << 63)  # no timestamp is that far back
 _CARRIES: dict[int, struct.Struct] = {}  # by device count: a vessel's in one call
-_U16, _U32 = 0xFFFF, 0xFFFFFFFF
-_NONE_HELD = bytes(4)
-_NO_HOUR = bytes(_HOUR.size)  # a section's mask of hours held, when it holds none
 
 
 class DaySum(NamedTuple):
@@ -122,79 +113,11 @@ class DaySum(NamedTuple):
 # --- packing ---------------------------------------------------------------------------
 
 
-def _pack_hour(h: Hour) -> bytes:
-    try:
-        return _HOUR.pack(h.up, h.down, h.maintenance, h.up_samples, h.down_samples,
-                          h.outages, h.longest)
-    except struct.error:  # out of range: clamped, as only absurd settings get there
-        return _HOUR.pack(*(max(0, min(v, top)) for v, top in (
-            (h.up, _U16), (h.down, _U16), (h.maintenance, _U16), (h.up_samples, _U16),
-            (h.down_samples, _U16), (h.outages, _U16), (h.longest, _U32))))
-
-
-def _patch(section: bytearray, frozen: Mapping[int, Hour], keys: Iterable[int]) -> None:
-    held, estimated = _MASKS.unpack_from(section)
-    for key in keys:
-        i = key % 24
-        bit = 1 << i
-        h = frozen.get(key)
-        at = _MASKS.size + i * _HOUR.size
-        if h is None:
-            section[at:at + _HOUR.size] = bytes(_HOUR.size)
-            held &= ~bit
-            estimated &= ~bit
-            continue
-        section[at:at + _HOUR.size] = _pack_hour(h)
-        held |= bit
-        estimated = estimated | bit if h.estimated else estimated & ~bit
-    _MASKS.pack_into(section, 0, held, estimated)
-
-
-def pack_section(frozen: Mapping[int, Hour], day: int) -> bytes:
-    """A device's day as stored: its 24 hours, absent ones as zeros."""
-    held = estimated = 0
-    parts = []
-    get = frozen.get
-    for i in range(24):
-        h = get(day * 24 + i)
-        if h is None:
-            parts.append(_NO_HOUR)
-            continue
-        parts.append(_pack_hour(h))
-        held |= 1 << i
-        if h.estimated:
-            estimated |= 1 << i
-    return _MASKS.pack(held, estimated) + b"".join(parts)
-
-
-def _day_section(frozen: Hours, day: int) -> bytes:
-    """The packed day, kept with the hours so a write packs only those that changed."""
-    section = frozen.packed.get(day)
-    if section is None:
-        section = frozen.packed[day] = bytearray(pack_section(frozen, day))
-        frozen.repack.pop(day, None)
-    elif changed := frozen.repack.pop(day, None):
-        _patch(section, frozen, changed)
-    return bytes(section)
-
-
-def unpack_section(section: bytes | bytearray | memoryview, day: int) -> dict[int, Hour]:
-    """The hours a packed device-day holds, by hour number."""
-    held, estimated = _MASKS.unpack_from(section)
-    found = {}
-    packed = _HOUR.iter_unpack(memoryview(section)[_MASKS.size:SECTION])
-    for i, (up, down, kept, up_n, down_n, outages, longest) in enumerate(packed):
-        if held >> i & 1:
-            found[day * 24 + i] = Hour(up, down, kept, up_n, down_n, outages, longest,
-                                       estimated=bool(estimated >> i & 1))
-    return found
-
-
 def sum_section(section: bytes | bytearray | memoryview, spans: list[int] | None = None) -> DaySum:
     """A packed device-day's totals; `spans` are its hours' lengths (all whole if None)."""
-    held, estimated = _MASKS.unpack_from(section)
+    held, estimated = MASKS.unpack_from(section)
     up, down, kept, up_n, down_n, outages, longest = zip(
-        *_HOUR.iter_unpack(memoryview(section)[_MASKS.size:SECTION]), strict=True)
+        *FORM.iter_unpack(memoryview(section)[MASKS.size:SECTION]), strict=True)
     # Absent hours are zeros: wholly unobserved, as they should be.
     used = list(map(add, map(add, up, down), kept))
     if spans is None and max(used) <= HOUR:
@@ -219,12 +142,12 @@ def _old_section(blob: Any) -> bytes:
         up, down, held, up_n, down_n, outages, longest, *flags = values
         hours[i] = Hour(up, down, held, up_n, down_n, outages, longest,
                         estimated=bool(flags and flags[0] & _ESTIMATED))
-    return pack_section(hours, 0)
+    return pack(hours, 0)
 
 
 def unpack_day(blob: Any) -> list[Hour | None]:
     """A previous version's stored device-day; anything else is ValueError."""
-    hours = unpack_section(_old_section(blob), 0)
+    hours = unpack(_old_section(blob), 0)
     return [hours.get(i) for i in range(24)]
 
 
@@ -285,7 +208,7 @@ async def write(db: aiosqlite.Connection, ledger: Ledger, now: float, retention:
                 prune: bool) -> None:
     """Write the days and cursors changed since the last write; inside the caller's
     transaction, so a run and its ledger are stored together or not at all. The packed
-    days are taken on the loop (memory changes under it), joined, compressed and summed
+    days are copied on the loop (memory changes under it), joined, compressed and summed
     in the database's thread."""
     dirty = ledger.dirty
     days: list[tuple[str, int, dict[str, bytes], bool]] = []
@@ -304,15 +227,12 @@ async def write(db: aiosqlite.Connection, ledger: Ledger, now: float, retention:
                 sections.update((a, bytes(s)) for a, s in row.sections.items())
         for address, book in books.books.items():
             if trusted or (vessel, address, day) in dirty:
-                section = _day_section(book.frozen, day)
-                if section.startswith(_NONE_HELD):
+                section = book.frozen.section(day)
+                if section is None:
                     sections.pop(address, None)  # no hours: not stored
                 else:
                     sections[address] = section
         whole = books.frozen_until >= (day + 1) * DAY
-        if whole:
-            for book in books.books.values():  # written: not packed again but to amend
-                book.frozen.packed.pop(day, None)
         days.append((vessel, day, sections, whole))
 
     def rows() -> Iterator[tuple[str, int, str, bytes | None, bytes]]:
@@ -465,17 +385,18 @@ async def restore(db: aiosqlite.Connection, ledger: Ledger, now: float) -> int:
         since = int(min(now - longest, frozen_until - 2 * DAY) // DAY)
         rows, bad = await _read_rows(db, vessel, since, 1 << 40, None, True)
         skipped += bad
-        hours = await asyncio.to_thread(_unpack_rows, rows)
+        hours = await asyncio.to_thread(_books_hours, rows)
         ledger.restore(vessel, frozen_until, held_from, carries, hours, replays.get(vessel))
     return skipped
 
 
-def _unpack_rows(rows: list[_Row]) -> dict[str, dict[int, Hour]]:
-    hours: dict[str, dict[int, Hour]] = {}
+def _books_hours(rows: list[_Row]) -> dict[str, Hours]:
+    """Each device's hours as a book holds them: the stored days, not unpacked."""
+    days: dict[str, dict[int, memoryview]] = {}
     for row in rows:
         for address, section in row.sections.items():
-            hours.setdefault(address, {}).update(unpack_section(section, row.day))
-    return hours
+            days.setdefault(address, {})[row.day] = section
+    return {address: Hours.from_days(found) for address, found in days.items()}
 
 
 async def load(db: aiosqlite.Connection, ledger: Ledger, vessel: str, day: int) -> None:
@@ -485,10 +406,11 @@ async def load(db: aiosqlite.Connection, ledger: Ledger, vessel: str, day: int) 
     if books is None:
         return
     rows = await _rows(db, vessel, day, 1 << 40, set(books.books))
-    for address, stored in (await asyncio.to_thread(_unpack_rows, rows)).items():
+    for address, stored in (await asyncio.to_thread(_books_hours, rows)).items():
         frozen = books.books[address].frozen
-        for key, h in stored.items():
-            frozen.setdefault(key, h)
+        for key in stored:
+            if key not in frozen:
+                frozen[key] = stored[key]
 
 
 async def cursors(db: aiosqlite.Connection) -> dict[str, tuple[Any, Any]]:
@@ -530,8 +452,8 @@ def _hours_in(rows: list[_Row], wanted: set[str], start: int,
         base = row.day * DAY
         for address, section in row.sections.items():
             into = found[address]
-            held, estimated = _MASKS.unpack_from(section)
-            packed = _HOUR.iter_unpack(section[_MASKS.size:SECTION])
+            held, estimated = MASKS.unpack_from(section)
+            packed = FORM.iter_unpack(section[MASKS.size:SECTION])
             for i, (up, down, kept, up_n, down_n, outages, longest) in enumerate(packed):
                 at = base + i * HOUR
                 if held >> i & 1 and start <= at < end:
@@ -719,10 +641,9 @@ def _sum_days(rows: list[_Row], stored: Mapping[int, _Row],
         for day, hours in by_day.items():
             below = stored.get(day)
             under = below.sections.get(address) if below is not None else None
-            merged = bytearray(under if under is not None else bytes(SECTION))
-            both = dict(unpack_section(merged, day))
-            both.update(hours)
-            _patch(merged, both, hours)
-            if _MASKS.unpack_from(merged)[0]:
+            merged = bytearray(under if under is not None else EMPTY)
+            for key, hour in hours.items():
+                put(merged, key % 24, hour)
+            if MASKS.unpack_from(merged)[0]:
                 found[address][day] = sum_section(merged, spans(day))
     return found

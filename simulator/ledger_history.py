@@ -16,7 +16,8 @@ import aiosqlite
 
 from exporter import ledger_db
 from exporter.config import LedgerConfig, Window
-from exporter.sla.hours import HOUR, Carry, Hour
+from exporter.sla.hour import HOUR, Hour
+from exporter.sla.hours import Carry
 from exporter.sla.ledger import Ledger
 
 from .scenarios import DAY, EMPTY_SCENARIOS, OFFSET, Vessel, _rule

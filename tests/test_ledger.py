@@ -9,13 +9,14 @@ import pytest
 from exporter import ledger_db
 from exporter.config import parse_config
 from exporter.model import DeviceObservation, VesselObservation
+from exporter.sla import hour as packed_hour
+from exporter.sla.hour import HOUR, Hour
 from exporter.sla.hours import (
-    HOUR,
     MAX_RUNS,
     Book,
     Carry,
     EdgeCount,
-    Hour,
+    Hours,
     Profile,
     estimate,
     fold,
@@ -92,8 +93,9 @@ class TestFold:
         assert hours[0].maintenance == 1800 and hours[0].down == 1740
 
     def test_window_uses_edge_counts_for_its_oldest_partial_hour(self):
-        book = Book()
-        fold([(t, True) for t in range(30, 3 * HOUR, 60)], Carry(last=-30), 60, book.frozen)
+        folded: dict[int, Hour] = {}
+        fold([(t, True) for t in range(30, 3 * HOUR, 60)], Carry(last=-30), 60, folded)
+        book = Book(frozen=Hours(folded))
         span = window(book, 1800.0, 3 * HOUR - 1, held_from=0, edge=EdgeCount(30, 30))
         assert span.up == 30 * 60 + 2 * 3600 and span.down == 0
         unheld = window(book, -HOUR, 3 * HOUR - 1, held_from=0)
@@ -323,16 +325,16 @@ class TestStoredDays:
         hours = {3: Hour(up=10, down=20, maintenance=30, up_samples=1, down_samples=2,
                          outages=1, longest=20, estimated=True),
                  23: Hour(up=3600, up_samples=60)}
-        section = ledger_db.pack_section(hours, 0)
-        assert len(section) == ledger_db.SECTION
-        assert ledger_db.unpack_section(section, 0) == hours
-        assert ledger_db.unpack_section(ledger_db.pack_section(hours, 0), 0) == hours
+        section = packed_hour.pack(hours, 0)
+        assert len(section) == packed_hour.SECTION
+        assert packed_hour.unpack(section, 0) == hours
+        assert packed_hour.unpack(packed_hour.pack(hours, 0), 0) == hours
         moved = {k + 24 * 5: h for k, h in hours.items()}
-        assert ledger_db.unpack_section(ledger_db.pack_section(moved, 5), 5) == moved
+        assert packed_hour.unpack(packed_hour.pack(moved, 5), 5) == moved
 
     def test_figures_out_of_range_are_clamped_not_an_error(self):
         hours = {0: Hour(up=70000, longest=1 << 40)}
-        [back] = ledger_db.unpack_section(ledger_db.pack_section(hours, 0), 0).values()
+        [back] = packed_hour.unpack(packed_hour.pack(hours, 0), 0).values()
         assert (back.up, back.longest) == (0xFFFF, 0xFFFFFFFF)
 
     def test_days_of_the_previous_versions_are_still_read(self):
@@ -354,13 +356,13 @@ class TestStoredDays:
                          longest=600),
                  1: Hour(up=3700, up_samples=61),  # an interval change gave it more
                  5: Hour(maintenance=1200, up=1200, up_samples=20, estimated=True)}
-        total = ledger_db.sum_section(ledger_db.pack_section(hours, 0))
+        total = ledger_db.sum_section(packed_hour.pack(hours, 0))
         assert total == ledger_db.DaySum(
             up=7900, down=600, maintenance=1200, unobserved=0 + 0 + 1200 + 21 * 3600,
             up_samples=131, down_samples=10, outages=1, longest=600, held=3, estimated=1)
         # Up to 01:30: hour 1 counts half an hour, later ones nothing.
         spans = [3600, 1800] + [0] * 22
-        part = ledger_db.sum_section(ledger_db.pack_section(hours, 0), spans)
+        part = ledger_db.sum_section(packed_hour.pack(hours, 0), spans)
         assert part.unobserved == 0
 
 

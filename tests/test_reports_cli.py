@@ -12,7 +12,7 @@ import pytest
 from exporter.cli import main
 from exporter.reports.source import Tally, bucket
 from exporter.runlog import RunLog
-from exporter.sla.hours import HOUR, Hour
+from exporter.sla.hour import HOUR, Hour
 from simulator.fleetconfig import write_fleet_config
 
 DEVICES = [{"address": "10.0.0.1", "component": "server", "name": "srv-1"}]

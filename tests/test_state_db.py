@@ -16,7 +16,9 @@ from exporter.collector import RunResult, VesselResult
 from exporter.config import DeviceConfig, InfluxConfig, LedgerConfig, VesselConfig, Window
 from exporter.model import DeviceObservation, VesselObservation, VesselStatus
 from exporter.runlog import RunLog
-from exporter.sla.hours import HOUR, Book, Carry, Hour, Hours, Profile, Span, estimate, window
+from exporter.sla import hour as packed_hour
+from exporter.sla.hour import HOUR, Hour
+from exporter.sla.hours import Book, Carry, Hours, Profile, Span, estimate, window
 from exporter.sla.ledger import Ledger, VesselBooks
 from tests.test_ledger import old_pack_day
 
@@ -331,7 +333,7 @@ class TestWindowTotals:
 
 
 def test_a_packed_row_is_rejected_when_its_parts_disagree():
-    section = ledger_db.pack_section({0: Hour(up=1)}, 0)
+    section = packed_hour.pack({0: Hour(up=1)}, 0)
     with pytest.raises(ValueError):
         ledger_db._row(0, '["a", "b"]', None, b"\x01" + __import__("zlib").compress(section),
                        None)

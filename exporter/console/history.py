@@ -15,7 +15,7 @@ from enum import StrEnum
 from markupsafe import Markup
 
 from ..config import VesselConfig
-from ..sla.hours import HOUR, Hour
+from ..sla.hour import HOUR, Hour
 
 DAYS = 30
 DAY = 86400

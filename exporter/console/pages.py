@@ -23,7 +23,7 @@ from ..appkeys import SERVICE
 from ..config import Window
 from ..fleet import RUN_RESULTS, FleetSnapshot, VesselState
 from ..service import CollectionService
-from ..sla.hours import HOUR
+from ..sla.hour import HOUR
 from ..sla_state import PERSISTENT_AFTER, ComponentState, DataStatus, in_maintenance
 from . import events as live
 from .history import DAY

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import Config, VesselConfig, Window
 from ..fleet import FleetSnapshot, VesselState
-from ..sla.hours import Hour
+from ..sla.hour import Hour
 from ..sla_state import (
     ComponentFigures,
     ComponentState,

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import aiosqlite
 
 from .. import ledger_db, runlog
-from ..sla.hours import HOUR, Hour, Span
+from ..sla.hour import HOUR, Hour
+from ..sla.hours import Span
 from ..sla.ledger import Ledger
 
 DAY = 86400

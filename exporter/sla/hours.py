@@ -11,12 +11,13 @@ part of an interval more or less than its length, which its neighbour has less o
 
 import sys
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import accumulate, islice, pairwise
-from typing import Any
+from typing import TypeVar, overload
 
-HOUR = 3600
+from .hour import HOUR, SECTION, Hour, held, put
+from .hour import get as get_hour
 
 # (vessel id, component, device name, start, end) -> sorted, non-overlapping [s, e)
 Maintenance = Callable[[str, str, str, float, float], Sequence[tuple[float, float]]]
@@ -25,30 +26,6 @@ Maintenance = Callable[[str, str, str, float, float], Sequence[tuple[float, floa
 def no_maintenance(vessel: str, component: str, device: str, start: float,
                    end: float) -> Sequence[tuple[float, float]]:
     return ()
-
-
-@dataclass(slots=True)
-class Hour:
-    """One device's UTC hour, in seconds (and samples, to weigh a part of the hour)."""
-
-    up: int = 0
-    down: int = 0
-    maintenance: int = 0
-    up_samples: int = 0
-    down_samples: int = 0
-    outages: int = 0  # down stretches that start in this hour
-    longest: int = 0  # longest down stretch ending in this hour, seconds
-    # Re-split by a window declared later, without the points to count it exactly.
-    estimated: bool = False
-
-    def add(self, other: "Hour") -> "Hour":
-        return Hour(self.up + other.up, self.down + other.down,
-                    self.maintenance + other.maintenance, self.up_samples + other.up_samples,
-                    self.down_samples + other.down_samples, self.outages + other.outages,
-                    max(self.longest, other.longest), self.estimated or other.estimated)
-
-    def unobserved(self, span: int = HOUR) -> int:
-        return max(0, span - self.up - self.down - self.maintenance)
 
 
 @dataclass(slots=True)
@@ -291,26 +268,120 @@ class Profile:
 # Whole hours a window must hold before their running totals are kept: a 24 h window
 # walks its hours, which costs less than keeping totals for every device.
 RUN = 48
+_T = TypeVar("_T")
 
 
-class Hours(dict[int, Hour]):
-    """A book's frozen hours by hour number, noting which change, so that what is derived
-    from them is brought up to date instead of recomputed: running totals for the windows,
-    and the days packed for the state DB (kept by ledger_db)."""
+class Hours(MutableMapping[int, Hour]):
+    """A book's frozen hours by hour number, kept packed a day at a time (see hour.py):
+    `days` maps a UTC day number to its packed section, which the state DB stores as it
+    is. Changes are noted so that the running totals for the longer windows are brought up
+    to date instead of recomputed."""
 
-    __slots__ = ("_base", "_built", "_count", "_down", "_held", "_low", "_rest", "_top", "_up",
-                 "packed", "repack")
+    __slots__ = ("_base", "_built", "_count", "_count_at", "_down", "_held", "_low", "_rest",
+                 "_top", "_up", "days")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, hours: Mapping[int, Hour] | None = None) -> None:
+        self.days: dict[int, bytearray] = {}
+        self._count = 0
         self._base = self._top = 0
         self._built = 0  # totals known, from _base on; 0: none yet
         self._low = 0  # the totals hold for ranges from here on (see _dropped)
         # Totals of the hours before _base + i, at index i (array: 8 bytes a number).
         self._up, self._down, self._held = array("q"), array("q"), array("q")
-        self._rest, self._count = array("q"), array("q")
-        self.packed: dict[int, bytearray] = {}  # day -> its hours as the state DB holds them
-        self.repack: dict[int, set[int]] = {}  # day -> hours changed since it was packed
+        self._rest, self._count_at = array("q"), array("q")
+        if hours:
+            for key, hour in hours.items():
+                self[key] = hour
+
+    @classmethod
+    def from_days(cls, days: Mapping[int, bytes | bytearray | memoryview]) -> "Hours":
+        """Hours from packed days as the state DB holds them (checked by the reader)."""
+        new = cls()
+        for day, section in days.items():
+            if (mask := held(section)):
+                new.days[day] = bytearray(section)
+                new._count += mask.bit_count()
+        return new
+
+    def section(self, day: int) -> bytes | None:
+        """A copy of the packed day, or None when it holds no hours."""
+        found = self.days.get(day)
+        return None if found is None else bytes(found)
+
+    def first(self) -> int | None:
+        """The oldest hour held."""
+        if not self.days:
+            return None
+        day = min(self.days)
+        mask = held(self.days[day])
+        return day * 24 + (mask & -mask).bit_length() - 1
+
+    def before(self, key: int) -> list[int]:
+        """The hours held before hour `key`, oldest first, reading only their days."""
+        found: list[int] = []
+        for day in sorted(d for d in self.days if d * 24 < key):
+            mask = held(self.days[day])
+            found.extend(k for i in range(24) if mask >> i & 1 and (k := day * 24 + i) < key)
+        return found
+
+    @overload
+    def get(self, key: int, /) -> Hour | None: ...
+
+    @overload
+    def get(self, key: int, /, default: Hour | _T) -> Hour | _T: ...
+
+    def get(self, key: int, /, default: object = None) -> object:
+        section = self.days.get(key // 24)
+        if section is None:
+            return default
+        found = get_hour(section, key % 24)
+        return default if found is None else found
+
+    def __getitem__(self, key: int) -> Hour:
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, int):
+            return False
+        section = self.days.get(key // 24)
+        return section is not None and bool(held(section) >> key % 24 & 1)
+
+    def __iter__(self) -> Iterator[int]:
+        for day, section in list(self.days.items()):
+            mask = held(section)
+            yield from (day * 24 + i for i in range(24) if mask >> i & 1)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __setitem__(self, key: int, hour: Hour) -> None:
+        day, i = divmod(key, 24)
+        section = self.days.get(day)
+        if section is None:
+            section = self.days[day] = bytearray(SECTION)
+        if not held(section) >> i & 1:
+            self._count += 1
+        put(section, i, hour)
+        self._changed(key)
+
+    def __delitem__(self, key: int) -> None:
+        day, i = divmod(key, 24)
+        section = self.days.get(day)
+        if section is None or not held(section) >> i & 1:
+            raise KeyError(key)
+        put(section, i, None)
+        self._count -= 1
+        if not held(section):
+            del self.days[day]
+        self._dropped(key)
+
+    def clear(self) -> None:
+        self.days.clear()
+        self._count = 0
+        self._built = self._low = 0
 
     def _changed(self, key: int) -> None:
         if self._built:
@@ -319,55 +390,11 @@ class Hours(dict[int, Hour]):
             else:
                 self._built = min(self._built, key - self._base + 1)
                 self._top = max(self._top, key)
-        day = key // 24
-        if day in self.packed:
-            self.repack.setdefault(day, set()).add(key)
-
-    def _reset(self) -> None:
-        self._built = self._low = 0
-        self.packed.clear()
-        self.repack.clear()
-
-    def __setitem__(self, key: int, hour: Hour) -> None:
-        super().__setitem__(key, hour)
-        self._changed(key)
-
-    def __delitem__(self, key: int) -> None:
-        super().__delitem__(key)
-        self._dropped(key)
 
     def _dropped(self, key: int) -> None:
         # Totals over hours after a dropped one differ from those before it by the same,
         # so they still hold for any range above it; pruning drops the oldest hours.
         self._low = max(self._low, key + 1)
-        self.packed.pop(key // 24, None)
-        self.repack.pop(key // 24, None)
-
-    def setdefault(self, key: int, default: Hour) -> Hour:
-        if key not in self:
-            self[key] = default
-        return self[key]
-
-    def pop(self, key: int, *default: Any) -> Any:
-        if key in self:
-            self._dropped(key)
-        return super().pop(key, *default)
-
-    def popitem(self) -> tuple[int, Hour]:
-        self._reset()
-        return super().popitem()
-
-    def clear(self) -> None:
-        super().clear()
-        self._reset()
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        super().update(*args, **kwargs)
-        self._reset()
-
-    def __ior__(self, other: Any) -> "Hours":  # type: ignore[override,misc]
-        self.update(other)
-        return self
 
     def totals(self, lo: int, hi: int) -> tuple[int, int, int, int, int]:
         """Up, down, maintenance, unobserved in held hours, and hours held, over the hour
@@ -377,8 +404,9 @@ class Hours(dict[int, Hour]):
         if lo < self._low:
             self._built = self._low = 0
         if not self._built:
-            self._base, self._top = min(self), max(self)
-            for a in (self._up, self._down, self._held, self._rest, self._count):
+            self._base = min(self.days) * 24
+            self._top = max(self.days) * 24 + 23
+            for a in (self._up, self._down, self._held, self._rest, self._count_at):
                 del a[:]
                 a.append(0)
             self._built = 1
@@ -388,7 +416,7 @@ class Hours(dict[int, Hour]):
 
     def _at(self, key: int) -> tuple[int, int, int, int, int]:
         i = min(max(key - self._base, 0), self._top - self._base + 1)
-        arrays = (self._up, self._down, self._held, self._rest, self._count)
+        arrays = (self._up, self._down, self._held, self._rest, self._count_at)
         if i >= self._built:
             for a in arrays:
                 del a[self._built:]
@@ -402,7 +430,7 @@ class Hours(dict[int, Hour]):
             for a, values in zip(arrays, (ups, downs, helds, rests, counts), strict=True):
                 a.extend(islice(accumulate(values, initial=a[-1]), 1, None))
             self._built = i + 1
-        return (self._up[i], self._down[i], self._held[i], self._rest[i], self._count[i])
+        return (self._up[i], self._down[i], self._held[i], self._rest[i], self._count_at[i])
 
 
 @dataclass(slots=True)

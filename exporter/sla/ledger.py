@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 
 from ..config import LedgerConfig, VesselConfig, Window
 from ..model import DeviceObservation, VesselObservation
+from .hour import HOUR, Hour
 from .hours import (
-    HOUR,
     PROFILE_SPAN,
     Book,
     Carry,
     EdgeCount,
-    Hour,
     Hours,
     Maintenance,
     Profile,
@@ -239,11 +238,12 @@ class Ledger:
         longest = max(w.seconds for w in self.windows)
         keep = int(min(now - longest, books.frozen_until - 2 * 86400)) // HOUR - 1
         for address, book in books.books.items():
-            if book.frozen and min(book.frozen) < keep:
+            first = book.frozen.first()
+            if first is not None and first < keep:
                 # In place: the days still held keep what was derived from them.
-                for k in [k for k in book.frozen
-                          if k < keep and (vessel, address, k // 24) not in self.dirty]:
-                    del book.frozen[k]
+                for k in book.frozen.before(keep):
+                    if (vessel, address, k // 24) not in self.dirty:
+                        del book.frozen[k]
 
     def restore(self, vessel: str, frozen_until: int, held_from: int,
                 carries: Mapping[str, Carry], hours: Mapping[str, Mapping[int, Hour]],
@@ -252,7 +252,7 @@ class Ledger:
             frozen_until=frozen_until, held_from=held_from,
             # Empty profiles until remember() brings the saved ones: without them the edge
             # of the 24 h window is asked of the server until new profiles reach it.
-            books={a: Book(frozen=Hours(hours.get(a, {})), carry=c,
+            books={a: Book(frozen=_hours(hours.get(a)), carry=c,
                            profile=Profile(since=frozen_until, through=frozen_until))
                    for a, c in carries.items()},
             replay_from=replay_from)
@@ -323,6 +323,11 @@ class Ledger:
         """Drop the books of vessels no longer configured (their rows stay in the DB)."""
         for vid in [v for v in self.vessels if v not in keep]:
             del self.vessels[vid]
+
+
+def _hours(found: Mapping[int, Hour] | None) -> Hours:
+    """Restored hours as a book keeps them: the state DB's reader makes them so already."""
+    return found if isinstance(found, Hours) else Hours(found)
 
 
 def _bare(device: DeviceObservation) -> DeviceObservation:
