@@ -153,14 +153,33 @@ class Cycle:
     requests: list[int]
     body: list[int]  # VesselResult.response_bytes: the answer body as received
     connections: int | None = None
+    influxd_gc: float = 0.0  # influxd CPU of the collection asked for before the cycle
 
 
 def _per_vessel(traffic: dict, ids: Sequence[str], key: str) -> list[int]:
     return [traffic.get("per_db", {}).get(i, {}).get(key, 0) for i in ids]
 
 
+async def collect_influxd_garbage(influx: KeptInflux) -> float:
+    """Have influxd's Go runtime collect its heap now (net/http/pprof's `gc=1`); returns
+    the CPU seconds it took. Here one influxd holds all 66 vessels, a heap of 2.5-5 GB that
+    Go collects about once a minute for about a second of CPU on the cores the cycles are
+    timed on; a ship's influxd holds one vessel's data, a sixty-sixth of that."""
+    cpu = influx.cpu()
+    async with (aiohttp.ClientSession() as session,
+                session.get(f"{influx.url}/debug/pprof/heap", params={"gc": "1"}) as r):
+        await r.read()
+        if r.status != 200:
+            raise RuntimeError(f"influxd pprof: HTTP {r.status}")
+    return influx.cpu() - cpu
+
+
 async def run_cycle(service, influx: KeptInflux, proxy: Helper | None) -> Cycle:
+    gc_cpu = 0.0
     if proxy is not None:
+        # A fleet cycle is timed from a fresh heap, so that influxd's periodic collection
+        # of all 66 vessels' data does not land inside it (see collect_influxd_garbage).
+        gc_cpu = await collect_influxd_garbage(influx)
         await proxy.stats()
     cpu = influx.cpu()
     started = time.perf_counter()
@@ -176,7 +195,7 @@ async def run_cycle(service, influx: KeptInflux, proxy: Helper | None) -> Cycle:
     return Cycle(wall, run.duration, cpu, statuses, errors[0] if errors else None,
                  _per_vessel(traffic, ids, "up"), _per_vessel(traffic, ids, "down"),
                  _per_vessel(traffic, ids, "requests"), [v.response_bytes for v in run.vessels],
-                 traffic.get("connections"))
+                 traffic.get("connections"), gc_cpu)
 
 
 async def old_cycle(config, url: str, influx: KeptInflux, proxy: Helper | None) -> Cycle:
@@ -223,16 +242,15 @@ def gzip_text(raw: bytes) -> bytes:
     return gzip.decompress(raw)
 
 
-async def top_up(url: str, vessels, anchor: int) -> int:
-    """Write the samples between the seeding's anchor and now, on its grid; returns the
-    number of points."""
+async def top_up(url: str, vessels, anchor: int, after: int = 0) -> int:
+    """Write the samples between the seeding's anchor and now, on its grid, from tick
+    `after` + 1 on; returns the last tick written."""
     from simulator.scenarios import live_samples
 
     ticks = int((time.time() - (anchor - OFFSET)) // INTERVAL)
-    written = 0
     async with aiohttp.ClientSession() as session:
         for vessel in vessels:
-            lines = [line for tick in range(1, ticks + 1)
+            lines = [line for tick in range(after + 1, ticks + 1)
                      for line in live_samples(vessel, anchor, tick, INTERVAL)]
             for i in range(0, len(lines), 20000):
                 data = io.BytesIO("\n".join(lines[i:i + 20000]).encode())
@@ -240,8 +258,7 @@ async def top_up(url: str, vessels, anchor: int) -> int:
                                         "precision": "s"}, data=data) as r:
                     if r.status != 204:
                         raise RuntimeError(f"top-up write failed: {r.status}")
-            written += len(lines)
-    return written
+    return ticks
 
 
 def make_config(vessels, url: str, state: Path, ledger: dict, windows=("24h",)):
@@ -266,9 +283,16 @@ async def influx_phase(args: argparse.Namespace) -> None:
     with KeptInflux(args.data / "influxd", args.influxd) as influx:
         progress("influxd started; waiting for it to settle")
         influx.wait_idle(below=0.10, every=5.0)
-        points = await top_up(influx.url, vessels, anchor)
-        progress(f"topped up {points:,} points since the seeding ({(time.time() - anchor) / 60:.0f}"
-                 " min ago)")
+        ticks = await top_up(influx.url, vessels, anchor)
+        progress(f"topped up {ticks} minutes since the seeding; waiting for influxd to"
+                 " compact them")
+        # Hours of points written at once are snapshotted and compacted, the whole shard
+        # again once its writes have stopped for compact-full-write-cold-duration (1m):
+        # seconds of influxd CPU on the cores the cycles are timed on, which a ship's
+        # influxd, written a minute at a time, does not spend. So wait until influxd has
+        # been idle for longer than that, then write the minutes it took.
+        influx.wait_idle(below=0.05, every=75.0)
+        await top_up(influx.url, vessels, anchor, ticks)
         follower = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "simulator.cli", "--influx-url", influx.url, "--scenarios",
             "healthy", "--vessels", str(VESSELS), "--devices-per-vessel", str(DEVICES),
@@ -441,6 +465,10 @@ def report_influx(windows, colds, warms, old_proxied, news, olds, olds_long, idl
                     f"{max(walls):.2f} s", " ".join(f"{w:.2f}" for w in walls),
                     f"{median([c.connections or 0 for c in cycles]):.0f}",
                     f"{'PASS' if max(walls) < target else 'FAIL'} (< {target} s, every cycle)"]))
+    collections = [c.influxd_gc for c in [*colds, *warms]]
+    print(f"influxd's heap collected before each of these cycles (collect_influxd_garbage): "
+          f"{median(collections):.2f} s of its CPU, median ({min(collections):.2f}-"
+          f"{max(collections):.2f} s)")
 
     print("\ninfluxd CPU per cycle, 66 vessels x 20 devices x 30 days")
     new_cpu = [c.influxd_cpu for c in news]
@@ -764,6 +792,9 @@ async def record_time(args, tmp: Path) -> dict:
     try:
         async with open_service(config, backend_factory=lambda cfg, s: InstantLedgerBackend(
                 clock), clock=clock) as service:
+            # What the start restored: the objects Python's garbage collector walks in a
+            # full collection, and the process's resident memory.
+            tracked, rss = len(gc.get_objects()), resident_bytes()
             # As the exporter does once started (exporter/web.py): what the start restored
             # lives as long as the process, out of the garbage collector's scans.
             gc.freeze()
@@ -790,7 +821,15 @@ async def record_time(args, tmp: Path) -> dict:
         runlog_module.ledger_db.write = real_write
     for r, w in zip(records, writes, strict=True):
         r["ledger_write"] = w
-    return {"records": records, "size": db_bytes(path)}
+    return {"records": records, "size": db_bytes(path), "tracked": tracked, "rss": rss}
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (VmRSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 async def ledger_phase(args: argparse.Namespace) -> None:
@@ -837,6 +876,8 @@ async def ledger_phase(args: argparse.Namespace) -> None:
                     f"{r['seconds']:.2f} s", f"{r['ledger_write']:.2f} s",
                     f"{'PASS' if r['seconds'] < RECORD_TARGET else 'FAIL'} (< 1 s)"]))
     print(f"state DB after the runs: {record['size'] / 1e6:.0f} MB")
+    print(f"after the start: {record['tracked']:,} objects tracked by the garbage collector,"
+          f" {record['rss'] / 1e6:.0f} MB resident")
     print(f"\nLedger.take, {VESSELS} vessels x {DEVICES} devices, 30 days held, windows "
           f"24h/7d/30d, {args.take_cycles} cycles")
     print(_row(["whole hours", "first cycle", "median of the rest", "max of the rest"]))

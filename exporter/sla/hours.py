@@ -9,6 +9,7 @@ grid every hour gets exactly its own length; when the interval changes, an hour 
 part of an interval more or less than its length, which its neighbour has less or more.
 """
 
+import struct
 import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
@@ -144,6 +145,7 @@ class EdgeCount:
     up: int
 
 
+_BOUNDS = struct.Struct("<qq")  # a packed profile's since and through
 PROFILE_SPAN = 25 * HOUR  # the 24 h window's oldest hour, and the one it is leaving
 # Runs a profile holds: a device that misses one ping in 16 makes ~190 in 25 h. One that
 # changes state more often loses its oldest runs, and the server counts its edge instead.
@@ -234,10 +236,11 @@ class Profile:
     def packed_bytes(self) -> bytes:
         """`pack()` as little-endian int64s, made in C: a run copies 100,000 of these on
         the event loop."""
+        if sys.byteorder == "little":
+            return _BOUNDS.pack(self.since, self.through) + self.runs.tobytes()
         numbers = array("q", (self.since, self.through))
         numbers.extend(self.runs)
-        if sys.byteorder == "big":
-            numbers.byteswap()
+        numbers.byteswap()
         return numbers.tobytes()
 
     @classmethod
