@@ -207,11 +207,11 @@ async def create(db: aiosqlite.Connection) -> None:
 async def write(db: aiosqlite.Connection, ledger: Ledger, now: float, retention: float,
                 prune: bool) -> None:
     """Write the days and cursors changed since the last write; inside the caller's
-    transaction, so a run and its ledger are stored together or not at all. The packed
-    days are copied on the loop (memory changes under it), joined, compressed and summed
-    in the database's thread."""
+    transaction, so a run and its ledger are stored together or not at all. A vessel's
+    packed days are joined on the loop, one copy (memory changes under it), and summed
+    and compressed in the database's thread."""
     dirty = ledger.dirty
-    days: list[tuple[str, int, dict[str, bytes], bool]] = []
+    days: list[tuple[str, int, list[str], bytes, bool]] = []
     for vessel, day in {(vessel, day) for vessel, _, day in dirty}:
         books = ledger.vessels.get(vessel)
         if books is None:
@@ -221,26 +221,28 @@ async def write(db: aiosqlite.Connection, ledger: Ledger, now: float, retention:
         # memory has it. Before that, or while a rewind is replayed, it may have been
         # dropped from memory, and its stored day is kept.
         trusted = books.replay_from is None and day > (books.frozen_until - 2 * DAY) // DAY
-        sections: dict[str, bytes] = {}
+        sections: dict[str, bytes | bytearray | memoryview] = {}
         if not trusted and not all((vessel, a, day) in dirty for a in books.books):
             for row in await _rows(db, vessel, day, day, None):
-                sections.update((a, bytes(s)) for a, s in row.sections.items())
+                sections.update(row.sections)
         for address, book in books.books.items():
             if trusted or (vessel, address, day) in dirty:
-                section = book.frozen.section(day)
+                section = book.frozen.days.get(day)
                 if section is None:
                     sections.pop(address, None)  # no hours: not stored
                 else:
                     sections[address] = section
-        whole = books.frozen_until >= (day + 1) * DAY
-        days.append((vessel, day, sections, whole))
+        days.append((vessel, day, list(sections), b"".join(sections.values()),
+                     books.frozen_until >= (day + 1) * DAY))
 
     def rows() -> Iterator[tuple[str, int, str, bytes | None, bytes]]:
-        for vessel, day, sections, whole in days:
-            packed = list(sections.values())
-            sums = b"".join(_SUM.pack(*sum_section(s)) for s in packed) if whole else None
-            yield (vessel, day, json.dumps(list(sections)), sums,
-                   _ROW + zlib.compress(b"".join(packed), 1))
+        for vessel, day, addresses, packed, whole in days:
+            sums = None
+            if whole:
+                view = memoryview(packed)
+                sums = b"".join(_SUM.pack(*sum_section(view[n:n + SECTION]))
+                                for n in range(0, len(packed), SECTION))
+            yield (vessel, day, json.dumps(addresses), sums, _ROW + zlib.compress(packed, 1))
 
     await db.executemany("INSERT OR REPLACE INTO ledger_vessel_days (vessel, day, addresses,"
                          " sums, hours) VALUES (?, ?, ?, ?, ?)", rows())

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from itertools import accumulate, islice, pairwise
 from typing import TypeVar, overload
 
-from .hour import HOUR, SECTION, Hour, held, put
+from .hour import FORM, HOUR, MASKS, SECTION, Hour, held, put
 from .hour import get as get_hour
 
 # (vessel id, component, device name, start, end) -> sorted, non-overlapping [s, e)
@@ -306,11 +306,6 @@ class Hours(MutableMapping[int, Hour]):
                 new._count += mask.bit_count()
         return new
 
-    def section(self, day: int) -> bytes | None:
-        """A copy of the packed day, or None when it holds no hours."""
-        found = self.days.get(day)
-        return None if found is None else bytes(found)
-
     def first(self) -> int | None:
         """The oldest hour held."""
         if not self.days:
@@ -423,17 +418,32 @@ class Hours(MutableMapping[int, Hour]):
         if i >= self._built:
             for a in arrays:
                 del a[self._built:]
-            hours = [self.get(k) for k in range(self._base + self._built - 1, self._base + i)]
-            ups = [0 if h is None else h.up for h in hours]
-            downs = [0 if h is None else h.down for h in hours]
-            helds = [0 if h is None else h.maintenance for h in hours]
-            rests = [0 if h is None else max(0, HOUR - h.up - h.down - h.maintenance)
-                     for h in hours]
+            hours = self._figures(self._base + self._built - 1, self._base + i)
+            ups = [0 if h is None else h[0] for h in hours]
+            downs = [0 if h is None else h[1] for h in hours]
+            helds = [0 if h is None else h[2] for h in hours]
+            rests = [0 if h is None else max(0, HOUR - h[0] - h[1] - h[2]) for h in hours]
             counts = [0 if h is None else 1 for h in hours]
             for a, values in zip(arrays, (ups, downs, helds, rests, counts), strict=True):
                 a.extend(islice(accumulate(values, initial=a[-1]), 1, None))
             self._built = i + 1
         return (self._up[i], self._down[i], self._held[i], self._rest[i], self._count_at[i])
+
+    def _figures(self, lo: int, hi: int) -> list[tuple[int, ...] | None]:
+        """Each hour in [lo, hi) as its packed figures (up, down, maintenance first), None
+        where none is held: a day's hours are unpacked together, with no Hour made."""
+        found: list[tuple[int, ...] | None] = []
+        for day in range(lo // 24, (hi - 1) // 24 + 1):
+            first, last = max(lo, day * 24), min(hi, day * 24 + 24)
+            section = self.days.get(day)
+            if section is None:
+                found.extend([None] * (last - first))
+                continue
+            mask = held(section)
+            rows = list(FORM.iter_unpack(memoryview(section)[MASKS.size:]))
+            found.extend(rows[k - day * 24] if mask >> (k - day * 24) & 1 else None
+                         for k in range(first, last))
+        return found
 
 
 @dataclass(slots=True)
