@@ -32,19 +32,9 @@ Sleep = Callable[[float], Awaitable[None]]
 BackendFactory = Callable[[Config, aiohttp.ClientSession], Backend]
 
 
-# The longest a vessel's connection is kept idle for its next run, whatever the interval:
-# past that, a NAT or satellite terminal may have dropped it without a word.
-MAX_KEEPALIVE = 3600.0
-
-
 def client_session(config: Config) -> aiohttp.ClientSession:
-    collection = config.collection
-    # Each vessel's connection is kept for the next run (aiohttp's default drops it after
-    # 15 s idle): a new one costs a round trip over the satellite link, every run.
-    connector = aiohttp.TCPConnector(
-        limit=collection.concurrency, limit_per_host=0,
-        keepalive_timeout=min(2 * collection.interval, MAX_KEEPALIVE))
     # Our own decompression lets us count bytes on the wire and cap the decoded size.
+    connector = aiohttp.TCPConnector(limit=config.collection.concurrency, limit_per_host=0)
     return aiohttp.ClientSession(connector=connector, auto_decompress=False)
 
 

@@ -25,7 +25,6 @@ class Recorded:
     query: dict[str, str]  # the URL's query string
     form: dict[str, str]
     wire: int = 0  # bytes received: request line, headers and body
-    peer: object = None  # the client's address and port: which connection carried it
 
 
 @dataclass
@@ -51,9 +50,8 @@ class FakeInflux:
         form = {k: str(v) for k, v in (await request.post()).items()}
         head = len(f"{request.method} {request.path_qs} HTTP/1.1\r\n\r\n") + sum(
             len(k) + len(v) + 4 for k, v in request.raw_headers)
-        peer = request.transport.get_extra_info("peername") if request.transport else None
         self.requests.append(Recorded(dict(request.headers), dict(request.query), form,
-                                      head + len(body), peer))
+                                      head + len(body)))
         if self.script:
             return await self.script.popleft()(request)
         return self.json_response(self.answer(form["q"].split(";\n"), form.get("params")))
