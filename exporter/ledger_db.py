@@ -409,10 +409,7 @@ async def load(db: aiosqlite.Connection, ledger: Ledger, vessel: str, day: int) 
         return
     rows = await _rows(db, vessel, day, 1 << 40, set(books.books))
     for address, stored in (await asyncio.to_thread(_books_hours, rows)).items():
-        frozen = books.books[address].frozen
-        for key in stored:
-            if key not in frozen:
-                frozen[key] = stored[key]
+        books.books[address].frozen.merge_under(stored)
 
 
 async def cursors(db: aiosqlite.Connection) -> dict[str, tuple[Any, Any]]:

@@ -320,6 +320,40 @@ class TestEstimates:
         assert estimate(hour, -600) is hour  # no maintenance to give back
 
 
+class TestPackedHours:
+    """A book's hours as it keeps them: a packed section per UTC day."""
+
+    def test_a_damaged_mask_holds_no_phantom_hours(self):
+        section = bytearray(packed_hour.pack({5: Hour(up=3600, up_samples=60)}, 0))
+        packed_hour.MASKS.pack_into(section, 0, 1 << 5 | 1 << 27, 1 << 29)
+        hours = Hours.from_days({10: bytes(section)})
+        assert list(hours) == [245] and len(hours) == 1 and hours.first() == 245
+        assert hours[245] == Hour(up=3600, up_samples=60)
+        assert packed_hour.MASKS.unpack_from(hours.days[10]) == (1 << 5, 0)
+        only_beyond = bytearray(packed_hour.EMPTY)
+        packed_hour.MASKS.pack_into(only_beyond, 0, 1 << 30, 0)
+        empty = Hours.from_days({10: bytes(only_beyond)})
+        assert not empty and len(empty) == 0 and empty.first() is None and not empty.days
+
+    def test_stored_hours_go_under_those_held(self):
+        mine = Hours({49: Hour(up=7, up_samples=1)})
+        assert mine.totals(48, 80)[0] == 7  # totals made, to be made again after
+        stored = Hours({49: Hour(up=3600, up_samples=60), 50: Hour(maintenance=3600,
+                        estimated=True), 75: Hour(down=60, down_samples=1)})
+        mine.merge_under(stored)
+        assert dict(mine) == {49: Hour(up=7, up_samples=1), 50: Hour(maintenance=3600,
+                              estimated=True), 75: Hour(down=60, down_samples=1)}
+        assert len(mine) == 3 and mine.totals(48, 80)[:3] == (7, 60, 3600)
+
+    def test_an_hour_that_cannot_be_packed_changes_nothing(self):
+        hours = Hours({49: Hour(up=1, up_samples=1)})
+        for key in (50, 100):  # a day held, and a new one
+            with pytest.raises(struct.error):
+                hours[key] = Hour(up=1.5)  # type: ignore[arg-type]
+        assert dict(hours) == {49: Hour(up=1, up_samples=1)} and len(hours) == 1
+        assert list(hours.days) == [2] and hours.first() == 49
+
+
 class TestStoredDays:
     def test_a_packed_day_keeps_every_figure_and_the_flag(self):
         hours = {3: Hour(up=10, down=20, maintenance=30, up_samples=1, down_samples=2,

@@ -17,6 +17,7 @@ HOUR = 3600
 # Seconds of one hour are clamped to 65535: only a sample_interval over 18 h exceeds it.
 FORM = struct.Struct("<HHHHHHI")
 MASKS = struct.Struct("<II")  # hours held, hours estimated (bit i: hour i of the day)
+ALL_HOURS = (1 << 24) - 1
 SECTION = MASKS.size + 24 * FORM.size
 EMPTY = bytes(SECTION)
 _NO_HOUR = bytes(FORM.size)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from itertools import accumulate, islice, pairwise
 from typing import TypeVar, overload
 
-from .hour import FORM, HOUR, MASKS, SECTION, Hour, held, put
+from .hour import ALL_HOURS, FORM, HOUR, MASKS, SECTION, Hour, held, put
 from .hour import get as get_hour
 
 # (vessel id, component, device name, start, end) -> sorted, non-overlapping [s, e)
@@ -298,13 +298,37 @@ class Hours(MutableMapping[int, Hour]):
 
     @classmethod
     def from_days(cls, days: Mapping[int, bytes | bytearray | memoryview]) -> "Hours":
-        """Hours from packed days as the state DB holds them (checked by the reader)."""
+        """Hours from packed days as the state DB holds them (their length checked by the
+        reader); mask bits past hour 23, which only damage sets, are dropped."""
         new = cls()
         for day, section in days.items():
-            if (mask := held(section)):
-                new.days[day] = bytearray(section)
+            mask, estimated = MASKS.unpack_from(section)
+            mask &= ALL_HOURS
+            if mask:
+                new.days[day] = copy = bytearray(section)
+                MASKS.pack_into(copy, 0, mask, estimated & mask)
                 new._count += mask.bit_count()
         return new
+
+    def merge_under(self, other: "Hours") -> None:
+        """Take the hours of `other` that this one does not hold (those it holds are
+        newer): whole days copied, the rest hour by hour as packed."""
+        for day, theirs in other.days.items():
+            mine = self.days.get(day)
+            if mine is None:
+                self.days[day] = bytearray(theirs)
+                self._count += held(theirs).bit_count()
+                continue
+            have, estimated = MASKS.unpack_from(mine)
+            take, their_estimated = MASKS.unpack_from(theirs)
+            take &= ~have
+            for i in range(24):
+                if take >> i & 1:
+                    at = MASKS.size + i * FORM.size
+                    mine[at:at + FORM.size] = theirs[at:at + FORM.size]
+            MASKS.pack_into(mine, 0, have | take, estimated | their_estimated & take)
+            self._count += take.bit_count()
+        self._built = 0  # hours added anywhere: the running totals are made again
 
     def first(self) -> int | None:
         """The oldest hour held."""
@@ -358,11 +382,14 @@ class Hours(MutableMapping[int, Hour]):
     def __setitem__(self, key: int, hour: Hour) -> None:
         day, i = divmod(key, 24)
         section = self.days.get(day)
+        new = section is None
         if section is None:
-            section = self.days[day] = bytearray(SECTION)
-        if not held(section) >> i & 1:
-            self._count += 1
-        put(section, i, hour)
+            section = bytearray(SECTION)
+        was = held(section) >> i & 1
+        put(section, i, hour)  # first: a figure it cannot pack leaves the book as it was
+        if new:
+            self.days[day] = section
+        self._count += 1 - was
         self._changed(key)
 
     def __delitem__(self, key: int) -> None:
