@@ -618,6 +618,25 @@ async def fill_days(db, vessels, days: Sequence[int]) -> int:
     return rows
 
 
+async def store_cursors(db, vessels, frozen_until: int, held_from: int) -> None:
+    """Each vessel's cursor and carries, as a running exporter stores them: the next start
+    restores the stored days from two days before the cursor into memory."""
+    from exporter import ledger_db
+    from exporter.config import LedgerConfig, Window
+    from exporter.sla.hours import Book, Carry
+    from exporter.sla.ledger import Ledger, VesselBooks
+
+    ledger = Ledger(LedgerConfig(), [Window("24h", 86400.0)])
+    for v in vessels:
+        ledger.vessels[v.id] = VesselBooks(
+            frozen_until=frozen_until, held_from=held_from,
+            books={d.address: Book(carry=Carry(last=frozen_until - frozen_until % INTERVAL,
+                                               first=held_from)) for d in v.devices})
+        ledger.cursors_dirty.add(v.id)
+    await ledger_db.write(db, ledger, frozen_until, 400 * 86400, prune=False)
+    await db.commit()
+
+
 def db_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
 
@@ -754,8 +773,9 @@ class InstantLedgerBackend:
 
 
 async def record_time(args, tmp: Path) -> dict:
-    """RunLog.record of real runs of 5,000 vessels on an instant backend, the clock moving
-    5 minutes a run, so every device freezes new samples into its hours each run."""
+    """RunLog.record of real runs of 5,000 vessels on an instant backend, after a start
+    that restored the stored days a running exporter holds; the clock moves 5 minutes a
+    run, so every device freezes new samples into its hours each run."""
     from exporter import ledger_db
     from exporter import runlog as runlog_module
     from exporter.runlog import RunLog
@@ -773,6 +793,10 @@ async def record_time(args, tmp: Path) -> dict:
     runlog = await RunLog.open(path)
     try:
         await fill_days(runlog.db, vessels, range(today - args.history_days, today))
+        # The cursors five minutes back: the start restores the stored days it keeps, and
+        # each run freezes five minutes of every device into its current hour.
+        await store_cursors(runlog.db, vessels, int(now[0]) - 300,
+                            (today - args.history_days) * 86400)
     finally:
         await runlog.close()
     raw = fleet_config(vessels, unused_loopback_url(), unused_loopback_url(),
