@@ -774,8 +774,9 @@ class InstantLedgerBackend:
 
 async def record_time(args, tmp: Path) -> dict:
     """RunLog.record of real runs of 5,000 vessels on an instant backend, after a start
-    that restored the stored days a running exporter holds; the clock moves 5 minutes a
-    run, so every device freezes new samples into its hours each run."""
+    that restored the stored days a running exporter holds (windows 24h and 7d: a week);
+    the clock moves 5 minutes a run, so every device freezes new samples into its hours
+    each run."""
     from exporter import ledger_db
     from exporter import runlog as runlog_module
     from exporter.runlog import RunLog
@@ -800,7 +801,7 @@ async def record_time(args, tmp: Path) -> dict:
     finally:
         await runlog.close()
     raw = fleet_config(vessels, unused_loopback_url(), unused_loopback_url(),
-                       concurrency=256, state_path=str(path), windows=["24h"],
+                       concurrency=256, state_path=str(path), windows=["24h", "7d"],
                        ledger={"backfill": "1h"})
     config = parse_config(raw)
     records: list[dict] = []
@@ -813,12 +814,19 @@ async def record_time(args, tmp: Path) -> dict:
         writes.append(time.perf_counter() - t)
 
     runlog_module.ledger_db.write = timed_write  # type: ignore[assignment]
+    gc.collect()
+    start_rss = resident_bytes()
     try:
         async with open_service(config, backend_factory=lambda cfg, s: InstantLedgerBackend(
                 clock), clock=clock) as service:
             # What the start restored: the objects Python's garbage collector walks in a
-            # full collection, and the process's resident memory.
+            # full collection, what one takes, and the process's resident memory.
             tracked, rss = len(gc.get_objects()), resident_bytes()
+            started = time.perf_counter()
+            gc.collect()
+            collection = time.perf_counter() - started
+            hours = sum(len(b.frozen) for v in service.ledger.vessels.values()
+                        for b in v.books.values())
             # As the exporter does once started (exporter/web.py): what the start restored
             # lives as long as the process, out of the garbage collector's scans.
             gc.freeze()
@@ -845,7 +853,8 @@ async def record_time(args, tmp: Path) -> dict:
         runlog_module.ledger_db.write = real_write
     for r, w in zip(records, writes, strict=True):
         r["ledger_write"] = w
-    return {"records": records, "size": db_bytes(path), "tracked": tracked, "rss": rss}
+    return {"records": records, "size": db_bytes(path), "tracked": tracked, "rss": rss,
+            "start_rss": start_rss, "collection": collection, "hours": hours}
 
 
 def resident_bytes() -> int:
@@ -900,8 +909,10 @@ async def ledger_phase(args: argparse.Namespace) -> None:
                     f"{r['seconds']:.2f} s", f"{r['ledger_write']:.2f} s",
                     f"{'PASS' if r['seconds'] < RECORD_TARGET else 'FAIL'} (< 1 s)"]))
     print(f"state DB after the runs: {record['size'] / 1e6:.0f} MB")
-    print(f"after the start: {record['tracked']:,} objects tracked by the garbage collector,"
-          f" {record['rss'] / 1e6:.0f} MB resident")
+    print(f"after the start: {record['hours']:,} hours held, {record['tracked']:,} objects"
+          f" tracked by the garbage collector, {record['rss'] / 1e6:.0f} MB resident"
+          f" ({record['start_rss'] / 1e6:.0f} MB before it); a full collection"
+          f" {record['collection'] * 1000:.0f} ms")
     print(f"\nLedger.take, {VESSELS} vessels x {DEVICES} devices, 30 days held, windows "
           f"24h/7d/30d, {args.take_cycles} cycles")
     print(_row(["whole hours", "first cycle", "median of the rest", "max of the rest"]))
