@@ -268,6 +268,10 @@ class Profile:
         self.through = min(self.through, after)
 
 
+# An hour's figures, as packed (see hour.py FORM): up, down, maintenance, up and down
+# samples, then (when packed) outages and longest.
+Figures = tuple[int, ...]
+
 # Whole hours a window must hold before their running totals are kept: a 24 h window
 # walks its hours, which costs less than keeping totals for every device.
 RUN = 48
@@ -345,6 +349,14 @@ class Hours(MutableMapping[int, Hour]):
             mask = held(self.days[day])
             found.extend(k for i in range(24) if mask >> i & 1 and (k := day * 24 + i) < key)
         return found
+
+    def figures(self, key: int) -> Figures | None:
+        """An hour's packed figures (up, down, maintenance, up and down samples, outages,
+        longest), or None when it is not held."""
+        section = self.days.get(key // 24)
+        if section is None or not held(section) >> key % 24 & 1:
+            return None
+        return FORM.unpack_from(section, MASKS.size + key % 24 * FORM.size)
 
     @overload
     def get(self, key: int, /) -> Hour | None: ...
@@ -445,7 +457,7 @@ class Hours(MutableMapping[int, Hour]):
         if i >= self._built:
             for a in arrays:
                 del a[self._built:]
-            hours = self._figures(self._base + self._built - 1, self._base + i)
+            hours = self.figures_in(self._base + self._built - 1, self._base + i)
             ups = [0 if h is None else h[0] for h in hours]
             downs = [0 if h is None else h[1] for h in hours]
             helds = [0 if h is None else h[2] for h in hours]
@@ -456,10 +468,10 @@ class Hours(MutableMapping[int, Hour]):
             self._built = i + 1
         return (self._up[i], self._down[i], self._held[i], self._rest[i], self._count_at[i])
 
-    def _figures(self, lo: int, hi: int) -> list[tuple[int, ...] | None]:
-        """Each hour in [lo, hi) as its packed figures (up, down, maintenance first), None
-        where none is held: a day's hours are unpacked together, with no Hour made."""
-        found: list[tuple[int, ...] | None] = []
+    def figures_in(self, lo: int, hi: int) -> list[Figures | None]:
+        """Each hour in [lo, hi) as its packed figures (see `figures`), None where none is
+        held: a day's hours are unpacked together, with no Hour made."""
+        found: list[Figures | None] = []
         for day in range(lo // 24, (hi - 1) // 24 + 1):
             first, last = max(lo, day * 24), min(hi, day * 24 + 24)
             section = self.days.get(day)
@@ -495,6 +507,7 @@ class Book:
         return frozen.add(fresh)
 
 
+
 def window(book: Book, start: float, now: float, held_from: float,
            edge: EdgeCount | None = None) -> Span:
     """The time of (start, now] by state. Whole hours come from the book; the hour the
@@ -505,22 +518,26 @@ def window(book: Book, start: float, now: float, held_from: float,
     # every device's 24 h window each cycle.
     up, down, held, unobserved, not_held = (total.up, total.down, total.maintenance,
                                             total.unobserved, total.unheld)
+    # A short window's hours are unpacked a day at a time, a long one's few one by one.
+    stored = book.frozen.figures_in(first, last + 1) if len(walk) == last - first + 1 else None
+    fresh = book.fresh
     for key in walk:
         lo, hi = max(key * HOUR, start), min((key + 1) * HOUR, now)
         span = hi - lo
         if span <= 0:
             continue
         unheld = max(0.0, min(hi, held_from) - lo)
-        hour = book.hour(key)
+        hour = stored[key - first] if stored is not None else book.frozen.figures(key)
+        if fresh and (recent := fresh.get(key)) is not None:
+            hour = _plus(hour, recent)
         if hour is None:
             unobserved += span - unheld
             not_held += unheld
             continue
         if key == first and lo > key * HOUR:
-            part = _edge(hour, span, edge)
-            p_up, p_down, p_held = part.up, part.down, part.maintenance
+            p_up, p_down, p_held = _edge(hour, span, edge)
         else:
-            p_up, p_down, p_held = hour.up, hour.down, hour.maintenance
+            p_up, p_down, p_held = hour[0], hour[1], hour[2]
         rest = max(0.0, span - p_up - p_down - p_held)
         held_rest = max(0.0, rest - unheld)
         up += p_up
@@ -557,17 +574,28 @@ def _whole(frozen: Hours, lo: int, hi: int, unheld: bool) -> Span:
     return Span(up, down, held, 0 if unheld else rest, rest if unheld else 0)
 
 
-def _edge(hour: Hour, span: float, edge: EdgeCount | None) -> Span:
-    """The part of a frozen hour inside the window."""
+def _plus(frozen: Figures | None, fresh: Hour) -> Figures:
+    """A frozen hour's figures with the fresh part of it: the first five, as window()
+    reads them."""
+    added = (fresh.up, fresh.down, fresh.maintenance, fresh.up_samples, fresh.down_samples)
+    if frozen is None:
+        return added
+    return (frozen[0] + added[0], frozen[1] + added[1], frozen[2] + added[2],
+            frozen[3] + added[3], frozen[4] + added[4])
+
+
+def _edge(hour: Figures, span: float, edge: EdgeCount | None) -> tuple[float, float, float]:
+    """Up, down and maintenance of the part of a frozen hour inside the window."""
+    up, down, held, up_samples, down_samples = hour[:5]
     share = span / HOUR
     if edge is None:
-        return Span(hour.up * share, hour.down * share, hour.maintenance * share)
+        return (up * share, down * share, held * share)
     # Each sample counted by the server weighs what the hour's samples weighed on average.
-    up_each = hour.up / hour.up_samples if hour.up_samples else 0.0
-    down_each = hour.down / hour.down_samples if hour.down_samples else 0.0
-    down = max(0, edge.samples - edge.up)
-    return Span(min(edge.up, hour.up_samples) * up_each,
-                min(down, hour.down_samples) * down_each, hour.maintenance * share)
+    up_each = up / up_samples if up_samples else 0.0
+    down_each = down / down_samples if down_samples else 0.0
+    down_counted = max(0, edge.samples - edge.up)
+    return (min(edge.up, up_samples) * up_each,
+            min(down_counted, down_samples) * down_each, held * share)
 
 
 def hours_of(books: Mapping[str, Book], key: int) -> dict[str, Hour]:
