@@ -7,6 +7,8 @@ import math
 import struct
 import zlib
 from collections.abc import Iterable, Mapping
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,7 @@ _TIMES = ("last_sample", "last_loss", "last_rtt", "last_reply", "first_sample")
 _FORMS: dict[tuple[int, int], struct.Struct] = {}
 _PER_DEVICE, _PER_WINDOW = struct.calcsize("<5dBd"), struct.calcsize("<5d")
 _COUNT = struct.Struct("<q")  # a device's profile: its int64s, then them
+_SPANS = attrgetter("spans")
 
 
 def _form(devices: int, windows: int) -> struct.Struct:
@@ -79,12 +82,17 @@ def _pack_observation(observation: VesselObservation, profiles: Mapping[str, byt
     profile of each device follows as int64s (a count, then its numbers), so that a
     restart need not ask the server the 24 h window's edge."""
     devices = observation.devices
-    labels = tuple(dict.fromkeys(label for d in devices.values() for label in d.spans))
-    values: list[float | None] = []
+    # In C: this runs for each of 5,000 vessels in a run's write.
+    labels = tuple(dict.fromkeys(chain.from_iterable(map(_SPANS, devices.values()))))
+    values: list[float] = []
     add = values.extend
     for d in devices.values():
-        add((d.last_sample, d.last_loss, d.last_rtt, d.last_reply, d.first_sample, d.fresh,
-             d.offset))
+        # None (not known) as NaN: only these five may be None.
+        add((NAN if d.last_sample is None else d.last_sample,
+             NAN if d.last_loss is None else d.last_loss,
+             NAN if d.last_rtt is None else d.last_rtt,
+             NAN if d.last_reply is None else d.last_reply,
+             NAN if d.first_sample is None else d.first_sample, d.fresh, d.offset))
         spans = d.spans
         for label in labels:
             span = spans.get(label)
@@ -103,8 +111,8 @@ def _pack_observation(observation: VesselObservation, profiles: Mapping[str, byt
         profile = profiles.get(address, b"")  # Profile.packed_bytes(): int64s
         trailer.append(_COUNT.pack(len(profile) // 8))
         trailer.append(profile)
-    return _OBSERVED + zlib.compress(head + _form(len(devices), len(labels)).pack(
-        *[NAN if v is None else v for v in values]) + b"".join(trailer), 1)
+    return _OBSERVED + zlib.compress(head + _form(len(devices), len(labels)).pack(*values)
+                                     + b"".join(trailer), 1)
 
 
 # The header of each vessel's devices and windows, made once (they seldom change).
