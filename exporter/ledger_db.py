@@ -456,16 +456,11 @@ def _hours_in(rows: list[_Row], wanted: set[str], start: int,
               end: int) -> dict[str, dict[int, Hour]]:
     found: dict[str, dict[int, Hour]] = {a: {} for a in wanted}
     for row in rows:
-        base = row.day * DAY
         for address, section in row.sections.items():
             into = found[address]
-            held, estimated = MASKS.unpack_from(section)
-            packed = FORM.iter_unpack(section[MASKS.size:SECTION])
-            for i, (up, down, kept, up_n, down_n, outages, longest) in enumerate(packed):
-                at = base + i * HOUR
-                if held >> i & 1 and start <= at < end:
-                    into[at] = Hour(up, down, kept, up_n, down_n, outages, longest,
-                                    bool(estimated >> i & 1))
+            for key, hour in unpack(section, row.day).items():
+                if start <= key * HOUR < end:
+                    into[key * HOUR] = hour
     return found
 
 

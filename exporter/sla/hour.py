@@ -70,14 +70,22 @@ def put(section: bytearray, i: int, hour: Hour | None) -> None:
                     estimated | bit if hour.estimated else estimated & ~bit)
 
 
+def figures(section: bytes | bytearray | memoryview, i: int) -> tuple[int, ...] | None:
+    """Hour `i` of a packed day as packed (up, down, maintenance, up and down samples,
+    outages, longest), or None when it is not held."""
+    if not held(section) >> i & 1:
+        return None
+    return FORM.unpack_from(section, MASKS.size + i * FORM.size)
+
+
 def get(section: bytes | bytearray | memoryview, i: int) -> Hour | None:
     """Hour `i` of a packed day, or None when it is not held."""
-    held, estimated = MASKS.unpack_from(section)
-    if not held >> i & 1:
+    found = figures(section, i)
+    if found is None:
         return None
-    up, down, kept, up_n, down_n, outages, longest = FORM.unpack_from(
-        section, MASKS.size + i * FORM.size)
-    return Hour(up, down, kept, up_n, down_n, outages, longest, bool(estimated >> i & 1))
+    up, down, kept, up_n, down_n, outages, longest = found
+    estimated = MASKS.unpack_from(section)[1] >> i & 1
+    return Hour(up, down, kept, up_n, down_n, outages, longest, bool(estimated))
 
 
 def held(section: bytes | bytearray | memoryview) -> int:

@@ -18,6 +18,7 @@ from itertools import accumulate, islice, pairwise
 from typing import TypeVar, overload
 
 from .hour import ALL_HOURS, FORM, HOUR, MASKS, SECTION, Hour, held, put
+from .hour import figures as hour_figures
 from .hour import get as get_hour
 
 # (vessel id, component, device name, start, end) -> sorted, non-overlapping [s, e)
@@ -354,9 +355,7 @@ class Hours(MutableMapping[int, Hour]):
         """An hour's packed figures (up, down, maintenance, up and down samples, outages,
         longest), or None when it is not held."""
         section = self.days.get(key // 24)
-        if section is None or not held(section) >> key % 24 & 1:
-            return None
-        return FORM.unpack_from(section, MASKS.size + key % 24 * FORM.size)
+        return None if section is None else hour_figures(section, key % 24)
 
     @overload
     def get(self, key: int, /) -> Hour | None: ...
