@@ -247,7 +247,8 @@ class TestEdgeFromProfiles:
                                 ({"10.0.0.1": saved}, False)):
             restored, _ = one_device()
             restored.restore("v", books.frozen_until, books.held_from,
-                             {"10.0.0.1": book.carry.copy()}, {"10.0.0.1": dict(book.frozen)})
+                             {"10.0.0.1": book.carry.copy()},
+                             {"10.0.0.1": Hours(dict(book.frozen))})
             observation = VesselObservation({"10.0.0.1": DeviceObservation(spans={})})
             restored.remember("v", observation, later, profiles)
             assert restored.ask(vessel, later).edges is edges

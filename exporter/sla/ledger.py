@@ -246,13 +246,13 @@ class Ledger:
                         del book.frozen[k]
 
     def restore(self, vessel: str, frozen_until: int, held_from: int,
-                carries: Mapping[str, Carry], hours: Mapping[str, Mapping[int, Hour]],
+                carries: Mapping[str, Carry], hours: Mapping[str, Hours],
                 replay_from: int | None = None) -> None:
         self.vessels[vessel] = VesselBooks(
             frozen_until=frozen_until, held_from=held_from,
             # Empty profiles until remember() brings the saved ones: without them the edge
             # of the 24 h window is asked of the server until new profiles reach it.
-            books={a: Book(frozen=_hours(hours.get(a)), carry=c,
+            books={a: Book(frozen=hours.get(a) or Hours(), carry=c,
                            profile=Profile(since=frozen_until, through=frozen_until))
                    for a, c in carries.items()},
             replay_from=replay_from)
@@ -323,11 +323,6 @@ class Ledger:
         """Drop the books of vessels no longer configured (their rows stay in the DB)."""
         for vid in [v for v in self.vessels if v not in keep]:
             del self.vessels[vid]
-
-
-def _hours(found: Mapping[int, Hour] | None) -> Hours:
-    """Restored hours as a book keeps them: the state DB's reader makes them so already."""
-    return found if isinstance(found, Hours) else Hours(found)
 
 
 def _bare(device: DeviceObservation) -> DeviceObservation:
