@@ -21,6 +21,7 @@ import json
 import struct
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import add
 from typing import Any, NamedTuple
@@ -29,7 +30,7 @@ import aiosqlite
 
 from .sla.hour import EMPTY, FORM, HOUR, MASKS, SECTION, Hour, pack, put, unpack
 from .sla.hours import Carry, Hours
-from .sla.ledger import Ledger
+from .sla.ledger import Ledger, VesselBooks
 from .sla.maintenance import MaintenanceSchedule
 
 DAY = 86400
@@ -204,82 +205,125 @@ async def create(db: aiosqlite.Connection) -> None:
 # --- writing ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class VesselRows:
+    """What a write stores for a vessel, packed from memory as it was at `stamp` (see
+    VesselBooks.stamp): its changed days, its cursor and its carries."""
+
+    vessel: str
+    stamp: int
+    days: list[tuple[int, tuple[str, ...], bytes, bool]]  # day, devices, sections, whole
+    frozen_until: int
+    held_from: int
+    replay_from: int | None
+    addresses: tuple[str, ...]  # the carries' devices
+    carries: bytes
+
+
+def pack_vessel(ledger: Ledger, vessel: str,
+                stored: Mapping[int, Mapping[str, bytes | bytearray | memoryview]] | None = None
+                ) -> VesselRows | None:
+    """The vessel's rows, copied from memory (which changes after). None when a changed
+    day needs devices only the stored row has (`needs_stored`) and `stored` lacks them."""
+    books = ledger.vessels.get(vessel)
+    if books is None:
+        return None
+    # Memory holds every device's hours from two days before the frozen cursor on
+    # (restore and prune keep them): a device that did not change there is written as
+    # memory has it. Before that, or while a rewind is replayed, it may have been dropped
+    # from memory, and its stored day is kept.
+    days: list[tuple[int, tuple[str, ...], bytes, bool]] = []
+    for day, changed in ledger.dirty.days(vessel).items():
+        sections: dict[str, bytes | bytearray | memoryview]
+        if _trusted(books, day):
+            sections = {a: s for a, b in books.books.items()
+                        if (s := b.frozen.days.get(day)) is not None}
+        else:
+            sections = {}
+            if not changed.issuperset(books.books):
+                if stored is None:
+                    return None
+                sections.update(stored.get(day, {}))
+            for address, book in books.books.items():
+                if address in changed:
+                    section = book.frozen.days.get(day)
+                    if section is None:
+                        sections.pop(address, None)  # no hours: not stored
+                    else:
+                        sections[address] = section
+        days.append((day, tuple(sections), b"".join(sections.values()),
+                     books.frozen_until >= (day + 1) * DAY))
+    carries = [b.carry for b in books.books.values()]
+    form = _CARRIES.get(len(carries))
+    if form is None:
+        form = _CARRIES[len(carries)] = struct.Struct("<" + "Bqqq" * len(carries))
+    packed = form.pack(*chain.from_iterable(
+        (c.last_up, _NULL if c.last is None else c.last, _NULL if c.first is None else c.first,
+         _NULL if c.down_from is None else c.down_from) for c in carries))
+    return VesselRows(vessel, books.stamp, days, books.frozen_until, books.held_from,
+                      books.replay_from, tuple(books.books), packed)
+
+
+def _trusted(books: VesselBooks, day: int) -> bool:
+    return books.replay_from is None and day > (books.frozen_until - 2 * DAY) // DAY
+
+
+def needs_stored(ledger: Ledger, vessel: str) -> list[int]:
+    """The changed days whose stored rows `pack_vessel` needs."""
+    books = ledger.vessels.get(vessel)
+    if books is None:
+        return []
+    return [day for day, changed in ledger.dirty.days(vessel).items()
+            if not _trusted(books, day) and not changed.issuperset(books.books)]
+
+
 async def write(db: aiosqlite.Connection, ledger: Ledger, now: float, retention: float,
-                prune: bool) -> None:
+                prune: bool, packed: Mapping[str, VesselRows] | None = None) -> None:
     """Write the days and cursors changed since the last write; inside the caller's
     transaction, so a run and its ledger are stored together or not at all. A vessel's
-    packed days are joined on the loop, one copy (memory changes under it), and summed
-    and compressed in the database's thread."""
-    dirty = ledger.dirty
-    days: list[tuple[str, int, tuple[str, ...], bytes, bool]] = []
-    for vessel, day in {(vessel, day) for vessel, _, day in dirty}:
+    rows are taken from `packed` while its books have not changed since, else packed
+    here; they are summed and compressed in the database's thread."""
+    out: list[VesselRows] = []
+    for vessel in ledger.dirty.vessels() | ledger.cursors_dirty:
         books = ledger.vessels.get(vessel)
         if books is None:
             continue
-        # Memory holds every device's hours from two days before the frozen cursor on
-        # (restore and prune keep them): a device that did not change there is written as
-        # memory has it. Before that, or while a rewind is replayed, it may have been
-        # dropped from memory, and its stored day is kept.
-        trusted = books.replay_from is None and day > (books.frozen_until - 2 * DAY) // DAY
-        sections: dict[str, bytes | bytearray | memoryview] = {}
-        if not trusted and not all((vessel, a, day) in dirty for a in books.books):
-            for row in await _rows(db, vessel, day, day, None):
-                sections.update(row.sections)
-        for address, book in books.books.items():
-            if trusted or (vessel, address, day) in dirty:
-                section = book.frozen.days.get(day)
-                if section is None:
-                    sections.pop(address, None)  # no hours: not stored
-                else:
-                    sections[address] = section
-        days.append((vessel, day, tuple(sections), b"".join(sections.values()),
-                     books.frozen_until >= (day + 1) * DAY))
+        rows = packed.get(vessel) if packed is not None else None
+        if rows is None or rows.stamp != books.stamp:
+            rows = pack_vessel(ledger, vessel)
+        if rows is None:
+            stored = {}
+            for day in needs_stored(ledger, vessel):
+                for row in await _rows(db, vessel, day, day, None):
+                    stored[day] = row.sections
+            rows = pack_vessel(ledger, vessel, stored)
+        if rows is not None:
+            out.append(rows)
 
-    def rows() -> Iterator[tuple[str, int, str, bytes | None, bytes]]:
-        for vessel, day, addresses, packed, whole in days:
-            sums = None
-            if whole:
-                view = memoryview(packed)
-                sums = b"".join(_SUM.pack(*sum_section(view[n:n + SECTION]))
-                                for n in range(0, len(packed), SECTION))
-            yield (vessel, day, _addresses_text(addresses), sums,
-                   _ROW + zlib.compress(packed, 1))
+    def day_rows() -> Iterator[tuple[str, int, str, bytes | None, bytes]]:
+        for rows in out:
+            for day, addresses, sections, whole in rows.days:
+                sums = None
+                if whole:
+                    view = memoryview(sections)
+                    sums = b"".join(_SUM.pack(*sum_section(view[n:n + SECTION]))
+                                    for n in range(0, len(sections), SECTION))
+                yield (rows.vessel, day, _addresses_text(addresses), sums,
+                       _ROW + zlib.compress(sections, 1))
 
     await db.executemany("INSERT OR REPLACE INTO ledger_vessel_days (vessel, day, addresses,"
-                         " sums, hours) VALUES (?, ?, ?, ?, ?)", rows())
-    cursors: list[tuple[str, int, int]] = []
-    replays: list[tuple[str, int]] = []
-    done: list[tuple[str]] = []
-    carries: list[tuple[str, tuple[str, ...], list[tuple[bool, int, int, int]]]] = []
-    for vid in ledger.cursors_dirty:
-        books = ledger.vessels.get(vid)
-        if books is None:
-            continue
-        cursors.append((vid, books.frozen_until, books.held_from))
-        if books.replay_from is None:
-            done.append((vid,))
-        else:
-            replays.append((vid, books.replay_from))
-        carries.append((vid, tuple(books.books), [
-            (c.last_up, _NULL if c.last is None else c.last,
-             _NULL if c.first is None else c.first,
-             _NULL if c.down_from is None else c.down_from)
-            for c in (b.carry for b in books.books.values())]))
-
-    def carry_rows() -> Iterator[tuple[str, str, bytes]]:
-        for vid, addresses, values in carries:
-            form = _CARRIES.get(len(values))
-            if form is None:
-                form = _CARRIES[len(values)] = struct.Struct("<" + "Bqqq" * len(values))
-            yield vid, _addresses_text(addresses), form.pack(*chain.from_iterable(values))
-
+                         " sums, hours) VALUES (?, ?, ?, ?, ?)", day_rows())
     await db.executemany("INSERT OR REPLACE INTO ledger_vessels (vessel, frozen_until,"
-                         " held_from) VALUES (?, ?, ?)", cursors)
+                         " held_from) VALUES (?, ?, ?)",
+                         [(r.vessel, r.frozen_until, r.held_from) for r in out])
     await db.executemany("INSERT OR REPLACE INTO ledger_vessel_carries (vessel, addresses,"
-                         " carries) VALUES (?, ?, ?)", carry_rows())
-    await db.executemany("DELETE FROM ledger_replay WHERE vessel = ?", done)
+                         " carries) VALUES (?, ?, ?)",
+                         ((r.vessel, _addresses_text(r.addresses), r.carries) for r in out))
+    await db.executemany("DELETE FROM ledger_replay WHERE vessel = ?",
+                         [(r.vessel,) for r in out if r.replay_from is None])
     await db.executemany("INSERT OR REPLACE INTO ledger_replay (vessel, replay_from)"
-                         " VALUES (?, ?)", replays)
+                         " VALUES (?, ?)",
+                         [(r.vessel, r.replay_from) for r in out if r.replay_from is not None])
     if prune:  # full scans: done once a day
         oldest = int((now - retention) // DAY)
         await db.execute("DELETE FROM ledger_vessel_days WHERE day < ?", (oldest,))
@@ -416,8 +460,7 @@ async def load(db: aiosqlite.Connection, ledger: Ledger, vessel: str, day: int) 
     if books is None:
         return
     rows = await _rows(db, vessel, day, 1 << 40, set(books.books))
-    for address, stored in (await asyncio.to_thread(_books_hours, rows)).items():
-        books.books[address].frozen.merge_under(stored)
+    ledger.merge_stored(vessel, await asyncio.to_thread(_books_hours, rows))
 
 
 async def cursors(db: aiosqlite.Connection) -> dict[str, tuple[Any, Any]]:

@@ -198,6 +198,7 @@ class CollectionService:
         def collected(result: VesselResult) -> None:
             nonlocal done
             done += 1
+            self.runlog.prepare(result, self.ledger)
             self.events.progress({"done": done, "total": len(configs), "vessel": result.vessel,
                                   "status": result.status.value}, final=done == len(configs))
 

@@ -14,6 +14,7 @@ older than the vessel keeps, or that the re-read finds empty, keep an estimate i
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import count
 
 from ..config import LedgerConfig, VesselConfig, Window
 from ..model import DeviceObservation, VesselObservation
@@ -33,6 +34,11 @@ from .hours import (
     share,
     window,
 )
+from .unwritten import Unwritten
+
+# Stamps of a vessel's books, unique in the process: rows packed from the books are
+# stale once the books carry another stamp (a new object, or a change since).
+_stamps = count(1)
 
 EDGE_WINDOW = "24h"  # the window whose oldest partial hour is counted exactly
 # A device missing from the edge counts had no sample there: not "weigh by share".
@@ -63,10 +69,11 @@ class VesselBooks:
     # By device address: its newest sample and reply as last known, so that a request
     # need not ask them over the whole lookback; the points after the cursor add to them.
     newest: dict[str, DeviceObservation] = field(default_factory=dict)
+    # Changed by every Ledger method that changes the hours, carries or cursor.
+    stamp: int = field(default_factory=lambda: next(_stamps))
 
-
-# (vessel, address, day number): a device-day changed in memory, for the state DB.
-DayKey = tuple[str, str, int]
+    def touch(self) -> None:
+        self.stamp = next(_stamps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +91,7 @@ class Ledger:
         self.windows = tuple(windows)
         self.maintenance = maintenance
         self.vessels: dict[str, VesselBooks] = {}
-        self.dirty: set[DayKey] = set()
+        self.dirty = Unwritten()
         self.cursors_dirty: set[str] = set()
 
     def reconfigure(self, config: LedgerConfig, windows: Sequence[Window]) -> None:
@@ -182,6 +189,7 @@ class Ledger:
         books = self._vessel(vessel, now)
         if ask.since != books.frozen_until:
             raise ValueError("answer to an old request")  # a reload raced it: drop it
+        books.touch()
         settled = max(ask.since, int(now - self.config.settle))
         freeze = ask.until if ask.until is not None else settled
         cap = max(1, int(vessel.sample_interval))
@@ -287,6 +295,7 @@ class Ledger:
         books = self.vessels.get(vessel.id)
         if books is None:
             return
+        books.touch()
         cap = max(1, int(vessel.sample_interval))
         for device in vessel.devices:
             book = books.books.get(device.address)
@@ -318,6 +327,17 @@ class Ledger:
             book.carry = Carry(first=book.carry.first)
             book.profile.truncate(cursor)
         self.cursors_dirty.add(vessel.id)
+
+    def merge_stored(self, vessel: str, stored: Mapping[str, Hours]) -> None:
+        """Stored hours under those in memory (newer), for hours memory had pruned."""
+        books = self.vessels.get(vessel)
+        if books is None:
+            return
+        books.touch()
+        for address, hours in stored.items():
+            book = books.books.get(address)
+            if book is not None:
+                book.frozen.merge_under(hours)
 
     def forget(self, keep: set[str]) -> None:
         """Drop the books of vessels no longer configured (their rows stay in the DB)."""
