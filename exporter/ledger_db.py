@@ -224,7 +224,8 @@ def pack_vessel(ledger: Ledger, vessel: str,
                 stored: Mapping[int, Mapping[str, bytes | bytearray | memoryview]] | None = None
                 ) -> VesselRows | None:
     """The vessel's rows, copied from memory (which changes after). None when a changed
-    day needs devices only the stored row has (`needs_stored`) and `stored` lacks them."""
+    day needs devices only the stored row has (`needs_stored`) and `stored` lacks the day
+    (an empty mapping: no row is stored for it)."""
     books = ledger.vessels.get(vessel)
     if books is None:
         return None
@@ -241,9 +242,9 @@ def pack_vessel(ledger: Ledger, vessel: str,
         else:
             sections = {}
             if not changed.issuperset(books.books):
-                if stored is None:
+                if stored is None or day not in stored:
                     return None
-                sections.update(stored.get(day, {}))
+                sections.update(stored[day])
             for address, book in books.books.items():
                 if address in changed:
                     section = book.frozen.days.get(day)
@@ -292,13 +293,15 @@ async def write(db: aiosqlite.Connection, ledger: Ledger, now: float, retention:
         if rows is None or rows.stamp != books.stamp:
             rows = pack_vessel(ledger, vessel)
         if rows is None:
-            stored = {}
+            stored: dict[int, Mapping[str, memoryview]] = {}
             for day in needs_stored(ledger, vessel):
+                stored[day] = {}  # none stored: the day's devices are memory's alone
                 for row in await _rows(db, vessel, day, day, None):
                     stored[day] = row.sections
             rows = pack_vessel(ledger, vessel, stored)
-        if rows is not None:
-            out.append(rows)
+            if rows is None:  # only if memory changed while the rows were read
+                raise RuntimeError(f"the ledger of {vessel} changed while it was written")
+        out.append(rows)
 
     def day_rows() -> Iterator[tuple[str, int, str, bytes | None, bytes]]:
         for rows in out:

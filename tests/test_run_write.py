@@ -60,7 +60,8 @@ async def assert_stored_as_held(runlog: RunLog, held: Ledger, now: float) -> Non
     assert set(restored.vessels) == set(held.vessels)
     for vid, books in held.vessels.items():
         back = restored.vessels[vid]
-        assert (back.frozen_until, back.held_from) == (books.frozen_until, books.held_from)
+        assert (back.frozen_until, back.held_from, back.replay_from) == (
+            books.frozen_until, books.held_from, books.replay_from)
         for address, book in books.books.items():
             assert dict(back.books[address].frozen) == dict(book.frozen), (vid, address)
             assert back.books[address].carry == book.carry
@@ -71,6 +72,12 @@ async def runlog(tmp_path: Path) -> AsyncIterator[RunLog]:
     log = await RunLog.open(tmp_path / "state.db")
     yield log
     await log.close()
+
+
+def last_hour(vessel: str, component: str, device: str, start: float,
+              end: float) -> list[tuple[float, float]]:
+    """A maintenance window over the hour before T0, declared after the fact."""
+    return [(max(start, T0 - HOUR), min(end, T0))] if start < T0 else []
 
 
 class TestPreparedRows:
@@ -113,19 +120,31 @@ class TestPreparedRows:
         held = ledger()
         result = collect(held, "v1", T0 + 1200, 1)
         runlog.prepare(result, held)
-
-        def window(vessel: str, component: str, device: str, start: float,
-                   end: float) -> list[tuple[float, float]]:
-            return [(max(start, T0 - HOUR), min(end, T0))] if start < T0 else []
-
         config = VESSELS["v1"]
-        plan = held.affected(config, window)
+        plan = held.affected(config, last_hour)
         assert plan
-        held.amend(config, plan, no_maintenance, window, kept_from=T0 + DAY)
+        held.amend(config, plan, no_maintenance, last_hour, kept_from=T0 + DAY)
         await record(runlog, held, result)
         await assert_stored_as_held(runlog, held, T0 + 1200)
         stored = held.vessels["v1"].books[ADDRESSES[0]].frozen[T0 // HOUR - 1]
         assert stored.maintenance == HOUR and stored.estimated
+
+    async def test_a_rewind_after_packing_stores_the_profiles_it_left(self, runlog: RunLog):
+        held = ledger()
+        await record(runlog, held, collect(held, "v1", T0 + 600, 1))
+        result = collect(held, "v1", T0 + 1200, 2)
+        runlog.prepare(result, held)
+        packed = held.saved_profiles("v1")
+        # Points still held: the cursor goes back and the profiles are cut to it.
+        config = VESSELS["v1"]
+        held.amend(config, held.affected(config, last_hour), no_maintenance, last_hour,
+                   kept_from=0)
+        assert held.vessels["v1"].replay_from is not None
+        assert held.saved_profiles("v1") != packed
+        await record(runlog, held, result)
+        await assert_stored_as_held(runlog, held, T0 + 1200)
+        [(_, _, _, profiles)] = list(await runlog.last_states())
+        assert {a: p.packed_bytes() for a, p in profiles.items()} == held.saved_profiles("v1")
 
     async def test_a_failed_write_keeps_the_rows_for_the_next(self, runlog: RunLog):
         held = ledger()

@@ -69,7 +69,7 @@ class VesselBooks:
     # By device address: its newest sample and reply as last known, so that a request
     # need not ask them over the whole lookback; the points after the cursor add to them.
     newest: dict[str, DeviceObservation] = field(default_factory=dict)
-    # Changed by every Ledger method that changes the hours, carries or cursor.
+    # Changed by every Ledger method that changes the hours, carries, profiles or cursor.
     stamp: int = field(default_factory=lambda: next(_stamps))
 
     def touch(self) -> None:
@@ -170,6 +170,7 @@ class Ledger:
         books = self.vessels.get(vessel)
         if books is None or at < books.frozen_until:
             return
+        books.touch()  # the profiles are in a vessel's packed state
         books.newest = {a: _bare(d) for a, d in observation.devices.items()}
         for address, profile in profiles.items():
             book = books.books.get(address)
